@@ -1,0 +1,67 @@
+/* db.h -- MongoDB through a libmongoc pool: connection, indexes, idempotent consumers. */
+#ifndef DB_H
+#define DB_H
+
+#include <stddef.h>
+#include <mongoc/mongoc.h>
+
+typedef struct db db_t;
+
+/* Routes libmongoc's own log lines into our JSON log (warnings and above) instead of
+ * stderr. Call once at start, before db_open. */
+void db_log_init(void);
+
+/* Opens a client pool for uri (mongodb://...; the database is the URI's, else default_db).
+ * Sets serverSelectionTimeoutMS to 2000 unless the URI says otherwise, so a missing server
+ * fails requests fast. Connects lazily. Returns NULL with a message in err on a bad URI. */
+db_t *db_open(const char *uri, const char *default_db, const char *app_name, char *err, size_t errlen);
+void db_close(db_t *db);
+
+/* The database name in use; borrowed. */
+const char *db_name(const db_t *db);
+
+/* Borrows a client from the pool (blocks while all are in use); give it back with db_release.
+ * Any thread. */
+mongoc_client_t *db_acquire(db_t *db);
+void db_release(db_t *db, mongoc_client_t *client);
+
+/* A collection of our database on a borrowed client; caller destroys it with
+ * mongoc_collection_destroy before releasing the client. */
+mongoc_collection_t *db_collection(db_t *db, mongoc_client_t *client, const char *name);
+
+/* Runs {ping: 1}. Returns 0 if the server answers, -1 with err filled otherwise. */
+int db_ping(db_t *db, char *err, size_t errlen);
+
+/* One index: keys as relaxed extended JSON ("{\"user_id\": 1, \"created_at\": -1}"). */
+typedef struct {
+    const char *name;
+    const char *keys_json;
+    int unique;
+} db_index_t;
+
+/* Creates the indexes if missing (createIndexes is idempotent for identical specs).
+ * Returns 0, or -1 with err filled. */
+int db_ensure_indexes(db_t *db, const char *collection, const db_index_t *indexes, size_t n, char *err,
+                      size_t errlen);
+
+/* ---------------------------------------------------------------- idempotent consumers
+ *
+ * Usage in an event handler:
+ *     switch (db_message_seen(db, "search", msg->message_id)) {
+ *     case 1: return MQ_ACK;            already applied
+ *     case 0: apply the effect (itself safe to repeat), then db_message_mark(...); ack
+ *     default: return MQ_WAIT-like retry  database down
+ *     }
+ * The mark is written after the effect, so a crash in between re-applies an effect that is
+ * safe to repeat, and a redelivery after the mark changes nothing. */
+#define DB_PROCESSED_COLLECTION "processed_messages"
+
+/* 1 if (consumer, message_id) was marked, 0 if not, -1 on a database error. */
+int db_message_seen(db_t *db, const char *consumer, const char *message_id);
+/* Marks it processed (a second mark is not an error). Returns 0 or -1. */
+int db_message_mark(db_t *db, const char *consumer, const char *message_id);
+/* Removes marks older than older_than_ms (no TTL indexes on every target). Returns the number
+ * removed or -1. */
+long db_messages_purge(db_t *db, long older_than_ms);
+
+#endif

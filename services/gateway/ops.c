@@ -1,0 +1,194 @@
+/* ops.c -- operational routes: /healthz, /readyz (broker and service pings), /metrics, /media/. */
+#include <string.h>
+
+#include "core/core.h"
+#include "gateway.h"
+#include "json/json.h"
+
+/* ================================================================ /healthz */
+
+int gw_handle_healthz(h2o_req_t *req, uint64_t t0_us)
+{
+    static const char body[] = "{\"status\":\"ok\"}";
+    gw_send(req, "/healthz", t0_us, 200, "application/json", body, sizeof(body) - 1);
+    return 0;
+}
+
+/* ================================================================ /readyz */
+
+typedef struct gw__ready gw__ready_t;
+
+typedef struct {
+    gw__ready_t *ready;
+    const char *service;
+    int up;
+} gw__ping_t;
+
+struct gw__ready {
+    h2o_req_t *req; /* NULL once the client went away */
+    void **slot;
+    uint64_t t0_us;
+    size_t nservices, waiting;
+    gw__ping_t pings[];
+};
+
+static void gw__ready_dispose(void *p)
+{
+    gw__ready_t **slot = p;
+    if (*slot != NULL)
+        (*slot)->req = NULL;
+}
+
+static void gw__ready_finish(gw__ready_t *r)
+{
+    if (r->req != NULL) {
+        *r->slot = NULL;
+        int broker = mq_rpc_client_connected(gw.rpc), ready = broker;
+        cJSON *root = cJSON_CreateObject(), *services = cJSON_CreateObject();
+        for (size_t i = 0; i < r->nservices; i++) {
+            cJSON_AddStringToObject(services, r->pings[i].service, r->pings[i].up ? "up" : "down");
+            ready &= r->pings[i].up;
+        }
+        cJSON_AddStringToObject(root, "status", ready ? "ready" : "not ready");
+        cJSON_AddStringToObject(root, "broker", broker ? "up" : "down");
+        cJSON_AddItemToObject(root, "services", services);
+        char *body = json_print(root);
+        gw_send(r->req, "/readyz", r->t0_us, ready ? 200 : 503, "application/json", body, strlen(body));
+        free(body);
+        cJSON_Delete(root);
+    }
+    free(r);
+}
+
+static void gw__on_ping(void *ud, mq_rpc_result_t *res)
+{
+    gw__ping_t *p = ud;
+    p->up = res->error == 0 && res->status == 200;
+    mq_rpc_result_clear(res);
+    free(res);
+    gw.in_flight--;
+    if (--p->ready->waiting == 0)
+        gw__ready_finish(p->ready);
+}
+
+int gw_handle_readyz(h2o_req_t *req, uint64_t t0_us)
+{
+    const char *const *services = gw_routes_services();
+    size_t n = 0;
+    while (services[n] != NULL)
+        n++;
+    gw__ready_t *r = xcalloc(1, sizeof(*r) + n * sizeof(gw__ping_t));
+    r->req = req;
+    r->t0_us = t0_us;
+    r->nservices = n;
+    r->slot = h2o_mem_alloc_shared(&req->pool, sizeof(*r->slot), gw__ready_dispose);
+    *r->slot = r;
+    if (n == 0 || !mq_rpc_client_connected(gw.rpc)) {
+        gw__ready_finish(r); /* every service counts as down while the broker is */
+        return 0;
+    }
+    r->waiting = n;
+    for (size_t i = 0; i < n; i++) {
+        char method[96];
+        snprintf(method, sizeof(method), "%s.ping", services[i]);
+        r->pings[i] = (gw__ping_t){.ready = r, .service = services[i]};
+        mq_rpc_request_t rr = {
+            .service = services[i],
+            .method = method,
+            .timeout_ms = (unsigned)gw.conf.ready_timeout_ms,
+        };
+        gw.in_flight++;
+        gw_rpc(&rr, gw__on_ping, &r->pings[i]);
+    }
+    return 0;
+}
+
+/* ================================================================ /metrics */
+
+int gw_handle_metrics(h2o_req_t *req, uint64_t t0_us)
+{
+    metrics_gauge_set(gw.m_rpc_in_flight, NULL, (double)mq_rpc_client_in_flight(gw.rpc));
+    size_t len;
+    char *body = metrics_render(gw.metrics, &len);
+    gw_send(req, "/metrics", t0_us, 200, METRICS_CONTENT_TYPE, body, len);
+    free(body);
+    return 0;
+}
+
+/* ================================================================ /media/ */
+
+/* Object keys are segments of [A-Za-z0-9._-], none starting with a dot: no traversal, no
+ * hidden files, whatever the encoding the client tried. */
+static int gw__media_key_ok(const char *key, size_t len)
+{
+    if (len == 0 || len > 512)
+        return 0;
+    int seg_start = 1;
+    for (size_t i = 0; i < len; i++) {
+        char c = key[i];
+        if (c == '/') {
+            if (seg_start)
+                return 0;
+            seg_start = 1;
+            continue;
+        }
+        if (seg_start && c == '.')
+            return 0;
+        seg_start = 0;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-'))
+            return 0;
+    }
+    return !seg_start;
+}
+
+static const char *gw__mime(const char *key, size_t len)
+{
+    static const struct {
+        const char *ext, *mime;
+    } types[] = {{".jpg", "image/jpeg"}, {".jpeg", "image/jpeg"}, {".webp", "image/webp"},
+                 {".png", "image/png"},  {".heic", "image/heic"}, {".avif", "image/avif"}};
+    for (size_t i = 0; i < CORE_ARRAY_SIZE(types); i++) {
+        size_t el = strlen(types[i].ext);
+        if (len > el && strncasecmp(key + len - el, types[i].ext, el) == 0)
+            return types[i].mime;
+    }
+    return "application/octet-stream";
+}
+
+int gw_handle_media(h2o_req_t *req, uint64_t t0_us)
+{
+    static const char prefix[] = "/media/";
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
+        !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET, HEAD"));
+        gw_send_problem(req, "/media", t0_us, 405, "method-not-allowed", "media is read-only here");
+        return 0;
+    }
+    /* Check the raw path too: the normalised one has had "../" resolved already. */
+    const char *key = req->path_normalized.base + sizeof(prefix) - 1;
+    size_t klen = req->path_normalized.len - (sizeof(prefix) - 1);
+    size_t rawlen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    if (!gw__media_key_ok(key, klen) || memmem(req->path.base, rawlen, "..", 2) != NULL ||
+        memchr(req->path.base, '%', rawlen) != NULL) {
+        gw_send_problem(req, "/media", t0_us, 404, "not-found", "no such media object");
+        return 0;
+    }
+    char *file = xasprintf("%s/%.*s", gw.conf.media_dir, (int)klen, key);
+    const char *mime = gw__mime(key, klen);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("public, max-age=31536000, immutable"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0, NULL,
+                          H2O_STRLIT("nosniff"));
+    int rc = h2o_file_send(req, 200, "OK", file, h2o_iovec_init(mime, strlen(mime)), 0);
+    free(file);
+    if (rc != 0) {
+        /* Drop the caching headers meant for the file. */
+        req->res.headers = (h2o_headers_t){NULL};
+        gw_request_id_init(req);
+        gw_send_problem(req, "/media", t0_us, 404, "not-found", "no such media object");
+        return 0;
+    }
+    gw_record("/media", req->method.base, req->method.len, 200, t0_us);
+    return 0;
+}

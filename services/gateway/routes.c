@@ -1,0 +1,191 @@
+/* routes.c -- the declarative route table: METHOD /path/{param} -> service RPC, auth, limits. */
+#include <string.h>
+
+#include "core/core.h"
+#include "gateway.h"
+
+#define KiB 1024
+#define MiB (1024 * 1024)
+
+/* Every /v1 route of API.md, as its issue lands. A route names the service that serves it and
+ * the RPC method; /readyz pings each service named here. */
+static const gw_route_t gw__table[] = {
+    /* Test and benchmark routes, served by tests/echod; only with GATEWAY_DEBUG_ROUTES=true. */
+    {"GET", "/v1/debug/echo", "echo", "echo.echo", GW_AUTH_REQUIRED, 0, 0, 1},
+    {"POST", "/v1/debug/echo", "echo", "echo.echo", GW_AUTH_REQUIRED, 64 * KiB, 0, 1},
+    {"GET", "/v1/debug/public/{name}", "echo", "echo.echo", GW_AUTH_OPTIONAL, 0, 0, 1},
+    {"GET", "/v1/debug/sleep", "echo", "echo.sleep", GW_AUTH_NONE, 0, 1000, 1},
+    {"GET", "/v1/debug/status", "echo", "echo.status", GW_AUTH_NONE, 0, 0, 1},
+    {"GET", "/v1/debug/nobody", "nobody", "nobody.echo", GW_AUTH_NONE, 0, 0, 2},
+};
+
+#define GW__MAX_SEGS 12
+
+typedef struct {
+    const gw_route_t *route;
+    size_t nsegs;
+    const char *segs[GW__MAX_SEGS]; /* literal, or NULL for a parameter */
+    size_t seglens[GW__MAX_SEGS];
+    const char *pnames[GW_MAX_PARAMS];
+} gw__compiled_t;
+
+static gw__compiled_t gw__routes[CORE_ARRAY_SIZE(gw__table)];
+static size_t gw__nroutes;
+static const char *gw__services[CORE_ARRAY_SIZE(gw__table) + 1];
+static char gw__pname_store[CORE_ARRAY_SIZE(gw__table)][GW_MAX_PARAMS][32];
+
+void gw_routes_init(int debug_routes)
+{
+    size_t nservices = 0;
+    for (size_t i = 0; i < CORE_ARRAY_SIZE(gw__table); i++) {
+        const gw_route_t *r = &gw__table[i];
+        /* debug == 2: a route to a service that never exists (503 tests); not pinged by /readyz */
+        if (r->debug && !debug_routes)
+            continue;
+        gw__compiled_t *c = &gw__routes[gw__nroutes];
+        c->route = r;
+        size_t np = 0;
+        const char *p = r->pattern + 1;
+        while (*p != '\0') {
+            const char *end = strchr(p, '/');
+            size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+            CORE_ASSERT(c->nsegs < GW__MAX_SEGS);
+            if (p[0] == '{') {
+                CORE_ASSERT(np < GW_MAX_PARAMS && len - 2 < 32);
+                memcpy(gw__pname_store[gw__nroutes][np], p + 1, len - 2);
+                c->pnames[np] = gw__pname_store[gw__nroutes][np];
+                np++;
+                c->segs[c->nsegs] = NULL;
+            } else {
+                c->segs[c->nsegs] = p;
+                c->seglens[c->nsegs] = len;
+            }
+            c->nsegs++;
+            p += len;
+            if (*p == '/')
+                p++;
+        }
+        gw__nroutes++;
+        if (r->debug == 2)
+            continue;
+        size_t k = 0;
+        while (k < nservices && strcmp(gw__services[k], r->service) != 0)
+            k++;
+        if (k == nservices)
+            gw__services[nservices++] = r->service;
+    }
+    gw__services[nservices] = NULL;
+}
+
+const char *const *gw_routes_services(void)
+{
+    return gw__services;
+}
+
+size_t gw_routes_max_body(size_t default_max)
+{
+    size_t m = default_max;
+    for (size_t i = 0; i < gw__nroutes; i++)
+        if (gw__routes[i].route->max_body > m)
+            m = gw__routes[i].route->max_body;
+    return m;
+}
+
+static int gw__hex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes a path segment into the pool; NULL if malformed or it decodes to a control
+ * character, a slash or invalid UTF-8 (checked by the service's JSON parsing later). */
+static char *gw__decode(h2o_mem_pool_t *pool, const char *s, size_t len)
+{
+    char *out = h2o_mem_alloc_pool(pool, len + 1), *o = out;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '%') {
+            if (i + 2 >= len)
+                return NULL;
+            int hi = gw__hex(s[i + 1]), lo = gw__hex(s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return NULL;
+            c = (unsigned char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (c < 0x20 || c == 0x7f || c == '/')
+            return NULL;
+        *o++ = (char)c;
+    }
+    *o = '\0';
+    return out;
+}
+
+int gw_routes_match(h2o_mem_pool_t *pool, const char *method, size_t mlen, const char *path, size_t plen,
+                    gw_match_t *m, h2o_iovec_t *allow)
+{
+    const char *segs[GW__MAX_SEGS];
+    size_t lens[GW__MAX_SEGS], nsegs = 0;
+    if (plen == 0 || path[0] != '/')
+        return GW_MATCH_NOT_FOUND;
+    for (size_t i = 1; i <= plen;) {
+        size_t j = i;
+        while (j < plen && path[j] != '/')
+            j++;
+        if (j == i && j < plen)
+            return GW_MATCH_NOT_FOUND; /* empty segment: "//" */
+        if (j > i) {
+            if (nsegs == GW__MAX_SEGS)
+                return GW_MATCH_NOT_FOUND;
+            segs[nsegs] = path + i;
+            lens[nsegs++] = j - i;
+        }
+        i = j + 1;
+    }
+    char allowed[128] = "";
+    int path_matched = 0;
+    for (size_t r = 0; r < gw__nroutes; r++) {
+        const gw__compiled_t *c = &gw__routes[r];
+        if (c->nsegs != nsegs)
+            continue;
+        size_t s = 0;
+        for (; s < nsegs; s++)
+            if (c->segs[s] != NULL && (c->seglens[s] != lens[s] || memcmp(c->segs[s], segs[s], lens[s]) != 0))
+                break;
+        if (s != nsegs)
+            continue;
+        if (strlen(c->route->method) != mlen || memcmp(c->route->method, method, mlen) != 0) {
+            if (!path_matched || strstr(allowed, c->route->method) == NULL) {
+                if (path_matched)
+                    strncat(allowed, ", ", sizeof(allowed) - strlen(allowed) - 1);
+                strncat(allowed, c->route->method, sizeof(allowed) - strlen(allowed) - 1);
+            }
+            path_matched = 1;
+            continue;
+        }
+        m->route = c->route;
+        m->nparams = 0;
+        for (s = 0; s < nsegs; s++) {
+            if (c->segs[s] != NULL)
+                continue;
+            char *v = gw__decode(pool, segs[s], lens[s]);
+            if (v == NULL)
+                return GW_MATCH_BAD_PARAM;
+            m->names[m->nparams] = c->pnames[m->nparams];
+            m->values[m->nparams] = v;
+            m->nparams++;
+        }
+        return GW_MATCH_OK;
+    }
+    if (path_matched) {
+        if (allow != NULL)
+            *allow = h2o_strdup(pool, allowed, SIZE_MAX);
+        return GW_MATCH_BAD_METHOD;
+    }
+    return GW_MATCH_NOT_FOUND;
+}
