@@ -94,45 +94,44 @@ int db_ping(db_t *db, char *err, size_t errlen)
     return 0;
 }
 
-int db_ensure_indexes(db_t *db, const char *collection, const db_index_t *indexes, size_t n, char *err,
-                      size_t errlen)
+/* One createIndexes per index: FerretDB 1.24 panics (drops the connection) when one command
+ * re-creates several existing indexes at once, and one at a time is as idempotent. */
+static int db__ensure_index(db_t *db, const char *collection, const db_index_t *index, char *err, size_t errlen)
 {
-    int rc = -1;
     bson_error_t error;
-    bson_t cmd = BSON_INITIALIZER, arr, reply;
+    bson_t *keys = bson_new_from_json((const uint8_t *)index->keys_json, -1, &error);
+    if (keys == NULL) {
+        snprintf(err, errlen, "index %s: bad keys: %s", index->name, error.message);
+        return -1;
+    }
+    bson_t cmd = BSON_INITIALIZER, arr, doc, reply;
     BSON_APPEND_UTF8(&cmd, "createIndexes", collection);
     BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &arr);
-    for (size_t i = 0; i < n; i++) {
-        char k[16];
-        const char *key;
-        bson_uint32_to_string((uint32_t)i, &key, k, sizeof(k));
-        bson_t *keys = bson_new_from_json((const uint8_t *)indexes[i].keys_json, -1, &error);
-        if (keys == NULL) {
-            snprintf(err, errlen, "index %s: bad keys: %s", indexes[i].name, error.message);
-            bson_append_array_end(&cmd, &arr);
-            goto out_nocmd;
-        }
-        bson_t doc;
-        BSON_APPEND_DOCUMENT_BEGIN(&arr, key, &doc);
-        BSON_APPEND_DOCUMENT(&doc, "key", keys);
-        BSON_APPEND_UTF8(&doc, "name", indexes[i].name);
-        if (indexes[i].unique)
-            BSON_APPEND_BOOL(&doc, "unique", true);
-        bson_append_document_end(&arr, &doc);
-        bson_destroy(keys);
-    }
+    BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &doc);
+    BSON_APPEND_DOCUMENT(&doc, "key", keys);
+    BSON_APPEND_UTF8(&doc, "name", index->name);
+    if (index->unique)
+        BSON_APPEND_BOOL(&doc, "unique", true);
+    bson_append_document_end(&arr, &doc);
     bson_append_array_end(&cmd, &arr);
     mongoc_client_t *client = db_acquire(db);
     bool ok = mongoc_client_write_command_with_opts(client, db->name, &cmd, NULL, &reply, &error);
     db_release(db, client);
-    bson_destroy(&reply);
     if (!ok)
-        snprintf(err, errlen, "createIndexes on %s: %s", collection, error.message);
-    else
-        rc = 0;
-out_nocmd:
+        snprintf(err, errlen, "createIndexes %s on %s: %s", index->name, collection, error.message);
+    bson_destroy(&reply);
     bson_destroy(&cmd);
-    return rc;
+    bson_destroy(keys);
+    return ok ? 0 : -1;
+}
+
+int db_ensure_indexes(db_t *db, const char *collection, const db_index_t *indexes, size_t n, char *err,
+                      size_t errlen)
+{
+    for (size_t i = 0; i < n; i++)
+        if (db__ensure_index(db, collection, &indexes[i], err, errlen) != 0)
+            return -1;
+    return 0;
 }
 
 /* ================================================================ idempotent consumers */

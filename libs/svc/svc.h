@@ -16,7 +16,7 @@ typedef struct {
 } svc_conf_t;
 
 #define SVC_CFG_COMMON(c, admin_default)                                                                     \
-    {"AMQP_URL", CFG_STRING, "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ URL", &(c).amqp_url, 0, 0},     \
+    {"AMQP_URL", CFG_STRING, "amqp://guest:guest@127.0.0.1:5672", "RabbitMQ URL", &(c).amqp_url, 0, 0},     \
         {"LOG_LEVEL", CFG_STRING, "info", "debug, info, warn or error", &(c).log_level, 0, 0},               \
         {"ADMIN_LISTEN", CFG_STRING, admin_default, "admin HTTP listener (/healthz /readyz /metrics)",       \
          &(c).admin_listen, 0, 0},                                                                           \

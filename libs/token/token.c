@@ -144,6 +144,11 @@ token_err_t token_verify(const token_verifier_t *v, const char *token, size_t le
 
     if (len == 0 || len > TOKEN_MAX_LEN || memchr(token, '\0', len) != NULL)
         return TOKEN_EMALFORMED;
+    size_t dots = 0;
+    for (size_t i = 0; i < len; i++)
+        dots += token[i] == '.';
+    if (dots != 2) /* a compact JWS is header.payload.signature */
+        return TOKEN_EMALFORMED;
     if ((rc = token__header_alg(token, len, &alg)) != TOKEN_OK)
         return rc;
     rc = TOKEN_EALG;

@@ -26,7 +26,7 @@ static const cfg_var_t gw__conf_table[] = {
     {"GATEWAY_TLS_CERT_FILE", CFG_STRING, NULL, "PEM certificate chain for the TLS listener",
      &gw.conf.tls_cert_file},
     {"GATEWAY_TLS_KEY_FILE", CFG_STRING, NULL, "PEM private key for the TLS listener", &gw.conf.tls_key_file},
-    {"AMQP_URL", CFG_STRING, "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ URL", &gw.conf.amqp_url},
+    {"AMQP_URL", CFG_STRING, "amqp://guest:guest@127.0.0.1:5672", "RabbitMQ URL", &gw.conf.amqp_url},
     {"LOG_LEVEL", CFG_STRING, "info", "debug, info, warn or error", &gw.conf.log_level},
     {"JWT_PUBLIC_KEY_FILE", CFG_STRING, NULL, "PEM public key that verifies access tokens (auth holds the private one)",
      &gw.conf.jwt_public_key_file},

@@ -7,6 +7,18 @@
 
 const char *gw_reason(int status)
 {
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
+    }
     return problem_title(status);
 }
 

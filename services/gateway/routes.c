@@ -91,38 +91,16 @@ size_t gw_routes_max_body(size_t default_max)
     return m;
 }
 
-static int gw__hex(char c)
+/* Copies a path segment into the pool. h2o's normalised path is already percent-decoded
+ * (decoding again would turn "%2541" into "A"), so this only refuses control characters. */
+static char *gw__param(h2o_mem_pool_t *pool, const char *s, size_t len)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes a path segment into the pool; NULL if malformed or it decodes to a control
- * character, a slash or invalid UTF-8 (checked by the service's JSON parsing later). */
-static char *gw__decode(h2o_mem_pool_t *pool, const char *s, size_t len)
-{
-    char *out = h2o_mem_alloc_pool(pool, len + 1), *o = out;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '%') {
-            if (i + 2 >= len)
-                return NULL;
-            int hi = gw__hex(s[i + 1]), lo = gw__hex(s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return NULL;
-            c = (unsigned char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (c < 0x20 || c == 0x7f || c == '/')
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
             return NULL;
-        *o++ = (char)c;
-    }
-    *o = '\0';
+    char *out = h2o_mem_alloc_pool(pool, len + 1);
+    memcpy(out, s, len);
+    out[len] = '\0';
     return out;
 }
 
@@ -173,7 +151,7 @@ int gw_routes_match(h2o_mem_pool_t *pool, const char *method, size_t mlen, const
         for (s = 0; s < nsegs; s++) {
             if (c->segs[s] != NULL)
                 continue;
-            char *v = gw__decode(pool, segs[s], lens[s]);
+            char *v = gw__param(pool, segs[s], lens[s]);
             if (v == NULL)
                 return GW_MATCH_BAD_PARAM;
             m->names[m->nparams] = c->pnames[m->nparams];

@@ -1,0 +1,29 @@
+# test-env.sh -- the environment of the test stack; sourced by test.sh, and by hand to poke at it:
+#   . deploy/local/test-env.sh && deploy/local/stack.sh up && .venv/bin/python -m pytest tests/e2e -k name
+ROOT="${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+
+# The test stack: other ports, node name and var dir than the developer stack of `make up`,
+# so both can run at once. Binaries are the ASan+UBSan build.
+export STACK_VAR="$ROOT/var/test"
+export STACK_BIN="$ROOT/build/asan/bin"
+export STACK_NODE="rabbit-test@localhost"
+export STACK_AMQP_PORT=5673 STACK_MGMT_PORT=15673 STACK_DIST_PORT=25673 STACK_EPMD_PORT=4370
+export STACK_MONGO_PORT=27018 STACK_HTTP_PORT=8081 STACK_HTTPS_PORT=8444 STACK_ADMIN_BASE=9200
+export STACK_EXTRA_DAEMONS="echod"
+
+# Gateway settings the tests rely on (documented in the tests that use them).
+export GATEWAY_DEBUG_ROUTES=true GATEWAY_TRUSTED_PROXIES=1
+# Slow refill (1/s) so rate-limit tests are not timing-sensitive; bursts are large enough
+# for any single test, and every test speaks from its own address and user.
+export GATEWAY_RATE_IP_PER_SEC=1 GATEWAY_RATE_IP_BURST=300
+export GATEWAY_RATE_USER_PER_SEC=1 GATEWAY_RATE_USER_BURST=150
+export LOG_LEVEL=info
+export TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$STACK_AMQP_PORT"
+export TEST_MONGO_URI="mongodb://127.0.0.1:$STACK_MONGO_PORT/unit_tests"
+export TEST_RABBITMQ_API="http://127.0.0.1:$STACK_MGMT_PORT/api"
+
+# Sanitizers: reports go to the process's stderr (its log); the scan at the end fails the run.
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:print_summary=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export LSAN_OPTIONS="suppressions=$ROOT/tests/lsan.supp:print_suppressions=0"
+

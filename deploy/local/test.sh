@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# test.sh -- the whole test run behind `make test`: a stack of its own on test ports, unit tests,
+# black-box tests over HTTP/2, then a scan of every log for sanitizer reports.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$ROOT"
+
+# shellcheck source=deploy/local/test-env.sh
+. "$ROOT/deploy/local/test-env.sh"
+
+STACK="$ROOT/deploy/local/stack.sh"
+failures=()
+
+cleanup() {
+    "$STACK" down >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+"$STACK" down >/dev/null 2>&1 || true
+rm -rf "$STACK_VAR"
+
+echo "== test stack: broker and database"
+"$STACK" infra-up
+
+echo "== unit tests"
+mkdir -p "$STACK_VAR/log"
+while IFS= read -r t; do
+    name="${t#build/asan/tests/}"
+    if ! "$t" --jobs 1 >"$STACK_VAR/log/unit-${name//\//_}.log" 2>&1; then
+        failures+=("unit: $name")
+        echo "FAIL $name"; tail -n 40 "$STACK_VAR/log/unit-${name//\//_}.log"
+    else
+        echo "ok   $name: $(grep -o 'Tested: [0-9]* | Passing: [0-9]*' "$STACK_VAR/log/unit-${name//\//_}.log" | tail -n1)"
+    fi
+done < <(find build/asan/tests -type f -name 'test_*' -perm -u+x | sort)
+
+echo "== test stack: daemons and gateway"
+"$STACK" daemons-up
+
+echo "== e2e tests (HTTP/2 through the gateway)"
+if ! "$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/e2e; then
+    failures+=("e2e")
+fi
+
+echo "== stopping the test stack"
+"$STACK" down
+
+echo "== sanitizer reports"
+# Our processes only: FerretDB (Go) and RabbitMQ write "runtime error" lines of their own.
+ours=()
+for f in "$STACK_VAR"/log/*.log; do
+    case "$(basename "$f")" in ferretdb.log | rabbitmq*.log | epmd.log) ;; *) ours+=("$f") ;; esac
+done
+if grep -l -E 'ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:' "${ours[@]}"; then
+    grep -h -A 30 -E 'ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:' "${ours[@]}" | head -n 120
+    failures+=("sanitizer reports (files above)")
+else
+    echo "none"
+fi
+
+if ((${#failures[@]})); then
+    echo "FAILED: ${failures[*]}"
+    exit 1
+fi
+echo "ALL TESTS PASSED"
