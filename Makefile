@@ -34,6 +34,7 @@ UNIT_TESTS :=
 include libs/module.mk
 include $(wildcard services/*/module.mk)
 include tests/module.mk
+include bench/module.mk
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -66,6 +67,7 @@ test: deps
 	@deploy/local/test.sh
 
 bench: build
+	@$(MAKE) --no-print-directory bench-binaries
 	@bench/gateway/run.sh
 
 fmt:

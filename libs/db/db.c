@@ -96,7 +96,8 @@ int db_ping(db_t *db, char *err, size_t errlen)
 
 /* One createIndexes per index: FerretDB 1.24 panics (drops the connection) when one command
  * re-creates several existing indexes at once, and one at a time is as idempotent. */
-static int db__ensure_index(db_t *db, const char *collection, const db_index_t *index, char *err, size_t errlen)
+static int db__ensure_index(db_t *db, const char *collection, const db_index_t *index, char *err,
+                            size_t errlen)
 {
     bson_error_t error;
     bson_t *keys = bson_new_from_json((const uint8_t *)index->keys_json, -1, &error);

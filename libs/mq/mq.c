@@ -258,6 +258,7 @@ void mq__close(mq_t *mq, int graceful)
     amqp_destroy_connection(mq->conn);
     mq->conn = NULL;
     mq->up = 0;
+    mq->consuming = 0;
 }
 
 void mq__backoff(mq_t *mq)
@@ -307,8 +308,8 @@ out:
 
 static int mq__declare(mq_t *mq)
 {
-    amqp_exchange_declare(mq->conn, MQ__CHANNEL, amqp_cstring_bytes(MQ_EXCHANGE_RPC), amqp_cstring_bytes("direct"),
-                          0, 1, 0, 0, amqp_empty_table);
+    amqp_exchange_declare(mq->conn, MQ__CHANNEL, amqp_cstring_bytes(MQ_EXCHANGE_RPC),
+                          amqp_cstring_bytes("direct"), 0, 1, 0, 0, amqp_empty_table);
     if (mq__check(mq, "declare exchange rpc"))
         return MQ_EDOWN;
     amqp_exchange_declare(mq->conn, MQ__CHANNEL, amqp_cstring_bytes(MQ_EXCHANGE_EVENTS),
@@ -321,8 +322,9 @@ static int mq__declare(mq_t *mq)
             char *q = xasprintf("%s.rpc", d->name);
             int rc = mq__declare_queue(mq, q, 0, 0);
             if (rc == 0) {
-                amqp_queue_bind(mq->conn, MQ__CHANNEL, amqp_cstring_bytes(q), amqp_cstring_bytes(MQ_EXCHANGE_RPC),
-                                amqp_cstring_bytes(d->name), amqp_empty_table);
+                amqp_queue_bind(mq->conn, MQ__CHANNEL, amqp_cstring_bytes(q),
+                                amqp_cstring_bytes(MQ_EXCHANGE_RPC), amqp_cstring_bytes(d->name),
+                                amqp_empty_table);
                 rc = mq__check(mq, "bind rpc queue");
             }
             free(q);
@@ -333,7 +335,8 @@ static int mq__declare(mq_t *mq)
                 return MQ_EDOWN;
             for (char **k = d->keys; k != NULL && *k != NULL; k++) {
                 amqp_queue_bind(mq->conn, MQ__CHANNEL, amqp_cstring_bytes(d->name),
-                                amqp_cstring_bytes(MQ_EXCHANGE_EVENTS), amqp_cstring_bytes(*k), amqp_empty_table);
+                                amqp_cstring_bytes(MQ_EXCHANGE_EVENTS), amqp_cstring_bytes(*k),
+                                amqp_empty_table);
                 if (mq__check(mq, "bind event queue"))
                     return MQ_EDOWN;
             }
@@ -355,14 +358,22 @@ int mq__open(mq_t *mq)
         goto fail;
     }
     amqp_set_rpc_timeout(mq->conn, &rpc_tv);
-    amqp_table_entry_t props[1];
+    /* consumer_cancel_notify: without it the broker never tells us a queue we consume was
+     * deleted (rabbitmq-c 0.11 does not advertise it), and the consumer would sit idle. */
+    amqp_table_entry_t caps[1], props[2];
+    caps[0].key = amqp_cstring_bytes("consumer_cancel_notify");
+    caps[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    caps[0].value.value.boolean = 1;
     props[0].key = amqp_cstring_bytes("connection_name");
     props[0].value.kind = AMQP_FIELD_KIND_UTF8;
     props[0].value.value.bytes = amqp_cstring_bytes(mq->app_id);
-    amqp_table_t client_props = {1, props};
-    amqp_rpc_reply_t r = amqp_login_with_properties(mq->conn, mq->ci.vhost, 0, 131072, (int)mq->heartbeat_s,
-                                                    &client_props, AMQP_SASL_METHOD_PLAIN, mq->ci.user,
-                                                    mq->ci.password);
+    props[1].key = amqp_cstring_bytes("capabilities");
+    props[1].value.kind = AMQP_FIELD_KIND_TABLE;
+    props[1].value.value.table = (amqp_table_t){1, caps};
+    amqp_table_t client_props = {2, props};
+    amqp_rpc_reply_t r =
+        amqp_login_with_properties(mq->conn, mq->ci.vhost, 0, 131072, (int)mq->heartbeat_s, &client_props,
+                                   AMQP_SASL_METHOD_PLAIN, mq->ci.user, mq->ci.password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         log_warn(NULL, "amqp: login to %s:%d failed: %s", mq->ci.host, mq->ci.port, mq__reply_error(r));
         goto fail;
@@ -487,16 +498,49 @@ static int mq__wait_confirm(mq_t *mq, uint64_t seq, unsigned timeout_ms)
     }
 }
 
+/* A publisher talks to rabbitmq-c only when it publishes, so an idle one sends no heartbeats
+ * and reads nothing: the broker may have closed it long ago. Read whatever is pending (this
+ * also sends a due heartbeat) and find out before writing. */
+static void mq__check_idle(mq_t *mq)
+{
+    while (mq->up) {
+        amqp_frame_t f;
+        struct timeval zero = {0, 0};
+        int st = amqp_simple_wait_frame_noblock(mq->conn, &f, &zero);
+        if (st == AMQP_STATUS_TIMEOUT)
+            return;
+        if (st != AMQP_STATUS_OK) {
+            mq__down(mq, amqp_error_string2(st));
+            return;
+        }
+        if (f.frame_type == AMQP_FRAME_METHOD && (f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
+                                                  f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD))
+            mq__down(mq, "closed by the broker");
+        /* Stray acks of publishes that timed out earlier are dropped here. */
+    }
+}
+
+static int mq__publish_once(mq_t *mq, const mq_publish_t *p, unsigned timeout_ms, const char *message_id);
+
 int mq_publish(mq_t *mq, const mq_publish_t *p, unsigned timeout_ms)
 {
-    if (mq_connect(mq) != 0)
-        return MQ_EDOWN;
     char idbuf[CORE_UUID_BUFSZ];
     const char *message_id = p->message_id;
     if (message_id == NULL) {
         core_uuid(idbuf);
         message_id = idbuf;
     }
+    mq__check_idle(mq);
+    int rc = mq__publish_once(mq, p, timeout_ms, message_id);
+    if (rc == MQ_EDOWN && !mq->up) /* the write failed on a dead connection: one fresh attempt */
+        rc = mq__publish_once(mq, p, timeout_ms, message_id);
+    return rc;
+}
+
+static int mq__publish_once(mq_t *mq, const mq_publish_t *p, unsigned timeout_ms, const char *message_id)
+{
+    if (mq_connect(mq) != 0)
+        return MQ_EDOWN;
     mq__headers_t h;
     mq__headers_init(&h);
     mq__headers_add_str(&h, "x-request-id", p->request_id);
@@ -568,6 +612,7 @@ void mq_set_tick(mq_t *mq, unsigned tick_ms, void (*fn)(mq_t *mq, void *ud), voi
 
 static int mq__start_consumers(mq_t *mq)
 {
+    mq->consuming = 1;
     for (size_t i = 0; i < mq->nconsumers; i++) {
         amqp_basic_consume(mq->conn, MQ__CHANNEL, amqp_cstring_bytes(mq->consumers[i].queue),
                            amqp_cstring_bytes(mq->consumers[i].queue), 0, 0, 0, amqp_empty_table);
@@ -582,7 +627,8 @@ static int mq__start_consumers(mq_t *mq)
 static mq__consumer_t *mq__consumer_by_tag(mq_t *mq, amqp_bytes_t tag)
 {
     for (size_t i = 0; i < mq->nconsumers; i++)
-        if (strlen(mq->consumers[i].queue) == tag.len && memcmp(mq->consumers[i].queue, tag.bytes, tag.len) == 0)
+        if (strlen(mq->consumers[i].queue) == tag.len &&
+            memcmp(mq->consumers[i].queue, tag.bytes, tag.len) == 0)
             return &mq->consumers[i];
     return NULL;
 }
@@ -604,7 +650,8 @@ static int mq__send_reply(mq_t *mq, const mq_message_t *req, mq_reply_t *rep)
     mq__headers_add_str(&h, "x-headers", rep->headers_json);
     amqp_basic_properties_t props = {
         ._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_APP_ID_FLAG,
-        .content_type = amqp_cstring_bytes(rep->content_type != NULL ? rep->content_type : "application/json"),
+        .content_type = amqp_cstring_bytes(rep->content_type != NULL ? rep->content_type
+                                                                     : "application/json; charset=utf-8"),
         .headers = h.table,
         .app_id = amqp_cstring_bytes(mq->app_id),
     };
@@ -613,8 +660,8 @@ static int mq__send_reply(mq_t *mq, const mq_message_t *req, mq_reply_t *rep)
         props.correlation_id = amqp_cstring_bytes(req->correlation_id);
     }
     amqp_bytes_t body = {rep->body_len, rep->body};
-    int st = amqp_basic_publish(mq->conn, MQ__CHANNEL, amqp_empty_bytes, amqp_cstring_bytes(req->reply_to), 0, 0,
-                                &props, body);
+    int st = amqp_basic_publish(mq->conn, MQ__CHANNEL, amqp_empty_bytes, amqp_cstring_bytes(req->reply_to), 0,
+                                0, &props, body);
     return st == AMQP_STATUS_OK ? 0 : MQ_EDOWN;
 }
 
@@ -626,7 +673,8 @@ static int mq__retry(mq_t *mq, const amqp_envelope_t *env, const mq_message_t *m
     int n = 0;
     if (props._flags & AMQP_BASIC_HEADERS_FLAG)
         for (int i = 0; i < props.headers.num_entries && n < 31; i++)
-            if (!(props.headers.entries[i].key.len == 7 && memcmp(props.headers.entries[i].key.bytes, "x-retry", 7) == 0))
+            if (!(props.headers.entries[i].key.len == 7 &&
+                  memcmp(props.headers.entries[i].key.bytes, "x-retry", 7) == 0))
                 entries[n++] = props.headers.entries[i];
     entries[n].key = amqp_cstring_bytes("x-retry");
     entries[n].value.kind = AMQP_FIELD_KIND_I64;
@@ -635,8 +683,8 @@ static int mq__retry(mq_t *mq, const amqp_envelope_t *env, const mq_message_t *m
     props.headers.entries = entries;
     props.headers.num_entries = n;
     props._flags |= AMQP_BASIC_HEADERS_FLAG;
-    int st = amqp_basic_publish(mq->conn, MQ__CHANNEL, amqp_empty_bytes, amqp_cstring_bytes(m->queue), 0, 0, &props,
-                                env->message.body);
+    int st = amqp_basic_publish(mq->conn, MQ__CHANNEL, amqp_empty_bytes, amqp_cstring_bytes(m->queue), 0, 0,
+                                &props, env->message.body);
     return st == AMQP_STATUS_OK ? 0 : MQ_EDOWN;
 }
 
@@ -745,6 +793,8 @@ int mq_run(mq_t *mq, volatile int *stop)
 {
     mq->stop = stop;
     while (!*stop) {
+        if (mq->up && !mq->consuming && mq__start_consumers(mq) != 0) /* connected before mq_run */
+            mq__backoff(mq);
         if (!mq->up) {
             uint64_t now = core_now_ms();
             if (now >= mq->next_attempt_ms) {

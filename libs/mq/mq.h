@@ -21,13 +21,13 @@
 /* Error codes (negative); mq_strerror() names them. */
 enum {
     MQ_OK = 0,
-    MQ_EDOWN = -1,      /* not connected to the broker (now) */
-    MQ_ENACK = -2,      /* the broker refused the message (publisher confirm nack) */
-    MQ_ETIMEOUT = -3,   /* no confirm or no reply in time */
-    MQ_ENOROUTE = -4,   /* mandatory message returned: nothing bound to that routing key */
-    MQ_EPROTOCOL = -5,  /* unexpected frame or channel error; the connection is reset */
-    MQ_ESTOPPED = -6,   /* the client is shutting down */
-    MQ_ECONFIG = -7,    /* bad URL or arguments */
+    MQ_EDOWN = -1,     /* not connected to the broker (now) */
+    MQ_ENACK = -2,     /* the broker refused the message (publisher confirm nack) */
+    MQ_ETIMEOUT = -3,  /* no confirm or no reply in time */
+    MQ_ENOROUTE = -4,  /* mandatory message returned: nothing bound to that routing key */
+    MQ_EPROTOCOL = -5, /* unexpected frame or channel error; the connection is reset */
+    MQ_ESTOPPED = -6,  /* the client is shutting down */
+    MQ_ECONFIG = -7,   /* bad URL or arguments */
 };
 const char *mq_strerror(int err);
 
@@ -43,16 +43,16 @@ typedef struct {
 /* A received message. Every pointer is borrowed until the handler returns; strings are
  * NUL-terminated copies of the AMQP fields, NULL when the property is absent. */
 typedef struct {
-    const char *queue;       /* the queue it was consumed from */
+    const char *queue; /* the queue it was consumed from */
     const char *exchange, *routing_key;
     const char *type, *message_id, *correlation_id, *reply_to, *content_type, *app_id;
-    const char *request_id;  /* header x-request-id */
-    const char *user_id;     /* header x-user-id (set by the gateway only) */
-    const char *params;      /* header x-params: JSON object of path parameters */
-    const char *query;       /* header x-query: the raw query string */
-    int64_t timestamp;       /* seconds since the epoch, 0 if absent */
-    int status;              /* header x-status on replies, 0 if absent */
-    unsigned retries;        /* header x-retry: times this message was retried */
+    const char *request_id; /* header x-request-id */
+    const char *user_id;    /* header x-user-id (set by the gateway only) */
+    const char *params;     /* header x-params: JSON object of path parameters */
+    const char *query;      /* header x-query: the raw query string */
+    int64_t timestamp;      /* seconds since the epoch, 0 if absent */
+    int status;             /* header x-status on replies, 0 if absent */
+    unsigned retries;       /* header x-retry: times this message was retried */
     int redelivered;
     const void *body;
     size_t body_len;
@@ -85,7 +85,7 @@ void mq_declare_work_queue(mq_t *mq, const char *queue);
 /* ---------------------------------------------------------------- publishing */
 
 typedef struct {
-    const char *exchange;     /* "" for the default exchange */
+    const char *exchange; /* "" for the default exchange */
     const char *routing_key;
     const char *type;         /* AMQP type: event or method name */
     const char *message_id;   /* NULL: a new UUID */
@@ -120,7 +120,7 @@ typedef mq_disposition_t (*mq_handler_fn)(mq_t *mq, const mq_message_t *msg, voi
 void mq_consume(mq_t *mq, const char *queue, mq_handler_fn fn, void *ud);
 
 /* RPC server: the reply a handler fills. body is malloc'd by the handler (or NULL) and freed
- * by the library; content_type NULL means application/json. headers_json, if set, is a
+ * by the library; content_type NULL means application/json; charset=utf-8. headers_json, if set, is a
  * malloc'd JSON object of extra HTTP response headers (e.g. {"retry-after":"30"}). */
 typedef struct {
     int status;
@@ -157,7 +157,7 @@ typedef struct {
     const char *content_type; /* of body; may be NULL */
     const void *body;
     size_t body_len;
-    unsigned timeout_ms;      /* also the message's expiration */
+    unsigned timeout_ms; /* also the message's expiration */
 } mq_rpc_request_t;
 
 typedef struct {

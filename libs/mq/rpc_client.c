@@ -245,7 +245,8 @@ static int rpc__read_content(mq_rpc_client_t *c, amqp_channel_t channel, int ret
             memcpy(res->body, msg.body.bytes, msg.body.len);
             res->body[msg.body.len] = '\0';
             res->body_len = msg.body.len;
-            for (int i = 0; (msg.properties._flags & AMQP_BASIC_HEADERS_FLAG) && i < msg.properties.headers.num_entries;
+            for (int i = 0;
+                 (msg.properties._flags & AMQP_BASIC_HEADERS_FLAG) && i < msg.properties.headers.num_entries;
                  i++) {
                 amqp_table_entry_t *e = &msg.properties.headers.entries[i];
                 if (e->key.len == 9 && memcmp(e->key.bytes, "x-headers", 9) == 0 &&

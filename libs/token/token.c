@@ -128,13 +128,16 @@ static int token__sub_ok(const char *s)
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+              c == '-'))
             return 0;
     }
     return 1;
 }
 
-token_err_t token_verify(const token_verifier_t *v, const char *token, size_t len, int64_t now, char *sub)
+/* Verifies fully; on success also returns the token's exp. */
+static token_err_t token__verify(const token_verifier_t *v, const char *token, size_t len, int64_t now,
+                                 char *sub, int64_t *exp_out)
 {
     token_err_t rc;
     jwt_t *jwt = NULL;
@@ -169,8 +172,8 @@ token_err_t token_verify(const token_verifier_t *v, const char *token, size_t le
         goto out;
     }
     claims_json = jwt_get_grants_json(jwt, NULL);
-    if (claims_json == NULL || (claims = json_parse_object(claims_json, strlen(claims_json), TOKEN_MAX_LEN, 8,
-                                                           NULL)) == NULL) {
+    if (claims_json == NULL ||
+        (claims = json_parse_object(claims_json, strlen(claims_json), TOKEN_MAX_LEN, 8, NULL)) == NULL) {
         rc = TOKEN_EMALFORMED;
         goto out;
     }
@@ -209,12 +212,76 @@ token_err_t token_verify(const token_verifier_t *v, const char *token, size_t le
         goto out;
     }
     snprintf(sub, TOKEN_SUB_MAX + 1, "%s", s->valuestring);
+    *exp_out = (int64_t)exp->valuedouble;
     rc = TOKEN_OK;
 out:
     cJSON_Delete(claims);
     free(claims_json);
     jwt_free(jwt);
     free(copy);
+    return rc;
+}
+
+token_err_t token_verify(const token_verifier_t *v, const char *token, size_t len, int64_t now, char *sub)
+{
+    int64_t exp;
+    return token__verify(v, token, len, now, sub, &exp);
+}
+
+/* ================================================================ verification cache */
+
+typedef struct {
+    unsigned char key[32]; /* BLAKE2b-256 of the token; all zero when empty */
+    int64_t exp;
+    char sub[TOKEN_SUB_MAX + 1];
+} token__slot_t;
+
+struct token_cache {
+    size_t mask;
+    token__slot_t *slots;
+};
+
+token_cache_t *token_cache_new(size_t capacity)
+{
+    size_t n = 1;
+    while (n < capacity)
+        n <<= 1;
+    token_cache_t *c = xcalloc(1, sizeof(*c));
+    c->mask = n - 1;
+    c->slots = xcalloc(n, sizeof(*c->slots));
+    CORE_ASSERT(sodium_init() >= 0);
+    return c;
+}
+
+void token_cache_free(token_cache_t *c)
+{
+    if (c == NULL)
+        return;
+    free(c->slots);
+    free(c);
+}
+
+token_err_t token_verify_cached(const token_verifier_t *v, token_cache_t *c, const char *token, size_t len,
+                                int64_t now, char *sub)
+{
+    if (c == NULL || len == 0 || len > TOKEN_MAX_LEN)
+        return token_verify(v, token, len, now, sub);
+    unsigned char key[32];
+    crypto_generichash(key, sizeof(key), (const unsigned char *)token, len, NULL, 0);
+    uint64_t h;
+    memcpy(&h, key, sizeof(h));
+    token__slot_t *slot = &c->slots[h & c->mask];
+    if (sodium_memcmp(slot->key, key, sizeof(key)) == 0 && slot->exp + v->leeway_s > now) {
+        memcpy(sub, slot->sub, sizeof(slot->sub));
+        return TOKEN_OK;
+    }
+    int64_t exp = 0;
+    token_err_t rc = token__verify(v, token, len, now, sub, &exp);
+    if (rc == TOKEN_OK) {
+        memcpy(slot->key, key, sizeof(key));
+        slot->exp = exp;
+        memcpy(slot->sub, sub, sizeof(slot->sub));
+    }
     return rc;
 }
 
@@ -226,9 +293,9 @@ char *token_sign_rs256(const char *private_key_pem, size_t key_len, const char *
     core_uuid(jti);
     if (jwt_new(&jwt) != 0)
         goto fail;
-    if (jwt_add_grant(jwt, "sub", sub) || jwt_add_grant(jwt, "iss", issuer) || jwt_add_grant(jwt, "aud", audience) ||
-        jwt_add_grant(jwt, "jti", jti) || jwt_add_grant_int(jwt, "iat", (long)iat) ||
-        jwt_add_grant_int(jwt, "exp", (long)(iat + ttl_s)))
+    if (jwt_add_grant(jwt, "sub", sub) || jwt_add_grant(jwt, "iss", issuer) ||
+        jwt_add_grant(jwt, "aud", audience) || jwt_add_grant(jwt, "jti", jti) ||
+        jwt_add_grant_int(jwt, "iat", (long)iat) || jwt_add_grant_int(jwt, "exp", (long)(iat + ttl_s)))
         goto fail;
     if (jwt_set_alg(jwt, JWT_ALG_RS256, (const unsigned char *)private_key_pem, (int)key_len) != 0)
         goto fail;

@@ -17,7 +17,7 @@ typedef enum {
     TOKEN_ENOTYET = -5,    /* nbf or iat in the future */
     TOKEN_EISSUER = -6,
     TOKEN_EAUDIENCE = -7,
-    TOKEN_ESUBJECT = -8,   /* sub missing or not [A-Za-z0-9_-]{1,64} */
+    TOKEN_ESUBJECT = -8, /* sub missing or not [A-Za-z0-9_-]{1,64} */
 } token_err_t;
 
 const char *token_strerror(token_err_t err);
@@ -37,6 +37,19 @@ void token_verifier_free(token_verifier_t *v);
 /* Verifies a compact JWS at time now (seconds since the epoch). On success copies the
  * subject into sub (TOKEN_SUB_MAX + 1 bytes) and returns TOKEN_OK. */
 token_err_t token_verify(const token_verifier_t *v, const char *token, size_t len, int64_t now, char *sub);
+
+/* A cache of successful verifications, so a client reusing its token (for its 15 minutes)
+ * costs a hash instead of an RSA verification. Keyed by the BLAKE2b-256 of the whole token:
+ * only the very same bytes hit. Each hit is checked against the token's own exp again.
+ * Direct-mapped with capacity slots (rounded up to a power of two): bounded memory, a
+ * colliding token just replaces the older one. Not thread-safe: one owner thread. */
+typedef struct token_cache token_cache_t;
+token_cache_t *token_cache_new(size_t capacity);
+void token_cache_free(token_cache_t *c);
+
+/* token_verify through the cache c (c may be NULL: no caching). */
+token_err_t token_verify_cached(const token_verifier_t *v, token_cache_t *c, const char *token, size_t len,
+                                int64_t now, char *sub);
 
 /* Signs claims {sub, iss, aud, iat, exp = iat + ttl_s, jti} with RS256 (private_key_pem).
  * Returns a malloc'd token or NULL with err filled. For auth, and for tests. */

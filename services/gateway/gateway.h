@@ -17,7 +17,7 @@ typedef struct {
     char *listen, *tls_listen, *tls_cert_file, *tls_key_file;
     char *amqp_url, *log_level;
     char *jwt_public_key_file, *jwt_issuer, *jwt_audience, *jwt_algorithms;
-    long jwt_leeway_s;
+    long jwt_leeway_s, token_cache;
     long rate_ip_per_s, rate_ip_burst, rate_user_per_s, rate_user_burst;
     long trusted_proxies;
     long rpc_timeout_ms, ready_timeout_ms, shutdown_ms;
@@ -77,6 +77,7 @@ typedef struct {
     h2o_multithread_receiver_t rpc_receiver;
     mq_rpc_client_t *rpc;
     token_verifier_t *tokens;
+    token_cache_t *token_cache;
     ratelimit_t *rl_ip, *rl_user;
     size_t max_body;
     unsigned in_flight; /* requests waiting for an RPC reply (loop thread only) */
@@ -91,6 +92,8 @@ typedef struct {
 extern gw_t gw; /* the daemon's one instance: configuration and long-lived state */
 
 /* ================================================================ responses (respond.c) */
+
+#define GW_JSON "application/json; charset=utf-8"
 
 /* Every response goes through these: they record metrics. route_label is the route pattern or
  * a fixed name ("/healthz", "unmatched"). */
@@ -112,7 +115,7 @@ int gw_handle_api(h2o_req_t *req, const char *request_id, uint64_t t0_us);
 void gw_on_rpc_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
 /* /healthz, /readyz, /metrics, /media/... (ops.c). */
 int gw_handle_healthz(h2o_req_t *req, uint64_t t0_us);
-int gw_handle_readyz(h2o_req_t *req, uint64_t t0_us);
+int gw_handle_readyz(h2o_req_t *req, const char *request_id, uint64_t t0_us);
 int gw_handle_metrics(h2o_req_t *req, uint64_t t0_us);
 int gw_handle_media(h2o_req_t *req, uint64_t t0_us);
 

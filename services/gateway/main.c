@@ -20,31 +20,37 @@
 gw_t gw;
 
 static const cfg_var_t gw__conf_table[] = {
-    {"GATEWAY_LISTEN", CFG_STRING, "127.0.0.1:8080", "HTTP/1.1 and h2c (prior knowledge) listener", &gw.conf.listen},
-    {"GATEWAY_TLS_LISTEN", CFG_STRING, "127.0.0.1:8443", "TLS listener (h2 by ALPN, and HTTP/1.1); empty: none",
-     &gw.conf.tls_listen},
+    {"GATEWAY_LISTEN", CFG_STRING, "127.0.0.1:8080", "HTTP/1.1 and h2c (prior knowledge) listener",
+     &gw.conf.listen},
+    {"GATEWAY_TLS_LISTEN", CFG_STRING, "127.0.0.1:8443",
+     "TLS listener (h2 by ALPN, and HTTP/1.1); empty: none", &gw.conf.tls_listen},
     {"GATEWAY_TLS_CERT_FILE", CFG_STRING, NULL, "PEM certificate chain for the TLS listener",
      &gw.conf.tls_cert_file},
     {"GATEWAY_TLS_KEY_FILE", CFG_STRING, NULL, "PEM private key for the TLS listener", &gw.conf.tls_key_file},
     {"AMQP_URL", CFG_STRING, "amqp://guest:guest@127.0.0.1:5672", "RabbitMQ URL", &gw.conf.amqp_url},
     {"LOG_LEVEL", CFG_STRING, "info", "debug, info, warn or error", &gw.conf.log_level},
-    {"JWT_PUBLIC_KEY_FILE", CFG_STRING, NULL, "PEM public key that verifies access tokens (auth holds the private one)",
-     &gw.conf.jwt_public_key_file},
+    {"JWT_PUBLIC_KEY_FILE", CFG_STRING, NULL,
+     "PEM public key that verifies access tokens (auth holds the private one)", &gw.conf.jwt_public_key_file},
     {"JWT_ISSUER", CFG_STRING, "photo-auth", "required iss of access tokens", &gw.conf.jwt_issuer},
     {"JWT_AUDIENCE", CFG_STRING, "photo-api", "required aud of access tokens", &gw.conf.jwt_audience},
-    {"JWT_ALGORITHMS", CFG_STRING, "RS256", "accepted token algorithms (asymmetric only)", &gw.conf.jwt_algorithms},
-    {"JWT_LEEWAY_SECONDS", CFG_INT, "5", "clock skew tolerated on exp, nbf and iat", &gw.conf.jwt_leeway_s, 0, 300},
+    {"JWT_ALGORITHMS", CFG_STRING, "RS256", "accepted token algorithms (asymmetric only)",
+     &gw.conf.jwt_algorithms},
+    {"JWT_LEEWAY_SECONDS", CFG_INT, "5", "clock skew tolerated on exp, nbf and iat", &gw.conf.jwt_leeway_s, 0,
+     300},
+    {"GATEWAY_TOKEN_CACHE", CFG_INT, "65536", "verified access tokens remembered (by hash, until their exp)",
+     &gw.conf.token_cache, 1, 16777216},
     {"GATEWAY_RATE_IP_PER_SEC", CFG_INT, "50", "requests per second per client address (sustained)",
      &gw.conf.rate_ip_per_s, 1, 10000000},
-    {"GATEWAY_RATE_IP_BURST", CFG_INT, "200", "burst per client address", &gw.conf.rate_ip_burst, 1, 100000000},
+    {"GATEWAY_RATE_IP_BURST", CFG_INT, "200", "burst per client address", &gw.conf.rate_ip_burst, 1,
+     100000000},
     {"GATEWAY_RATE_USER_PER_SEC", CFG_INT, "20", "requests per second per user (sustained)",
      &gw.conf.rate_user_per_s, 1, 10000000},
     {"GATEWAY_RATE_USER_BURST", CFG_INT, "100", "burst per user", &gw.conf.rate_user_burst, 1, 100000000},
     {"GATEWAY_TRUSTED_PROXIES", CFG_INT, "0",
-     "load balancers in front that append to X-Forwarded-For (0: use the peer address)", &gw.conf.trusted_proxies, 0,
-     8},
-    {"GATEWAY_RPC_TIMEOUT", CFG_MS, "5s", "default RPC timeout of a route (then 504)", &gw.conf.rpc_timeout_ms, 10,
-     120000},
+     "load balancers in front that append to X-Forwarded-For (0: use the peer address)",
+     &gw.conf.trusted_proxies, 0, 8},
+    {"GATEWAY_RPC_TIMEOUT", CFG_MS, "5s", "default RPC timeout of a route (then 504)",
+     &gw.conf.rpc_timeout_ms, 10, 120000},
     {"GATEWAY_READY_TIMEOUT", CFG_MS, "1s", "how long /readyz waits for each service's ping",
      &gw.conf.ready_timeout_ms, 10, 60000},
     {"GATEWAY_SHUTDOWN_TIMEOUT", CFG_MS, "25s", "how long SIGTERM waits for in-flight requests",
@@ -68,7 +74,7 @@ static int gw__on_req(h2o_handler_t *self, h2o_req_t *req)
     if (h2o_memis(p.base, p.len, H2O_STRLIT("/healthz")))
         return gw_handle_healthz(req, t0);
     if (h2o_memis(p.base, p.len, H2O_STRLIT("/readyz")))
-        return gw_handle_readyz(req, t0);
+        return gw_handle_readyz(req, rid, t0);
     if (h2o_memis(p.base, p.len, H2O_STRLIT("/metrics")))
         return gw_handle_metrics(req, t0);
     if (p.len > 7 && memcmp(p.base, "/media/", 7) == 0)
@@ -106,7 +112,8 @@ static int gw__listen(const char *addr, SSL_CTX *ssl, char *err, size_t errlen)
     char host[128];
     int port, fd = -1, one = 1;
     struct sockaddr_in sa = {.sin_family = AF_INET};
-    if (admin_parse_listen(addr, host, sizeof(host), &port) != 0 || inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+    if (admin_parse_listen(addr, host, sizeof(host), &port) != 0 ||
+        inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
         snprintf(err, errlen, "bad listen address %s (want IPv4 host:port)", addr);
         return -1;
     }
@@ -166,8 +173,8 @@ static void gw__metrics_init(void)
     static const char *const route_label[] = {"route", NULL};
     static const char *const scope_label[] = {"scope", NULL};
     gw.metrics = metrics_registry_new();
-    gw.m_requests = metrics_counter(gw.metrics, "gateway_http_requests_total", "HTTP requests by route and status",
-                                    req_labels);
+    gw.m_requests = metrics_counter(gw.metrics, "gateway_http_requests_total",
+                                    "HTTP requests by route and status", req_labels);
     gw.m_latency = metrics_histogram(gw.metrics, "gateway_http_request_duration_seconds",
                                      "time from request to response, by route", route_label, NULL, 0);
     gw.m_rpc_in_flight = metrics_gauge(gw.metrics, "gateway_rpc_in_flight", "RPCs waiting for a reply", NULL);
@@ -197,18 +204,20 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     size_t keylen = 0;
-    char *key = gw.conf.jwt_public_key_file != NULL ? gw__read_file(gw.conf.jwt_public_key_file, &keylen) : NULL;
+    char *key =
+        gw.conf.jwt_public_key_file != NULL ? gw__read_file(gw.conf.jwt_public_key_file, &keylen) : NULL;
     if (key == NULL) {
         log_error(NULL, "JWT_PUBLIC_KEY_FILE must name a readable PEM public key");
         return 1;
     }
-    gw.tokens = token_verifier_new(key, keylen, gw.conf.jwt_algorithms, gw.conf.jwt_issuer, gw.conf.jwt_audience,
-                                   (int)gw.conf.jwt_leeway_s, err, sizeof(err));
+    gw.tokens = token_verifier_new(key, keylen, gw.conf.jwt_algorithms, gw.conf.jwt_issuer,
+                                   gw.conf.jwt_audience, (int)gw.conf.jwt_leeway_s, err, sizeof(err));
     free(key);
     if (gw.tokens == NULL) {
         log_error(NULL, "%s", err);
         return 1;
     }
+    gw.token_cache = token_cache_new((size_t)gw.conf.token_cache);
     gw.rl_ip = ratelimit_new((double)gw.conf.rate_ip_per_s, (double)gw.conf.rate_ip_burst, 200000);
     gw.rl_user = ratelimit_new((double)gw.conf.rate_user_per_s, (double)gw.conf.rate_user_burst, 200000);
     gw__metrics_init();
@@ -223,7 +232,8 @@ int main(int argc, char **argv)
     h2o_config_init(&gw.globalconf);
     gw.globalconf.max_request_entity_size = gw_routes_max_body((size_t)gw.conf.max_body);
     gw.globalconf.server_name = h2o_iovec_init(H2O_STRLIT("photo-gateway"));
-    h2o_hostconf_t *host = h2o_config_register_host(&gw.globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_hostconf_t *host =
+        h2o_config_register_host(&gw.globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(path, sizeof(*handler));
     handler->on_req = gw__on_req;
@@ -238,7 +248,8 @@ int main(int argc, char **argv)
     }
     if (gw.conf.tls_listen != NULL && gw.conf.tls_listen[0] != '\0') {
         if (gw.conf.tls_cert_file == NULL || gw.conf.tls_key_file == NULL) {
-            log_warn(NULL, "TLS listener %s disabled: GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE are not set",
+            log_warn(NULL,
+                     "TLS listener %s disabled: GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE are not set",
                      gw.conf.tls_listen);
         } else if ((ssl = gw__tls_context(err, sizeof(err))) == NULL ||
                    gw__listen(gw.conf.tls_listen, ssl, err, sizeof(err)) != 0) {
@@ -278,6 +289,7 @@ out:
     ratelimit_free(gw.rl_ip);
     ratelimit_free(gw.rl_user);
     token_verifier_free(gw.tokens);
+    token_cache_free(gw.token_cache);
     metrics_registry_free(gw.metrics);
     if (ssl != NULL)
         SSL_CTX_free(ssl);

@@ -1,5 +1,6 @@
 /* ops.c -- operational routes: /healthz, /readyz (broker and service pings), /metrics, /media/. */
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/core.h"
 #include "gateway.h"
@@ -7,10 +8,23 @@
 
 /* ================================================================ /healthz */
 
+/* Operational routes answer GET and HEAD; anything else is 405. Returns 1 if it answered. */
+static int gw__ops_method_refused(h2o_req_t *req, const char *label, uint64_t t0_us)
+{
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+        h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")))
+        return 0;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET, HEAD"));
+    gw_send_problem(req, label, t0_us, 405, "method-not-allowed", "this route only answers GET and HEAD");
+    return 1;
+}
+
 int gw_handle_healthz(h2o_req_t *req, uint64_t t0_us)
 {
     static const char body[] = "{\"status\":\"ok\"}";
-    gw_send(req, "/healthz", t0_us, 200, "application/json", body, sizeof(body) - 1);
+    if (gw__ops_method_refused(req, "/healthz", t0_us))
+        return 0;
+    gw_send(req, "/healthz", t0_us, 200, GW_JSON, body, sizeof(body) - 1);
     return 0;
 }
 
@@ -53,7 +67,7 @@ static void gw__ready_finish(gw__ready_t *r)
         cJSON_AddStringToObject(root, "broker", broker ? "up" : "down");
         cJSON_AddItemToObject(root, "services", services);
         char *body = json_print(root);
-        gw_send(r->req, "/readyz", r->t0_us, ready ? 200 : 503, "application/json", body, strlen(body));
+        gw_send(r->req, "/readyz", r->t0_us, ready ? 200 : 503, GW_JSON, body, strlen(body));
         free(body);
         cJSON_Delete(root);
     }
@@ -71,8 +85,10 @@ static void gw__on_ping(void *ud, mq_rpc_result_t *res)
         gw__ready_finish(p->ready);
 }
 
-int gw_handle_readyz(h2o_req_t *req, uint64_t t0_us)
+int gw_handle_readyz(h2o_req_t *req, const char *request_id, uint64_t t0_us)
 {
+    if (gw__ops_method_refused(req, "/readyz", t0_us))
+        return 0;
     const char *const *services = gw_routes_services();
     size_t n = 0;
     while (services[n] != NULL)
@@ -95,6 +111,7 @@ int gw_handle_readyz(h2o_req_t *req, uint64_t t0_us)
         mq_rpc_request_t rr = {
             .service = services[i],
             .method = method,
+            .request_id = request_id,
             .timeout_ms = (unsigned)gw.conf.ready_timeout_ms,
         };
         gw.in_flight++;
@@ -107,6 +124,8 @@ int gw_handle_readyz(h2o_req_t *req, uint64_t t0_us)
 
 int gw_handle_metrics(h2o_req_t *req, uint64_t t0_us)
 {
+    if (gw__ops_method_refused(req, "/metrics", t0_us))
+        return 0;
     metrics_gauge_set(gw.m_rpc_in_flight, NULL, (double)mq_rpc_client_in_flight(gw.rpc));
     size_t len;
     char *body = metrics_render(gw.metrics, &len);
@@ -135,8 +154,8 @@ static int gw__media_key_ok(const char *key, size_t len)
         if (seg_start && c == '.')
             return 0;
         seg_start = 0;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-'))
             return 0;
     }
     return !seg_start;
@@ -154,6 +173,32 @@ static const char *gw__mime(const char *key, size_t len)
             return types[i].mime;
     }
     return "application/octet-stream";
+}
+
+/* HEAD of a stored object: its headers and length, no body. */
+static int gw__media_head(h2o_req_t *req, const char *file, const char *mime)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    struct stat st;
+    if (stat(file, &st) != 0 || !S_ISREG(st.st_mode))
+        return -1;
+    req->res.status = 200;
+    req->res.reason = "OK";
+    req->res.content_length = (size_t)st.st_size;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, mime, strlen(mime));
+    /* The validators h2o's file sender puts on a GET, in the same format. */
+    char *etag = h2o_mem_alloc_pool(&req->pool, 40),
+         *lm = h2o_mem_alloc_pool(&req->pool, H2O_TIMESTR_RFC1123_LEN + 1);
+    int n = snprintf(etag, 40, "\"%08x-%zx\"", (unsigned)st.st_mtime, (size_t)st.st_size);
+    struct tm gmt;
+    gmtime_r(&st.st_mtime, &gmt);
+    h2o_time2str_rfc1123(lm, &gmt);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, etag, (size_t)n);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LAST_MODIFIED, NULL, lm, H2O_TIMESTR_RFC1123_LEN);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL, H2O_STRLIT("bytes"));
+    h2o_start_response(req, &generator);
+    h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    return 0;
 }
 
 int gw_handle_media(h2o_req_t *req, uint64_t t0_us)
@@ -180,7 +225,11 @@ int gw_handle_media(h2o_req_t *req, uint64_t t0_us)
                    H2O_STRLIT("public, max-age=31536000, immutable"));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0, NULL,
                           H2O_STRLIT("nosniff"));
-    int rc = h2o_file_send(req, 200, "OK", file, h2o_iovec_init(mime, strlen(mime)), 0);
+    int rc;
+    if (req->method.len == 4) /* HEAD: h2o 2.2's h2o_file_send would send the body anyway */
+        rc = gw__media_head(req, file, mime);
+    else
+        rc = h2o_file_send(req, 200, "OK", file, h2o_iovec_init(mime, strlen(mime)), 0);
     free(file);
     if (rc != 0) {
         /* Drop the caching headers meant for the file. */

@@ -73,7 +73,8 @@ static void gw__on_req_dispose(void *p)
 }
 
 /* Reply headers a service may set on the HTTP response. */
-static const char *const gw__reply_headers[] = {"location", "retry-after", "cache-control", "etag", "link", NULL};
+static const char *const gw__reply_headers[] = {
+    "location", "retry-after", "cache-control", "etag", "link", "www-authenticate", NULL};
 
 static void gw__copy_reply_headers(h2o_req_t *req, const char *json)
 {
@@ -103,11 +104,12 @@ static void gw__on_api_result(void *ud, mq_rpc_result_t *res)
         case 0:
             if (res->headers_json != NULL)
                 gw__copy_reply_headers(req, res->headers_json);
-            gw_send(req, label, p->t0_us, res->status, res->content_type ? res->content_type : "application/json",
+            gw_send(req, label, p->t0_us, res->status, res->content_type ? res->content_type : GW_JSON,
                     res->body, res->body_len);
             break;
         case MQ_ETIMEOUT:
-            gw_send_problem(req, label, p->t0_us, 504, "upstream-timeout", "the service did not answer in time");
+            gw_send_problem(req, label, p->t0_us, 504, "upstream-timeout",
+                            "the service did not answer in time");
             break;
         case MQ_ENOROUTE: {
             char detail[96];
@@ -116,7 +118,8 @@ static void gw__on_api_result(void *ud, mq_rpc_result_t *res)
             break;
         }
         default:
-            gw_send_problem(req, label, p->t0_us, 503, "broker-unavailable", "the message broker is unreachable");
+            gw_send_problem(req, label, p->t0_us, 503, "broker-unavailable",
+                            "the message broker is unreachable");
             break;
         }
     }
@@ -166,8 +169,8 @@ static void gw__client_addr(h2o_req_t *req, char *out, size_t outlen)
     }
 }
 
-static int gw__rate_limited(h2o_req_t *req, const char *label, uint64_t t0_us, ratelimit_t *rl, const char *key,
-                            const char *scope)
+static int gw__rate_limited(h2o_req_t *req, const char *label, uint64_t t0_us, ratelimit_t *rl,
+                            const char *key, const char *scope)
 {
     uint64_t wait_ms = ratelimit_take(rl, key, core_now_ms());
     if (wait_ms == 0)
@@ -175,8 +178,8 @@ static int gw__rate_limited(h2o_req_t *req, const char *label, uint64_t t0_us, r
     char secs[24], detail[96];
     snprintf(secs, sizeof(secs), "%llu", (unsigned long long)((wait_ms + 999) / 1000));
     snprintf(detail, sizeof(detail), "too many requests from this %s; retry in %s s", scope, secs);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, h2o_strdup(&req->pool, secs, SIZE_MAX).base,
-                   strlen(secs));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
+                   h2o_strdup(&req->pool, secs, SIZE_MAX).base, strlen(secs));
     const char *labels[] = {scope};
     metrics_counter_add(gw.m_rate_limited, labels, 1);
     gw_send_problem(req, label, t0_us, 429, "rate-limited", detail);
@@ -196,13 +199,14 @@ static int gw__authenticate(h2o_req_t *req, const char *label, uint64_t t0_us, c
         size_t len = v.len - 7;
         while (len > 0 && *tok == ' ')
             tok++, len--;
-        token_err_t e = token_verify(gw.tokens, tok, len, core_wall_ms() / 1000, sub);
+        token_err_t e = token_verify_cached(gw.tokens, gw.token_cache, tok, len, core_wall_ms() / 1000, sub);
         if (e == TOKEN_OK)
             return 0;
         detail = token_strerror(e);
     }
     static const char challenge[] = "Bearer error=\"invalid_token\"";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, challenge, sizeof(challenge) - 1);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, challenge,
+                   sizeof(challenge) - 1);
     gw_send_problem(req, label, t0_us, 401, "invalid-token", detail);
     return -1;
 }
@@ -234,7 +238,8 @@ int gw_handle_api(h2o_req_t *req, const char *request_id, uint64_t t0_us)
     }
     if (mr == GW_MATCH_BAD_METHOD) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow.base, allow.len);
-        gw_send_problem(req, "unmatched", t0_us, 405, "method-not-allowed", "this route does not accept that method");
+        gw_send_problem(req, "unmatched", t0_us, 405, "method-not-allowed",
+                        "this route does not accept that method");
         return 0;
     }
     const gw_route_t *route = m.route;

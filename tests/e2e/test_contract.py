@@ -1,0 +1,894 @@
+"""test_contract.py -- the running suite against proto/: openapi.yaml over HTTP/2, asyncapi.yaml and the
+JSON Schemas of messages over AMQP (read and written through RabbitMQ's management HTTP API).
+
+Every $ref in proto/ is resolved offline through one `referencing` registry holding openapi.yaml,
+asyncapi.yaml and proto/schemas/*.json under their file URIs (schema files under their $id too), so
+responses and messages are validated against the documents exactly as written.
+"""
+import glob
+import json
+import os
+import pathlib
+import re
+import threading
+import time
+import urllib.parse
+import uuid
+
+import httpx
+import pytest
+import yaml
+from jsonschema import Draft202012Validator
+from referencing import Registry
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
+
+from conftest import BASE, VAR, bearer, gateway_ready, h2_client, is_problem, make_token, stack, wait_until
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+PROTO = os.path.join(ROOT, "proto")
+SCHEMA_DIR = os.path.join(PROTO, "schemas")
+OPENAPI_PATH = os.path.join(PROTO, "openapi.yaml")
+ASYNCAPI_PATH = os.path.join(PROTO, "asyncapi.yaml")
+RABBIT_API = os.environ.get("TEST_RABBITMQ_API", "http://127.0.0.1:15673/api").rstrip("/")
+
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+FORMATS = Draft202012Validator.FORMAT_CHECKER
+
+
+# ------------------------------------------------------------------ the documents and their $refs
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML without silently merged duplicate keys (a spec error PyYAML would hide)."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+        dups = {k for k in keys if keys.count(k) > 1}
+        if dups:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate keys {sorted(map(str, dups))}",
+                                                    node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _no_duplicate_keys(pairs):
+    keys = [k for k, _ in pairs]
+    assert len(keys) == len(set(keys)), f"duplicate keys {sorted(k for k in set(keys) if keys.count(k) > 1)}"
+    return dict(pairs)
+
+
+def _load(path):
+    with open(path, encoding="utf-8") as f:
+        if path.endswith(".yaml"):
+            return yaml.load(f, Loader=_StrictLoader)
+        return json.load(f, object_pairs_hook=_no_duplicate_keys)
+
+
+def _uri(path):
+    return pathlib.Path(path).resolve().as_uri()
+
+
+OPENAPI_URI = _uri(OPENAPI_PATH)
+ASYNCAPI_URI = _uri(ASYNCAPI_PATH)
+SCHEMA_PATHS = sorted(glob.glob(os.path.join(SCHEMA_DIR, "*.json")))
+DOCS = {OPENAPI_URI: _load(OPENAPI_PATH), ASYNCAPI_URI: _load(ASYNCAPI_PATH)}
+DOCS.update({_uri(p): _load(p) for p in SCHEMA_PATHS})
+OPENAPI = DOCS[OPENAPI_URI]
+ASYNCAPI = DOCS[ASYNCAPI_URI]
+
+
+def _registry():
+    pairs = []
+    for uri, doc in DOCS.items():
+        resource = DRAFT202012.create_resource(doc)
+        pairs.append((uri, resource))
+        if isinstance(doc, dict) and isinstance(doc.get("$id"), str):
+            pairs.append((doc["$id"], resource))
+    return Registry().with_resources(pairs)
+
+
+REGISTRY = _registry()
+
+
+def schema_uri(name, pointer=""):
+    """The URI of proto/schemas/<name>.json, or of a JSON pointer inside it."""
+    return _uri(os.path.join(SCHEMA_DIR, name + ".json")) + ("#" + pointer if pointer else "")
+
+
+def child(uri, *segments):
+    """uri with JSON-pointer segments appended to its fragment."""
+    base, _, frag = uri.partition("#")
+    return base + "#" + frag + "".join("/" + str(s).replace("~", "~0").replace("/", "~1") for s in segments)
+
+
+def lookup(uri):
+    return REGISTRY.resolver().lookup(uri).contents
+
+
+def follow(uri):
+    """(node, uri) at uri, through Reference Objects ({"$ref": ...}) to what they name."""
+    for _ in range(32):
+        node = lookup(uri)
+        if not (isinstance(node, dict) and isinstance(node.get("$ref"), str)):
+            return node, uri
+        uri = urllib.parse.urljoin(uri.partition("#")[0], node["$ref"])
+    raise AssertionError(f"$ref loop at {uri}")
+
+
+def validate(instance, uri, what):
+    """Validates instance against the schema at uri (refs resolved through the registry)."""
+    validator = Draft202012Validator({"$ref": uri}, registry=REGISTRY, format_checker=FORMATS)
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    assert not errors, f"{what} does not match {uri}:\n" + "\n".join(
+        f"  at {'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in errors) + \
+        f"\n  instance: {json.dumps(instance)[:2000]}"
+
+
+def walk_refs(node, path=()):
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            yield path, node["$ref"]
+        for k, v in node.items():
+            yield from walk_refs(v, path + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from walk_refs(v, path + (i,))
+
+
+# ------------------------------------------------------------------ HTTP responses against openapi.yaml
+
+def _media(value):
+    """("type/subtype", {param: value}) of a Content-Type or media-type key, lowercased."""
+    parts = [p.strip() for p in value.split(";")]
+    params = {}
+    for p in parts[1:]:
+        if "=" in p:
+            k, _, v = p.partition("=")
+            params[k.strip().lower()] = v.strip().strip('"').lower()
+    return parts[0].lower(), params
+
+
+def _media_matches(key, content_type):
+    ktype, kparams = _media(key)
+    ctype, cparams = _media(content_type)
+    if ktype != ctype and not (ktype.endswith("/*") and ctype.startswith(ktype[:-1])) and ktype != "*/*":
+        return False
+    return all(cparams.get(k) == v for k, v in kparams.items())
+
+
+def _header_value(value, header_uri):
+    schema, _ = follow(child(header_uri, "schema"))
+    if isinstance(schema, dict) and schema.get("type") == "integer" and re.fullmatch(r"-?[0-9]+", value):
+        return int(value)
+    return value
+
+
+def response_uri_for(operation_uri, status):
+    """The response object of an operation for this status: exact code, then NXX, then default."""
+    responses = lookup(child(operation_uri, "responses"))
+    for key in (str(status), f"{str(status)[0]}XX", "default"):
+        if key in responses:
+            return child(operation_uri, "responses", key)
+    return None
+
+
+def check_response(r, response_uri, where):
+    """The response has what the Response Object at response_uri says: required headers matching
+    their schemas, a listed media type and a body matching its schema. Returns the parsed body."""
+    resp, resp_uri = follow(response_uri)
+    for name in resp.get("headers", {}):
+        if name.lower() == "content-type":
+            continue
+        h, h_uri = follow(child(resp_uri, "headers", name))
+        value = r.headers.get(name)
+        if value is None:
+            assert not h.get("required"), f"{where}: required header {name} missing: {dict(r.headers)}"
+            continue
+        if "schema" in h:
+            validate(_header_value(value, h_uri), child(h_uri, "schema"), f"{where}: header {name}")
+    content = resp.get("content")
+    if not content or r.request.method == "HEAD" or r.status_code in (204, 304):
+        return None
+    ctype = r.headers.get("content-type")
+    assert ctype, f"{where}: no content-type"
+    key = next((k for k in content if _media_matches(k, ctype)), None)
+    assert key is not None, f"{where}: content-type {ctype!r} is not one of {list(content)}"
+    media = content[key] or {}
+    if "schema" not in media:
+        return None
+    schema = child(resp_uri, "content", key, "schema")
+    subtype = _media(key)[0]
+    if subtype == "application/json" or subtype.endswith("+json"):
+        body = r.json()
+    else:
+        body = r.text
+    validate(body, schema, f"{where}: body")
+    return body
+
+
+def operation_uri(path, method):
+    item = OPENAPI["paths"][path]
+    assert method in item, f"{method.upper()} {path} is not in openapi.yaml"
+    return child(OPENAPI_URI, "paths", path, method)
+
+
+def check_operation(r, path, method):
+    """The status is one the operation lists, and the response matches what it says of it."""
+    op = operation_uri(path, method)
+    resp = response_uri_for(op, r.status_code)
+    assert resp is not None, (f"{method.upper()} {path} answered {r.status_code}, which openapi.yaml does not list "
+                              f"({list(lookup(child(op, 'responses')))}): {r.text[:500]}")
+    return check_response(r, resp, f"{method.upper()} {path} -> {r.status_code}")
+
+
+def component_response(name):
+    return child(OPENAPI_URI, "components", "responses", name)
+
+
+# ------------------------------------------------------------------ openapi.yaml itself
+
+def _effective_parameters(path_item_uri, op_uri):
+    params = {}
+    for uri in (path_item_uri, op_uri):
+        for i, _ in enumerate(lookup(uri).get("parameters", [])):
+            p, _ = follow(child(uri, "parameters", i))
+            params[(p["name"], p["in"])] = p
+    return params
+
+
+def test_openapi_is_structurally_3_1():
+    doc = OPENAPI
+    assert isinstance(doc.get("openapi"), str) and re.fullmatch(r"3\.1\.\d+", doc["openapi"]), doc.get("openapi")
+    top = {"openapi", "info", "jsonSchemaDialect", "servers", "paths", "webhooks", "components", "security", "tags",
+           "externalDocs"}
+    assert not {k for k in doc if k not in top and not k.startswith("x-")}, doc.keys()
+    assert isinstance(doc["info"].get("title"), str) and isinstance(doc["info"].get("version"), str)
+    assert {"http://127.0.0.1:8080", "https://127.0.0.1:8443"} <= {s["url"] for s in doc["servers"]}
+    components = doc.get("components", {})
+    allowed = {"schemas", "responses", "parameters", "examples", "requestBodies", "headers", "securitySchemes", "links",
+               "callbacks", "pathItems"}
+    assert not {k for k in components if k not in allowed and not k.startswith("x-")}
+    for kind, entries in components.items():
+        for name in entries:
+            assert re.fullmatch(r"[a-zA-Z0-9._-]+", name), f"components/{kind}/{name}: bad name"
+    schemes = components.get("securitySchemes", {})
+    tags = {t["name"] for t in doc.get("tags", [])}
+    operation_ids = set()
+
+    def check_security(reqs, where):
+        for req in reqs:
+            for name, scopes in req.items():
+                assert name in schemes, f"{where}: unknown security scheme {name}"
+                assert isinstance(scopes, list)
+
+    check_security(doc.get("security", []), "top level")
+    item_keys = {"$ref", "summary", "description", "servers", "parameters", *HTTP_METHODS}
+    for path, item in doc["paths"].items():
+        assert path.startswith("/"), path
+        assert not path.startswith("/v1/debug"), f"{path}: debug routes are not part of the contract"
+        assert not {k for k in item if k not in item_keys and not k.startswith("x-")}, f"{path}: {item.keys()}"
+        item_uri = child(OPENAPI_URI, "paths", path)
+        template = set(re.findall(r"{([^}/]+)}", path))
+        for method in HTTP_METHODS:
+            if method not in item:
+                continue
+            op = item[method]
+            where = f"{method.upper()} {path}"
+            op_uri = child(item_uri, method)
+            assert op.get("operationId"), f"{where}: no operationId"
+            assert op["operationId"] not in operation_ids, f"{where}: duplicate operationId {op['operationId']}"
+            operation_ids.add(op["operationId"])
+            for tag in op.get("tags", []):
+                assert tag in tags, f"{where}: tag {tag} is not declared"
+            check_security(op.get("security", []), where)
+            params = _effective_parameters(item_uri, op_uri)
+            for (name, where_in), p in params.items():
+                assert where_in in ("query", "header", "path", "cookie"), f"{where}: parameter {name} in {where_in}"
+                assert ("schema" in p) != ("content" in p), f"{where}: parameter {name} needs schema xor content"
+                if where_in == "path":
+                    assert p.get("required") is True, f"{where}: path parameter {name} must be required"
+            assert {n for (n, i) in params if i == "path"} == template, f"{where}: path parameters != template"
+            responses = op.get("responses")
+            assert responses, f"{where}: no responses"
+            for status in responses:
+                assert re.fullmatch(r"[1-5](?:\d\d|XX)|default", str(status)), f"{where}: bad response key {status}"
+                resp, _ = follow(child(op_uri, "responses", status))
+                assert isinstance(resp.get("description"), str), f"{where} {status}: no description"
+                headers = {h.lower() for h in resp.get("headers", {})}
+                assert "x-request-id" in headers, f"{where} {status}: every response carries x-request-id"
+                code = str(status)
+                if code[0] == "4" or (code[0] == "5" and path.startswith("/v1/")):  # /readyz 503 is a status
+                    media = resp.get("content", {})
+                    assert list(media) == ["application/problem+json"], f"{where} {status}: errors are problems"
+                if code == "429":
+                    assert "retry-after" in headers, f"{where} 429: Retry-After"
+                if code == "401":
+                    assert "www-authenticate" in headers, f"{where} 401: WWW-Authenticate"
+                if code == "405":
+                    assert "allow" in headers, f"{where} 405: Allow"
+
+
+def test_openapi_refs_resolve_and_schemas_are_2020_12():
+    for uri, doc in DOCS.items():
+        for path, ref in walk_refs(doc):
+            target = urllib.parse.urljoin(uri, ref)
+            try:
+                lookup(target)
+            except Unresolvable as e:
+                raise AssertionError(f"{uri} at {'/'.join(map(str, path))}: $ref {ref} does not resolve ({e})")
+    # Every Schema Object of openapi.yaml is a valid 2020-12 schema.
+    schemas = list(OPENAPI["components"].get("schemas", {}).values())
+
+    def collect(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "schema" and isinstance(v, dict):
+                    schemas.append(v)
+                else:
+                    collect(v)
+        elif isinstance(node, list):
+            for v in node:
+                collect(v)
+
+    collect(OPENAPI)
+    assert len(schemas) > 10
+    for s in schemas:
+        Draft202012Validator.check_schema(s)
+
+
+def test_openapi_examples_match_their_schemas():
+    """Examples in openapi.yaml are what a client would really get."""
+    checked = 0
+    for path, item in OPENAPI["paths"].items():
+        for method in HTTP_METHODS:
+            for status in item.get(method, {}).get("responses", {}):
+                resp, resp_uri = follow(child(OPENAPI_URI, "paths", path, method, "responses", status))
+                for key, media in (resp.get("content") or {}).items():
+                    if media and "example" in media and "schema" in media:
+                        validate(media["example"], child(resp_uri, "content", key, "schema"), f"{path} {status} example")
+                        checked += 1
+    for name, resp in OPENAPI["components"].get("responses", {}).items():
+        for key, media in resp.get("content", {}).items():
+            if "example" in media:
+                validate(media["example"], child(component_response(name), "content", key, "schema"), f"{name} example")
+                checked += 1
+    assert checked >= 5
+
+
+def test_openapi_conventions_of_api_md():
+    c = OPENAPI["components"]
+    bearer_scheme = c["securitySchemes"]["bearerAuth"]
+    assert bearer_scheme["type"] == "http" and bearer_scheme["scheme"].lower() == "bearer"
+    assert bearer_scheme["bearerFormat"] == "JWT"
+    for word in ("RS256", "photo-auth", "photo-api", "15 minutes"):
+        assert word in bearer_scheme["description"], word
+    assert {"bearerAuth": []} in OPENAPI["security"]
+    limit = c["parameters"]["Limit"]
+    assert (limit["name"], limit["in"]) == ("limit", "query")
+    assert (limit["schema"]["minimum"], limit["schema"]["maximum"], limit["schema"]["default"]) == (1, 100, 20)
+    assert (c["parameters"]["Cursor"]["name"], c["parameters"]["Cursor"]["in"]) == ("cursor", "query")
+    envelope = child(OPENAPI_URI, "components", "schemas", "ListEnvelope")
+    validate({"items": [1, 2], "next_cursor": "abc"}, envelope, "a page")
+    validate({"items": [], "next_cursor": None}, envelope, "the last page")
+    with pytest.raises(AssertionError):
+        validate({"items": []}, envelope, "a page without next_cursor")
+    # The error statuses of API.md, each a reusable problem response.
+    expected = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
+                409: "Conflict", 413: "ContentTooLarge", 415: "UnsupportedMediaType", 422: "UnprocessableContent",
+                429: "TooManyRequests", 503: "ServiceUnavailable", 504: "GatewayTimeout"}
+    for status, name in expected.items():
+        resp = c["responses"][name]
+        assert resp["content"]["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
+        assert "x-request-id" in resp["headers"]
+        example = resp["content"]["application/problem+json"].get("example")
+        assert example is None or example["status"] == status, name
+    problem = c["schemas"]["Problem"]
+    assert problem == {"$ref": "schemas/problem.json"}  # one source of truth for the shape
+    problem_uri = child(OPENAPI_URI, "components", "schemas", "Problem")
+    validate({"type": "about:blank", "title": "Not Found", "status": 404}, problem_uri, "a minimal problem")
+    validate({"type": "https://problems.photo.invalid/invalid-field", "title": "Unprocessable Content", "status": 422,
+              "detail": "bad", "errors": {"username": "too short"}}, problem_uri, "a field problem")
+    for bad in ({"title": "x", "status": 404}, {"type": "about:blank", "title": "x", "status": "404"},
+                {"type": "about:blank", "title": "x", "status": 404, "errors": {"f": 1}}):
+        with pytest.raises(AssertionError):
+            validate(bad, problem_uri, "a bad problem")
+
+
+# ------------------------------------------------------------------ proto/schemas and asyncapi.yaml
+
+EXPECTED_SCHEMAS = ["event-envelope", "ping-reply", "problem", "readyz", "rpc-reply-headers", "rpc-request-headers"]
+
+
+@pytest.mark.parametrize("name", EXPECTED_SCHEMAS)
+def test_message_schema_is_valid_2020_12(name):
+    doc = DOCS[schema_uri(name)]
+    assert doc["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    Draft202012Validator.check_schema(doc)
+    assert doc.get("$id", "").endswith(f"/{name}.json")
+    assert doc.get("title") and doc.get("description")
+
+
+def test_every_schema_file_is_valid_2020_12():
+    ids = set()
+    for path in SCHEMA_PATHS:
+        doc = DOCS[_uri(path)]
+        Draft202012Validator.check_schema(doc)
+        assert doc.get("$schema") == "https://json-schema.org/draft/2020-12/schema", path
+        assert doc.get("$id") not in ids, f"{path}: duplicate $id"
+        ids.add(doc.get("$id"))
+
+
+def test_schema_samples():
+    """The schemas accept what the code sends and refuse near misses."""
+    ping = schema_uri("ping-reply")
+    validate({"service": "resize-image", "status": "ok"}, ping, "ping")
+    with pytest.raises(AssertionError):
+        validate({"service": "echo", "status": "down"}, ping, "bad ping")
+    readyz = schema_uri("readyz")
+    validate({"status": "ready", "broker": "up", "services": {"echo": "up"}}, readyz, "ready")
+    validate({"status": "not ready", "broker": "down", "services": {"echo": "down"}}, readyz, "not ready")
+    for bad in ({"status": "ready", "broker": "down", "services": {}},
+                {"status": "ready", "broker": "up", "services": {"echo": "down"}},
+                {"status": "not ready", "broker": "up", "services": {"echo": "up"}}):
+        with pytest.raises(AssertionError):
+            validate(bad, readyz, "inconsistent readiness")
+    event = schema_uri("event-envelope")
+    good = {"message_id": str(uuid.uuid4()), "type": "post.created", "timestamp": int(time.time()),
+            "app_id": "publication", "content_type": "application/json", "delivery_mode": 2,
+            "headers": {"x-request-id": "r1", "x-retry": 2}}
+    validate(good, event, "event")
+    for change in ({"message_id": "not-a-uuid"}, {"type": "PostCreated"}, {"delivery_mode": 1},
+                   {"content_type": "text/plain"}, {"headers": {"x-retry": "2"}}):
+        with pytest.raises(AssertionError):
+            validate({**good, **change}, event, "bad event")
+    reply = schema_uri("rpc-reply-headers")
+    with pytest.raises(AssertionError):  # errors are problems
+        validate({"content_type": "application/json", "correlation_id": "1", "headers": {"x-status": 404}}, reply, "r")
+
+
+def test_asyncapi_document():
+    doc = ASYNCAPI
+    assert re.fullmatch(r"3\.0\.\d+|2\.6\.\d+", str(doc.get("asyncapi"))), doc.get("asyncapi")
+    assert doc["info"]["title"] and doc["info"]["version"]
+    # The two exchanges of DESIGN.md.
+    exchanges = {c["bindings"]["amqp"]["exchange"]["name"]: c["bindings"]["amqp"]["exchange"]
+                 for c in doc["channels"].values() if c.get("bindings", {}).get("amqp", {}).get("is") == "routingKey"}
+    assert exchanges["rpc"]["type"] == "direct" and exchanges["rpc"]["durable"] is True
+    assert exchanges["events"]["type"] == "topic" and exchanges["events"]["durable"] is True
+    queues = {c["bindings"]["amqp"]["queue"]["name"] for c in doc["channels"].values()
+              if c.get("bindings", {}).get("amqp", {}).get("is") == "queue"}
+    assert {"{service}.rpc", "{service}.events", "{service}.events.dlq", "amq.rabbitmq.reply-to"} <= queues
+    # Channel addresses and their parameters agree; operations name messages of their own channel.
+    for name, ch in doc["channels"].items():
+        params = set(re.findall(r"{([^}]+)}", ch.get("address") or ""))
+        assert params == set(ch.get("parameters", {})), f"channel {name}: address parameters"
+    for name, op in doc["operations"].items():
+        assert op["action"] in ("send", "receive"), name
+        ch_ref = op["channel"]["$ref"]
+        for m in op.get("messages", []):
+            assert m["$ref"].startswith(ch_ref + "/messages/"), f"operation {name}: {m['$ref']} not of {ch_ref}"
+        if "reply" in op:
+            for m in op["reply"].get("messages", []):
+                assert m["$ref"].startswith(op["reply"]["channel"]["$ref"] + "/messages/"), name
+    # Message headers and payloads are valid schemas, and every example matches them.
+    checked = 0
+    for name, msg in doc["components"]["messages"].items():
+        msg_uri = child(ASYNCAPI_URI, "components", "messages", name)
+        for part in ("headers", "payload"):
+            if part not in msg:
+                continue
+            multi = isinstance(msg[part], dict) and "schemaFormat" in msg[part]
+            if multi:
+                assert "2020-12" in msg[part]["schemaFormat"], f"{name}.{part}: schemaFormat"
+            schema = child(msg_uri, part, "schema") if multi else child(msg_uri, part)
+            Draft202012Validator.check_schema(lookup(schema))
+            for i, ex in enumerate(msg.get("examples", [])):
+                if part in ex:
+                    validate(ex[part], schema, f"asyncapi message {name} example {i} {part}")
+                    checked += 1
+    assert checked >= 6
+
+
+# ------------------------------------------------------------------ live HTTP responses against openapi.yaml
+
+def test_healthz_matches_spec(client):
+    r = client.get("/healthz", headers={"x-request-id": "contract.healthz-1"})
+    assert r.status_code == 200
+    assert check_operation(r, "/healthz", "get") == {"status": "ok"}
+    assert r.headers["x-request-id"] == "contract.healthz-1"
+
+
+def test_readyz_matches_spec(client):
+    r = client.get("/readyz")
+    body = check_operation(r, "/readyz", "get")
+    validate(body, schema_uri("readyz"), "GET /readyz")
+    assert (r.status_code == 200) == (body["status"] == "ready"), (r.status_code, body)
+
+
+def test_readyz_503_matches_spec(debug_routes):
+    """With a service down, /readyz answers 503 with the body the spec gives it."""
+    stack("stop", "echod")
+    try:
+        def not_ready():
+            with h2_client() as c:
+                r = c.get("/readyz")
+            return r if r.status_code == 503 else None
+
+        r = wait_until(not_ready, timeout=15, what="/readyz 503 with echod stopped")
+        body = check_operation(r, "/readyz", "get")
+        assert body["status"] == "not ready" and body["broker"] == "up" and body["services"]["echo"] == "down", body
+    finally:
+        stack("start", "echod")
+        wait_until(gateway_ready, timeout=30, what="/readyz 200 after echod came back")
+
+
+def test_metrics_content_type_matches_spec(client):
+    client.get("/healthz")
+    r = client.get("/metrics")
+    assert r.status_code == 200
+    check_operation(r, "/metrics", "get")
+    ctype, params = _media(r.headers["content-type"])
+    assert ctype == "text/plain" and params.get("version") == "0.0.4", r.headers["content-type"]
+    samples = [line for line in r.text.splitlines() if line and not line.startswith("#")]
+    assert samples, r.text
+    sample = re.compile(r'[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? '
+                        r'(-?[0-9.eE+-]+|NaN|[+-]Inf)')
+    for line in samples:
+        assert sample.fullmatch(line), f"not a Prometheus sample: {line!r}"
+    assert any(line.startswith("gateway_http_requests_total{") for line in samples)
+
+
+def test_unknown_v1_route_is_a_404_problem(client):
+    for path in (f"/v1/contract-no-such-route-{uuid.uuid4().hex[:8]}", "/v1/", "/no-such-thing"):
+        r = client.get(path)
+        body = is_problem(r, 404)
+        check_response(r, component_response("NotFound"), f"GET {path}")
+        validate(body, schema_uri("problem"), f"GET {path}")
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_other_methods_on_media_are_405_problems(client, method):
+    r = client.request(method, "/media/contract/x.jpg")
+    is_problem(r, 405)
+    check_response(r, component_response("MethodNotAllowed"), f"{method} /media")
+    assert r.headers["allow"] == "GET, HEAD"
+    ref = OPENAPI["paths"]["/media/{key}"]["x-other-methods"]["response"]["$ref"]
+    assert ref == "#/components/responses/MethodNotAllowed"
+
+
+@pytest.mark.parametrize("path", ["/media/contract/no-such-file.jpg", "/media/.hidden", "/media/contract%2Fx.jpg",
+                                  "/media/contract/"])
+def test_missing_media_is_a_404_problem(client, path):
+    for method in ("GET", "HEAD"):
+        r = client.request(method, path)
+        assert r.status_code == 404, (method, path, r.status_code)
+        if method == "GET":
+            is_problem(r, 404)
+        check_operation(r, "/media/{key}", method.lower())
+
+
+@pytest.fixture
+def stored_media():
+    key = f"contract/{uuid.uuid4().hex}.png"
+    path = os.path.join(VAR, "media", key)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + os.urandom(64))
+    yield key
+    os.unlink(path)
+
+
+def test_stored_media_matches_spec(client, stored_media):
+    key_schema = child(OPENAPI_URI, "paths", "/media/{key}", "parameters", 1, "schema")
+    validate(stored_media, key_schema, "the media key")
+    r = client.get(f"/media/{stored_media}")
+    assert r.status_code == 200, r.text
+    check_operation(r, "/media/{key}", "get")
+    assert r.headers["content-type"] == "image/png"
+
+
+def test_stored_media_head_matches_spec(client, stored_media):
+    h = client.head(f"/media/{stored_media}")
+    assert h.status_code == 200
+    check_operation(h, "/media/{key}", "head")
+    assert h.headers["content-type"] == "image/png"
+    assert h.content == b""
+    g = client.get(f"/media/{stored_media}")
+    assert int(h.headers["content-length"]) == len(g.content) > 0
+    with httpx.Client(base_url=BASE, http2=False) as c1:  # HTTP/1.1: no body bytes after a HEAD
+        assert c1.head(f"/media/{stored_media}").content == b""
+        assert c1.get("/healthz").status_code == 200
+
+
+def _effective_security(op):
+    return op.get("security", OPENAPI.get("security", []))
+
+
+def test_every_parameterless_path_answers_a_status_the_spec_lists():
+    """Each operation of each path without parameters, called as a client would (a valid token where
+    the operation takes one, no body), answers a status its responses list, shaped as they say."""
+    called = 0
+    for path, item in OPENAPI["paths"].items():
+        if "{" in path:
+            continue
+        for method in HTTP_METHODS:
+            if method not in item:
+                continue
+            sec = _effective_security(item[method])
+            headers = bearer(make_token()) if sec and {} not in sec else {}
+            with h2_client() as c:
+                r = c.request(method.upper(), path, headers=headers)
+            check_operation(r, path, method)
+            called += 1
+    assert called >= 3
+
+
+# ------------------------------------------------------------------ error responses, through the debug routes
+
+@pytest.fixture
+def debug_routes():
+    with h2_client() as c:
+        assert c.get("/v1/debug/status?status=200").status_code != 404, \
+            "needs GATEWAY_DEBUG_ROUTES=true and tests/echod (the test stack of deploy/local/test.sh has them)"
+
+
+def test_gateway_401s_match_spec(client, debug_routes):
+    r = client.get("/v1/debug/echo")
+    is_problem(r, 401)
+    check_response(r, component_response("Unauthorized"), "no token")
+    assert r.headers["www-authenticate"] == "Bearer"
+    r = client.get("/v1/debug/echo", headers=bearer(make_token(exp=int(time.time()) - 3600)))
+    is_problem(r, 401)
+    check_response(r, component_response("Unauthorized"), "expired token")
+    assert r.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+
+
+def test_gateway_own_errors_match_spec(client, debug_routes):
+    r = client.get("/v1/debug/nobody")
+    is_problem(r, 503)
+    check_response(r, component_response("ServiceUnavailable"), "no service")
+    r = client.post("/v1/debug/echo", headers=bearer(make_token()), content=b"a" * (64 * 1024 + 1))
+    is_problem(r, 413)
+    check_response(r, component_response("ContentTooLarge"), "body over the cap")
+    r = client.get("/v1/debug/sleep?ms=2500")
+    is_problem(r, 504)
+    check_response(r, component_response("GatewayTimeout"), "timeout")
+    r = client.delete("/v1/debug/echo")
+    is_problem(r, 405)
+    check_response(r, component_response("MethodNotAllowed"), "DELETE /v1/debug/echo")
+
+
+@pytest.mark.parametrize("status,name", [
+    (400, "BadRequest"), (403, "Forbidden"), (404, "NotFound"), (409, "Conflict"), (413, "ContentTooLarge"),
+    (415, "UnsupportedMediaType"), (422, "UnprocessableContent"), (429, "TooManyRequests"),
+    (503, "ServiceUnavailable"), (504, "GatewayTimeout")])
+def test_relayed_service_errors_match_spec(client, debug_routes, status, name):
+    """A service's problem reply reaches the client as the reusable response of its status."""
+    r = client.get(f"/v1/debug/status?status={status}")
+    is_problem(r, status)
+    check_response(r, component_response(name), f"relayed {status}")
+
+
+# ------------------------------------------------------------------ AMQP, through RabbitMQ's management API
+
+@pytest.fixture
+def rabbit():
+    with httpx.Client(base_url=RABBIT_API, auth=("guest", "guest"), timeout=10) as c:
+        try:
+            c.get("/overview").raise_for_status()
+        except httpx.HTTPError as e:
+            pytest.fail(f"RabbitMQ management API at {RABBIT_API} (TEST_RABBITMQ_API): {e}")
+        yield c
+
+
+def _q(name):
+    return urllib.parse.quote(name, safe="")
+
+
+@pytest.fixture
+def temp_queue(rabbit):
+    """A queue of this test's own (it expires by itself if the test dies before deleting it)."""
+    name = f"contract.tmp.{uuid.uuid4().hex[:12]}"
+    r = rabbit.put(f"/queues/%2F/{_q(name)}",
+                   json={"durable": False, "auto_delete": False, "arguments": {"x-expires": 120000}})
+    assert r.status_code in (201, 204), r.text
+    try:
+        yield name
+    finally:
+        rabbit.delete(f"/queues/%2F/{_q(name)}")
+
+
+def publish(rabbit, exchange, routing_key, properties, payload=""):
+    r = rabbit.post(f"/exchanges/%2F/{_q(exchange)}/publish",
+                    json={"properties": properties, "routing_key": routing_key, "payload": payload,
+                          "payload_encoding": "string"})
+    r.raise_for_status()
+    return r.json()
+
+
+def get_messages(rabbit, queue, want=1, timeout=5.0, predicate=lambda m: True):
+    """Takes messages off queue until want of them satisfy predicate (or times out)."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(got) < want and time.monotonic() < deadline:
+        r = rabbit.post(f"/queues/%2F/{_q(queue)}/get",
+                        json={"count": 50, "ackmode": "ack_requeue_false", "encoding": "auto"})
+        r.raise_for_status()
+        msgs = [m for m in r.json() if predicate(m)]
+        got.extend(msgs)
+        if not msgs:
+            time.sleep(0.05)
+    assert len(got) >= want, f"{len(got)} of {want} messages arrived on {queue} in {timeout}s"
+    return got
+
+
+def call_rpc(rabbit, reply_queue, service, method, headers=None, payload=""):
+    """One RPC through the broker, replying to reply_queue. Returns (request properties, reply)."""
+    corr = uuid.uuid4().hex
+    props = {"type": method, "reply_to": reply_queue, "correlation_id": corr, "expiration": "5000",
+             "app_id": "contract-test", "delivery_mode": 1, "headers": headers or {}}
+    assert publish(rabbit, "rpc", service, props, payload)["routed"], f"nothing bound to rpc/{service}"
+    reply = get_messages(rabbit, reply_queue, predicate=lambda m: m["properties"].get("correlation_id") == corr)[0]
+    assert reply["exchange"] == "" and reply["routing_key"] == reply_queue
+    return props, reply
+
+
+def _payload(msg):
+    assert msg["payload_encoding"] == "string", msg
+    return msg["payload"]
+
+
+def test_rpc_topology_matches_asyncapi(rabbit, client):
+    channels = ASYNCAPI["channels"]
+    for channel in ("rpcExchange", "events"):
+        spec = channels[channel]["bindings"]["amqp"]["exchange"]
+        ex = rabbit.get(f"/exchanges/%2F/{spec['name']}")
+        assert ex.status_code == 200, f"exchange {spec['name']} is not declared"
+        ex = ex.json()
+        assert (ex["type"], ex["durable"], ex["auto_delete"], ex["internal"]) == \
+               (spec["type"], spec["durable"], spec["autoDelete"], False), ex
+    services = client.get("/readyz").json()["services"]
+    queue_spec = channels["rpcQueue"]["bindings"]["amqp"]["queue"]
+    for service in services:
+        name = queue_spec["name"].replace("{service}", service)
+        q = rabbit.get(f"/queues/%2F/{_q(name)}")
+        assert q.status_code == 200, f"queue {name} does not exist"
+        q = q.json()
+        assert (q["durable"], q["exclusive"], q["auto_delete"]) == \
+               (queue_spec["durable"], queue_spec["exclusive"], queue_spec["autoDelete"]), q
+        assert q["arguments"] == {}, q["arguments"]
+        bindings = rabbit.get(f"/queues/%2F/{_q(name)}/bindings").json()
+        assert {"source": "rpc", "routing_key": service} in [
+            {"source": b["source"], "routing_key": b["routing_key"]} for b in bindings], bindings
+    # Whatever queue dead-letters does it the way asyncapi.yaml says, into <queue>.dlq.
+    queues = {q["name"]: q for q in rabbit.get("/queues/%2F").json()}
+    for name, q in queues.items():
+        args = q.get("arguments", {})
+        if name.endswith(".events") or "x-dead-letter-routing-key" in args:
+            assert args.get("x-dead-letter-exchange") == "", (name, args)
+            assert args.get("x-dead-letter-routing-key") == name + ".dlq", (name, args)
+            assert queues.get(name + ".dlq", {}).get("durable") is True, f"{name}.dlq missing or not durable"
+
+
+def test_ping_replies_match_schemas_and_readyz(rabbit, client, temp_queue):
+    ready = client.get("/readyz").json()
+    validate(ready, schema_uri("readyz"), "GET /readyz")
+    assert "echo" in ready["services"], ready  # the test stack always runs tests/echod
+    ping_request = child(ASYNCAPI_URI, "components", "messages", "pingRequest", "headers", "schema")
+    ping_reply = child(ASYNCAPI_URI, "components", "messages", "pingReply", "headers", "schema")
+    ping_body = child(ASYNCAPI_URI, "components", "messages", "pingReply", "payload", "schema")
+    for service, state in ready["services"].items():
+        rid = f"contract-ping-{uuid.uuid4().hex[:8]}"
+        props, reply = call_rpc(rabbit, temp_queue, service, f"{service}.ping", {"x-request-id": rid})
+        validate(props, ping_request, "our ping request")
+        p = reply["properties"]
+        validate(p, schema_uri("rpc-reply-headers"), f"{service}.ping reply properties")
+        validate(p, ping_reply, f"{service}.ping reply properties")
+        assert p["correlation_id"] == props["correlation_id"]
+        assert p["headers"]["x-request-id"] == rid
+        assert p.get("app_id") == service
+        body = json.loads(_payload(reply))
+        validate(body, ping_body, f"{service}.ping reply body")
+        validate(body, schema_uri("ping-reply"), f"{service}.ping reply body")
+        assert body == {"service": service, "status": "ok"}
+        # The gateway's /readyz saw what we see.
+        assert state == "up", f"{service} answers its ping but /readyz says {state}"
+
+
+def test_rpc_error_replies_match_schemas(rabbit, temp_queue, debug_routes):
+    _, reply = call_rpc(rabbit, temp_queue, "echo", "echo.status", {"x-request-id": "contract-429",
+                                                                   "x-query": "status=429"})
+    p = reply["properties"]
+    validate(p, schema_uri("rpc-reply-headers"), "echo.status reply properties")
+    assert p["headers"]["x-status"] == 429 and p["content_type"].startswith("application/problem+json")
+    extra = json.loads(p["headers"]["x-headers"])
+    validate(extra, schema_uri("rpc-reply-headers", "/$defs/http_headers"), "x-headers")
+    assert extra == {"retry-after": "7"}
+    validate(json.loads(_payload(reply)), schema_uri("problem"), "echo.status reply body")
+    # An unknown method: 404, a problem of type unknown-method.
+    _, reply = call_rpc(rabbit, temp_queue, "echo", "echo.no_such_method")
+    p = reply["properties"]
+    validate(p, schema_uri("rpc-reply-headers"), "unknown method reply properties")
+    assert p["headers"]["x-status"] == 404
+    assert "x-request-id" not in p["headers"]  # the request had none
+    body = json.loads(_payload(reply))
+    validate(body, schema_uri("problem"), "unknown method reply body")
+    assert body["type"].endswith("/unknown-method")
+
+
+def _bind(rabbit, queue, key):
+    r = rabbit.post(f"/bindings/%2F/e/rpc/q/{_q(queue)}", json={"routing_key": key, "arguments": {}})
+    assert r.status_code == 201, r.text
+
+
+def test_gateway_rpc_requests_match_schema(rabbit, temp_queue, debug_routes):
+    """Copies of real requests the gateway sends to echo (our queue bound beside echo.rpc) carry the
+    properties and headers rpc-request-headers.json describes, and the HTTP request's parts."""
+    _bind(rabbit, temp_queue, "echo")
+    rid = f"contract-req-{uuid.uuid4().hex[:8]}"
+    token = make_token(sub="contract_user_1")
+    with h2_client() as c:
+        r1 = c.post("/v1/debug/echo?limit=5&cursor=a%20b", headers={**bearer(token), "x-request-id": rid + "a"},
+                    json={"caption": "héllo"})
+        r2 = c.get("/v1/debug/public/caf%C3%A9", headers={"x-request-id": rid + "b"})
+    assert r1.status_code == 200 and r2.status_code == 200, (r1.text, r2.text)
+    msgs = get_messages(rabbit, temp_queue, want=2,
+                        predicate=lambda m: m["properties"].get("headers", {}).get("x-request-id", "").startswith(rid))
+    by_rid = {m["properties"]["headers"]["x-request-id"]: m for m in msgs}
+    spec = schema_uri("rpc-request-headers")
+    for m in by_rid.values():
+        p = m["properties"]
+        validate(p, spec, "a gateway RPC request")
+        validate(p, child(ASYNCAPI_URI, "components", "messages", "rpcRequest", "headers", "schema"), "rpcRequest")
+        assert m["exchange"] == "rpc" and m["routing_key"] == "echo"
+        assert p["reply_to"].startswith("amq.rabbitmq.reply-to"), p["reply_to"]
+        assert p["app_id"] == "gateway" and int(p["expiration"]) > 0
+    post = by_rid[rid + "a"]["properties"]
+    assert post["type"] == "echo.echo"
+    assert post["headers"]["x-user-id"] == "contract_user_1"
+    assert post["headers"]["x-query"] == "limit=5&cursor=a%20b"
+    assert post["content_type"].startswith("application/json")
+    assert "x-params" not in post["headers"]
+    assert json.loads(_payload(by_rid[rid + "a"])) == {"caption": "héllo"}
+    get = by_rid[rid + "b"]["properties"]
+    assert "x-user-id" not in get["headers"] and "content_type" not in get
+    params = json.loads(get["headers"]["x-params"])
+    validate(params, schema_uri("rpc-request-headers", "/$defs/path_params"), "x-params")
+    assert params == {"name": "café"}
+    assert _payload(by_rid[rid + "b"]) == ""
+
+
+def test_gateway_maps_a_reply_1_to_1(rabbit, temp_queue, debug_routes):
+    """We stand in for a service (our queue bound to rpc as `nobody`) and answer the gateway's real
+    request with a reply as rpc-reply-headers.json describes: the HTTP response is that reply."""
+    _bind(rabbit, temp_queue, "nobody")
+    rid = f"contract-map-{uuid.uuid4().hex[:8]}"
+    result = {}
+
+    def call():
+        with h2_client() as c:
+            result["r"] = c.get("/v1/debug/nobody?x=1", headers={"x-request-id": rid})
+
+    t = threading.Thread(target=call)
+    t.start()
+    try:
+        req = get_messages(rabbit, temp_queue,
+                           predicate=lambda m: m["properties"].get("headers", {}).get("x-request-id") == rid)[0]
+        validate(req["properties"], schema_uri("rpc-request-headers"), "the gateway's request")
+        assert req["properties"]["type"] == "nobody.echo"
+        assert req["properties"]["headers"]["x-query"] == "x=1"
+        body = json.dumps({"id": "p1", "created_at": "2026-11-21T18:40:03Z"})
+        reply = {"correlation_id": req["properties"]["correlation_id"], "content_type": "application/json",
+                 "app_id": "nobody",
+                 "headers": {"x-status": 201, "x-request-id": rid,
+                             "x-headers": json.dumps({"location": "/v1/posts/p1", "cache-control": "no-store"})}}
+        validate(reply, schema_uri("rpc-reply-headers"), "our reply")
+        publish(rabbit, "amq.default", req["properties"]["reply_to"], reply, body)
+    finally:
+        t.join(15)
+    r = result["r"]
+    assert r.status_code == 201, r.text
+    assert r.headers["content-type"] == "application/json"
+    assert r.headers["location"] == "/v1/posts/p1"
+    assert r.headers["cache-control"] == "no-store"
+    assert r.headers["x-request-id"] == rid
+    assert r.text == body
