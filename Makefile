@@ -49,8 +49,10 @@ deps:
 
 binaries: $(BINS)
 
+JOBS := $(shell nproc 2>/dev/null || echo 2)
+
 build: deps
-	@$(MAKE) --no-print-directory binaries
+	@$(MAKE) --no-print-directory -j$(JOBS) binaries
 
 up: build
 	@deploy/local/stack.sh up
@@ -63,11 +65,11 @@ logs:
 
 # The whole test run: sanitizer build, a stack of its own on other ports, unit and e2e tests.
 test: deps
-	@$(MAKE) --no-print-directory SAN=1 binaries unit-binaries
+	@$(MAKE) --no-print-directory -j$(JOBS) SAN=1 binaries unit-binaries
 	@deploy/local/test.sh
 
 bench: build
-	@$(MAKE) --no-print-directory bench-binaries
+	@$(MAKE) --no-print-directory -j$(JOBS) bench-binaries
 	@bench/gateway/run.sh
 
 fmt:

@@ -3,6 +3,7 @@
 
 #include "core/core.h"
 #include "gateway.h"
+#include "log/log.h"
 #include "problem/problem.h"
 
 const char *gw_reason(int status)
@@ -62,9 +63,29 @@ void gw_record(const char *route_label, const char *method, size_t mlen, int sta
     metrics_histogram_observe(gw.m_latency, hl, (double)(core_now_us() - t0_us) / 1e6);
 }
 
+/* 5xx responses are logged (with their request id) so operators can find them; the rest is
+ * counted in /metrics only, to keep the log readable at thousands of requests a second. */
+static void gw__log_failure(h2o_req_t *req, const char *route_label, int status, uint64_t t0_us)
+{
+    char rid[72] = "";
+    ssize_t at = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1);
+    if (at >= 0)
+        snprintf(rid, sizeof(rid), "%.*s", (int)req->res.headers.entries[at].value.len,
+                 req->res.headers.entries[at].value.base);
+    cJSON *fields = cJSON_CreateObject();
+    cJSON_AddStringToObject(fields, "route", route_label);
+    cJSON_AddNumberToObject(fields, "status", status);
+    cJSON_AddNumberToObject(fields, "duration_ms", (double)(core_now_us() - t0_us) / 1000.0);
+    log_write(LOG_WARN, rid[0] ? rid : NULL, fields, "%.*s %.*s answered %d", (int)req->method.len,
+              req->method.base, (int)req->path.len, req->path.base, status);
+    cJSON_Delete(fields);
+}
+
 void gw_send(h2o_req_t *req, const char *route_label, uint64_t t0_us, int status, const char *content_type,
              const char *body, size_t len)
 {
+    if (status >= 500)
+        gw__log_failure(req, route_label, status, t0_us);
     req->res.status = status;
     req->res.reason = gw_reason(status);
     if (content_type != NULL && status != 204)

@@ -111,10 +111,17 @@ def test_reply_status_and_headers_are_relayed(client):
 
 def test_rpc_timeout_is_504(client):
     t0 = time.monotonic()
-    r = client.get("/v1/debug/sleep?ms=3000")
+    rid = "timeout-" + os.urandom(6).hex()
+    r = client.get("/v1/debug/sleep?ms=3000", headers={"x-request-id": rid})
     elapsed = time.monotonic() - t0
     is_problem(r, 504)
     assert elapsed < 2.5  # the route's timeout is 1 s
+    # Operators find it in the gateway's JSON log by its request id.
+    with open(os.path.join(VAR, "log", "gateway.log")) as f:
+        lines = [json.loads(line) for line in f if rid in line]
+    assert len(lines) == 1, lines
+    assert lines[0]["level"] == "warn" and lines[0]["status"] == 504
+    assert lines[0]["request_id"] == rid and lines[0]["route"] == "/v1/debug/sleep"
     # The daemon is still answering afterwards.
     assert client.get("/v1/debug/sleep?ms=0").status_code == 200
 

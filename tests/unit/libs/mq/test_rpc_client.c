@@ -237,12 +237,12 @@ Test(rpc, optional_fields_may_be_absent)
     cJSON_Delete(j);
     mq_rpc_result_clear(&res);
 
-    /* A reply with no content type of its own is JSON; no extra headers means NULL. */
+    /* A reply with no content type of its own is JSON in UTF-8; no extra headers means NULL. */
     req = test_request(t.service, "unit.echo", "[1,2]");
     mq_rpc_call_sync(t.client, &req, &res);
     cr_assert_eq(res.error, 0);
     cr_assert_eq(res.status, 200);
-    cr_assert_str_eq(res.content_type, "application/json");
+    cr_assert_str_eq(res.content_type, "application/json; charset=utf-8");
     cr_assert_null(res.headers_json);
     cr_assert_str_eq(res.body, "[1,2]");
     mq_rpc_result_clear(&res);
