@@ -94,11 +94,15 @@ int64_t core_wall_ms(void)
 
 void core_rfc3339(int64_t wall_ms, char *buf)
 {
-    time_t secs = (time_t)(wall_ms / 1000);
+    /* Floor division, so times before 1970 split into a second and 0..999 ms too. */
+    int64_t ms = wall_ms % 1000;
+    if (ms < 0)
+        ms += 1000;
+    time_t secs = (time_t)((wall_ms - ms) / 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
     size_t n = strftime(buf, CORE_TIME_BUFSZ, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, CORE_TIME_BUFSZ - n, ".%03dZ", (int)(wall_ms % 1000));
+    snprintf(buf + n, CORE_TIME_BUFSZ - n, ".%03dZ", (int)ms);
 }
 
 void core_uuid(char *buf)
@@ -110,10 +114,17 @@ void core_uuid(char *buf)
 
 void core_sleep_ms(unsigned ms, volatile int *interrupt)
 {
-    struct timespec req = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L}, rem;
-    while (nanosleep(&req, &rem) != 0 && errno == EINTR) {
+    /* In slices, so a flag set by another thread ends the sleep within 50 ms even where
+     * signals are blocked (daemon worker threads). */
+    uint64_t deadline = core_now_ms() + ms;
+    for (;;) {
         if (interrupt != NULL && *interrupt)
             return;
-        req = rem;
+        uint64_t now = core_now_ms();
+        if (now >= deadline)
+            return;
+        uint64_t left = deadline - now, slice = interrupt != NULL && left > 50 ? 50 : left;
+        struct timespec req = {.tv_sec = (time_t)(slice / 1000), .tv_nsec = (long)(slice % 1000) * 1000000L};
+        nanosleep(&req, NULL);
     }
 }

@@ -38,8 +38,8 @@ void core_rfc3339(int64_t wall_ms, char *buf);
 #define CORE_UUID_BUFSZ 37
 void core_uuid(char *buf);
 
-/* Sleeps for ms milliseconds (restarting on EINTR unless *interrupt becomes non-zero;
- * interrupt may be NULL). */
+/* Sleeps for ms milliseconds, or less once *interrupt becomes non-zero (checked at least every
+ * 50 ms; interrupt may be NULL). Signals do not shorten the sleep. */
 void core_sleep_ms(unsigned ms, volatile int *interrupt);
 
 #endif

@@ -259,6 +259,7 @@ void mq__close(mq_t *mq, int graceful)
     mq->conn = NULL;
     mq->up = 0;
     mq->consuming = 0;
+    mq->unacked_tag = 0; /* delivery tags belong to the channel that just closed */
 }
 
 void mq__backoff(mq_t *mq)
@@ -688,6 +689,24 @@ static int mq__retry(mq_t *mq, const amqp_envelope_t *env, const mq_message_t *m
     return st == AMQP_STATUS_OK ? 0 : MQ_EDOWN;
 }
 
+/* Acks are batched: a handled delivery is acked with multiple=true once nothing more is buffered
+ * to read (or before anything else is said about deliveries). Deliveries on a connection are
+ * handled in order by one thread, so "everything up to this tag" is exactly what was handled. */
+static int mq__ack_later(mq_t *mq, uint64_t tag)
+{
+    mq->unacked_tag = tag;
+    return 0;
+}
+
+static int mq__flush_acks(mq_t *mq)
+{
+    if (mq->unacked_tag == 0 || !mq->up)
+        return 0;
+    int st = amqp_basic_ack(mq->conn, MQ__CHANNEL, mq->unacked_tag, 1);
+    mq->unacked_tag = 0;
+    return st;
+}
+
 static void mq__dispatch(mq_t *mq, amqp_envelope_t *env)
 {
     mq__consumer_t *c = mq__consumer_by_tag(mq, env->consumer_tag);
@@ -700,7 +719,9 @@ static void mq__dispatch(mq_t *mq, amqp_envelope_t *env)
     int st = 0;
 
     if (c == NULL) {
-        st = amqp_basic_reject(mq->conn, env->channel, env->delivery_tag, 1);
+        st = mq__flush_acks(mq);
+        if (st == 0)
+            st = amqp_basic_reject(mq->conn, env->channel, env->delivery_tag, 1);
     } else if (c->rpc_fn != NULL) {
         if (d.m.reply_to != NULL) {
             mq_reply_t rep = {0};
@@ -711,7 +732,7 @@ static void mq__dispatch(mq_t *mq, amqp_envelope_t *env)
             free(rep.headers_json);
         }
         if (st == 0)
-            st = amqp_basic_ack(mq->conn, env->channel, env->delivery_tag, 0);
+            st = mq__ack_later(mq, env->delivery_tag);
     } else {
         mq_disposition_t disp = c->fn(mq, &d.m, c->ud);
         if (disp == MQ_RETRY && d.m.retries + 1 > mq->max_retries) {
@@ -721,18 +742,20 @@ static void mq__dispatch(mq_t *mq, amqp_envelope_t *env)
         }
         switch (disp) {
         case MQ_ACK:
-            st = amqp_basic_ack(mq->conn, env->channel, env->delivery_tag, 0);
+            st = mq__ack_later(mq, env->delivery_tag);
             break;
         case MQ_RETRY: {
             unsigned pause = 50u << (d.m.retries < 6 ? d.m.retries : 6);
             core_sleep_ms(pause, mq->stop);
             st = mq__retry(mq, env, &d.m);
             if (st == 0)
-                st = amqp_basic_ack(mq->conn, env->channel, env->delivery_tag, 0);
+                st = mq__ack_later(mq, env->delivery_tag);
             break;
         }
         case MQ_DEAD:
-            st = amqp_basic_reject(mq->conn, env->channel, env->delivery_tag, 0);
+            st = mq__flush_acks(mq);
+            if (st == 0)
+                st = amqp_basic_reject(mq->conn, env->channel, env->delivery_tag, 0);
             break;
         }
     }
@@ -762,10 +785,16 @@ static void mq__poll_once(mq_t *mq)
     if (r.reply_type == AMQP_RESPONSE_NORMAL) {
         mq__dispatch(mq, &env);
         amqp_destroy_envelope(&env);
+        if (mq->up && !amqp_frames_enqueued(mq->conn) && !amqp_data_in_buffer(mq->conn) &&
+            mq__flush_acks(mq) != 0)
+            mq__down(mq, "ack failed");
         return;
     }
-    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT) {
+        if (mq__flush_acks(mq) != 0)
+            mq__down(mq, "ack failed");
         return;
+    }
     if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
         amqp_frame_t f;
         if (amqp_simple_wait_frame(mq->conn, &f) != AMQP_STATUS_OK) {
@@ -810,6 +839,7 @@ int mq_run(mq_t *mq, volatile int *stop)
         mq__tick(mq);
     }
     if (mq->up) {
+        mq__flush_acks(mq);
         for (size_t i = 0; i < mq->nconsumers; i++)
             amqp_basic_cancel(mq->conn, MQ__CHANNEL, amqp_cstring_bytes(mq->consumers[i].queue));
     }

@@ -33,7 +33,8 @@ struct mq {
 
     amqp_connection_state_t conn;
     int up;
-    int consuming; /* basic.consume sent on this connection */
+    int consuming;        /* basic.consume sent on this connection */
+    uint64_t unacked_tag; /* highest delivery handled but not acked yet (0: none) */
     uint64_t publish_seq;
     unsigned backoff_ms;
     uint64_t next_attempt_ms;

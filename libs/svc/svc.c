@@ -63,17 +63,21 @@ static void svc__rpc(mq_t *mq, const mq_message_t *req, mq_reply_t *reply, void 
     } else if (w->rpc.fn != NULL) {
         w->rpc.fn(mq, req, reply, w->rpc.ud);
     }
+    const char *label = method;
     if (reply->status == 0 && reply->body == NULL) {
         reply->status = 404;
+        free(reply->content_type);
         reply->content_type = xstrdup(PROBLEM_CONTENT_TYPE);
         char *detail = xasprintf("unknown method %s", method);
         reply->body = problem_json(404, "unknown-method", detail, NULL);
         reply->body_len = strlen(reply->body);
         free(detail);
+        label = "unknown"; /* callers must not be able to mint metric series */
     }
     char status[8];
-    snprintf(status, sizeof(status), "%d", reply->status);
-    const char *labels[] = {method, status};
+    /* A handler that leaves status 0 is answered 500 by mq (mq_serve_rpc): count that. */
+    snprintf(status, sizeof(status), "%d", reply->status != 0 ? reply->status : 500);
+    const char *labels[] = {label, status};
     metrics_counter_add(svc->rpc_total, labels, 1);
     metrics_histogram_observe(svc->rpc_seconds, labels, (double)(core_now_us() - t0) / 1e6);
 }
@@ -148,10 +152,12 @@ int svc_main(int argc, char **argv, const svc_def_t *def, const cfg_var_t *table
     svc.workers = xcalloc((size_t)svc.nworkers, sizeof(*svc.workers));
 
     char err[256];
+    int rc = 1;
+    long started = 0;
     admin_t *admin = admin_start(conf->admin_listen, svc.metrics, svc__ready, &svc, err, sizeof(err));
     if (admin == NULL) {
         log_error(NULL, "%s", err);
-        return 1;
+        goto out;
     }
     for (long i = 0; i < svc.nworkers; i++) {
         svc__worker_t *w = &svc.workers[i];
@@ -160,7 +166,7 @@ int svc_main(int argc, char **argv, const svc_def_t *def, const cfg_var_t *table
         w->mq = mq_new(&mc);
         if (w->mq == NULL) {
             log_error(NULL, "AMQP_URL does not parse: %s", conf->amqp_url);
-            return 1;
+            goto out;
         }
         if (def->setup_worker != NULL)
             def->setup_worker(&svc, w->mq, def->ud);
@@ -168,21 +174,25 @@ int svc_main(int argc, char **argv, const svc_def_t *def, const cfg_var_t *table
             svc_serve_rpc(&svc, w->mq, NULL, NULL); /* ping only */
         mq_set_tick(w->mq, 200, svc__tick, w);
     }
-    for (long i = 0; i < svc.nworkers; i++)
-        CORE_ASSERT(pthread_create(&svc.workers[i].thread, NULL, svc__worker_main, &svc.workers[i]) == 0);
+    for (; started < svc.nworkers; started++)
+        CORE_ASSERT(
+            pthread_create(&svc.workers[started].thread, NULL, svc__worker_main, &svc.workers[started]) == 0);
     log_info(NULL, "started: %ld workers, admin on %s", svc.nworkers, conf->admin_listen);
 
     int sig = 0;
     sigwait(&sigs, &sig);
     log_info(NULL, "signal %d: stopping", sig);
+    rc = 0;
+out:
     svc.stop = 1;
-    for (long i = 0; i < svc.nworkers; i++) {
+    for (long i = 0; i < started; i++)
         pthread_join(svc.workers[i].thread, NULL);
+    for (long i = 0; i < svc.nworkers; i++)
         mq_free(svc.workers[i].mq);
-    }
     admin_stop(admin);
     metrics_registry_free(svc.metrics);
     free(svc.workers);
-    log_info(NULL, "stopped");
-    return 0;
+    if (rc == 0)
+        log_info(NULL, "stopped");
+    return rc;
 }

@@ -36,6 +36,7 @@ static char gw__pname_store[CORE_ARRAY_SIZE(gw__table)][GW_MAX_PARAMS][32];
 
 void gw_routes_init(int debug_routes)
 {
+    CORE_ASSERT(gw__nroutes == 0); /* once: the compiled table is static */
     size_t nservices = 0;
     for (size_t i = 0; i < CORE_ARRAY_SIZE(gw__table); i++) {
         const gw_route_t *r = &gw__table[i];
