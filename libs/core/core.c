@@ -116,15 +116,15 @@ void core_sleep_ms(unsigned ms, volatile int *interrupt)
 {
     /* In slices, so a flag set by another thread ends the sleep within 50 ms even where
      * signals are blocked (daemon worker threads). */
-    uint64_t deadline = core_now_ms() + ms;
+    uint64_t deadline = core_now_us() + (uint64_t)ms * 1000u;
     for (;;) {
         if (interrupt != NULL && *interrupt)
             return;
-        uint64_t now = core_now_ms();
+        uint64_t now = core_now_us();
         if (now >= deadline)
             return;
-        uint64_t left = deadline - now, slice = interrupt != NULL && left > 50 ? 50 : left;
-        struct timespec req = {.tv_sec = (time_t)(slice / 1000), .tv_nsec = (long)(slice % 1000) * 1000000L};
+        uint64_t left = deadline - now, slice = interrupt != NULL && left > 50000 ? 50000 : left;
+        struct timespec req = {.tv_sec = (time_t)(slice / 1000000), .tv_nsec = (long)(slice % 1000000) * 1000L};
         nanosleep(&req, NULL);
     }
 }
