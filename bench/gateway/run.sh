@@ -77,6 +77,8 @@ run gateway "gateway GET /v1/debug/echo (JWT + RPC to echod), saturated" \
 RATE="${BENCH_RATE:-5000}"
 run gateway-rate "same route, $RATE req/s offered" \
     "http://127.0.0.1:$STACK_HTTP_PORT/v1/debug/echo" -H "authorization: Bearer $TOKEN" --rps $((RATE / CLIENTS))
+run gateway-seq "same route, 1 stream (round trip, unloaded)" \
+    "http://127.0.0.1:$STACK_HTTP_PORT/v1/debug/echo" -H "authorization: Bearer $TOKEN" -c 1 -m 1
 run hello "bare h2o hello, saturated" "http://127.0.0.1:$HELLO_PORT/"
 echo
 echo "h2load -c $CLIENTS -m $STREAMS -t 1 --warm-up-time=$WARMUP -D $DURATION (h2c); $(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ)"
