@@ -33,8 +33,10 @@ struct mq {
 
     amqp_connection_state_t conn;
     int up;
-    int consuming;        /* basic.consume sent on this connection */
-    uint64_t unacked_tag; /* highest delivery handled but not acked yet (0: none) */
+    int consuming;             /* basic.consume sent on this connection */
+    uint64_t unacked_tag;      /* highest delivery handled but not acked yet (0: none) */
+    unsigned unacked_count;    /* how many deliveries that ack will cover */
+    uint64_t unacked_since_ms; /* when the oldest of them was handled */
     uint64_t publish_seq;
     unsigned backoff_ms;
     uint64_t next_attempt_ms;
