@@ -373,3 +373,54 @@ def test_bad_configuration_exits_2():
     r = subprocess.run([bin_path("gateway")], env=env, capture_output=True, text=True, timeout=10)
     assert r.returncode == 2
     assert "GATEWAY_RATE_IP_BURST" in r.stderr
+
+
+# ------------------------------------------------------------------ hostile bytes
+
+def test_garbage_on_the_wire_leaves_the_gateway_serving():
+    """Random bytes, a broken HTTP/2 preface, huge or contradictory HTTP/1 headers, on both
+    listeners: each connection may be refused, none may take the gateway down."""
+    import random
+    import socket
+    import ssl
+    rnd = random.Random(20261121)
+    port, tls_port = int(BASE.rsplit(":", 1)[1]), int(TLS_BASE.rsplit(":", 1)[1])
+    noise = lambda n: bytes(rnd.getrandbits(8) for _ in range(n))  # noqa: E731
+    payloads = [
+        b"\x00" * 100,
+        noise(65536),
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + noise(4096),
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x04\x08\x00\x00\x00\x00\x00" * 50,  # WINDOW_UPDATE 0
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"A" * 200000 + b"\r\n\r\n",
+        b"GET /v1/debug/echo HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+        b"POST /v1/debug/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n",
+        b"POST /v1/debug/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 9\r\n\r\nhello",
+        b"GET /v1/debug/public/" + b"%" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    ]
+    for p in payloads:
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+            try:
+                s.sendall(p)
+                s.recv(65536)
+            except OSError:
+                pass
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    for p in payloads[:4]:
+        with socket.create_connection(("127.0.0.1", tls_port), timeout=3) as raw:
+            try:
+                raw.sendall(p)  # not even a TLS handshake
+                raw.recv(65536)
+            except OSError:
+                pass
+        with socket.create_connection(("127.0.0.1", tls_port), timeout=3) as raw:
+            try:
+                with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                    s.sendall(p)
+                    s.recv(65536)
+            except OSError:
+                pass
+    with h2_client() as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/v1/debug/echo", headers=bearer(make_token())).status_code == 200
