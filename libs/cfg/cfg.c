@@ -263,7 +263,7 @@ void cfg_free(const cfg_var_t *table)
 
 void cfg_print_help(FILE *out, const char *program, const char *summary, const cfg_var_t *table)
 {
-    fprintf(out, "Usage: %s [--help]\n\n", program);
+    fprintf(out, "Usage: %s [--help] [--healthcheck]\n\n", program);
     if (summary != NULL)
         fprintf(out, "%s\n\n", summary);
     fprintf(out, "Configuration is read from the environment:\n\n");

@@ -14,12 +14,12 @@ typedef enum {
 } cfg_type_t;
 
 typedef struct {
-    const char *name;  /* environment variable, e.g. "GATEWAY_LISTEN" */
+    const char *name; /* environment variable, e.g. "GATEWAY_LISTEN" */
     cfg_type_t type;
-    const char *def;   /* default as text, as a user would write it; NULL means "unset" (empty) */
-    const char *help;  /* one line for --help and the README */
-    void *dst;         /* where the typed value goes */
-    long min, max;     /* bounds for CFG_INT and CFG_MS (ignored when min == max == 0) */
+    const char *def;  /* default as text, as a user would write it; NULL means "unset" (empty) */
+    const char *help; /* one line for --help and the README */
+    void *dst;        /* where the typed value goes */
+    long min, max;    /* bounds for CFG_INT and CFG_MS (ignored when min == max == 0) */
 } cfg_var_t;
 
 /* Loads every variable of the table (terminated by an entry with name == NULL) from the
@@ -27,7 +27,8 @@ typedef struct {
  * ("GATEWAY_PORT: not an integer: abc") on the first bad value. */
 int cfg_load(const cfg_var_t *table, char *err, size_t errlen);
 
-/* Prints the summary, then the table as "  NAME  (type, default: X)\n      help" lines for --help. */
+/* Prints the usage line (--help, --healthcheck: every daemon takes both), the summary, then the table as "
+ * NAME  (type, default: X)\n      help" lines for --help. */
 void cfg_print_help(FILE *out, const char *program, const char *summary, const cfg_var_t *table);
 
 /* For main(): handles --help (prints, exits 0); loads the table and on error prints it to

@@ -181,6 +181,8 @@ void mq__decode(mq__decoded_t *d, const amqp_basic_properties_t *p, const amqp_b
                     continue;
                 if (kl == 8 && memcmp(k, "x-status", 8) == 0)
                     m->status = (int)v;
+                else if (kl == 10 && memcmp(k, "x-deadline", 10) == 0 && v > 0)
+                    m->deadline_ms = v;
                 else if (kl == 7 && memcmp(k, "x-retry", 7) == 0 && v >= 0)
                     m->retries = (unsigned)v;
             }
@@ -734,7 +736,10 @@ static void mq__dispatch(mq_t *mq, amqp_envelope_t *env)
         if (st == 0)
             st = amqp_basic_reject(mq->conn, env->channel, env->delivery_tag, 1);
     } else if (c->rpc_fn != NULL) {
-        if (d.m.reply_to != NULL) {
+        if (d.m.deadline_ms > 0 && core_wall_ms() > d.m.deadline_ms) {
+            log_debug(d.m.request_id, "amqp: %s taken %lld ms after its deadline: skipped",
+                      d.m.type ? d.m.type : "-", (long long)(core_wall_ms() - d.m.deadline_ms));
+        } else if (d.m.reply_to != NULL) {
             mq_reply_t rep = {0};
             c->rpc_fn(mq, &d.m, &rep, c->ud);
             st = mq__send_reply(mq, &d.m, &rep);

@@ -51,6 +51,7 @@ typedef struct {
     const char *params;     /* header x-params: JSON object of path parameters */
     const char *query;      /* header x-query: the raw query string */
     int64_t timestamp;      /* seconds since the epoch, 0 if absent */
+    int64_t deadline_ms;    /* header x-deadline: wall-clock ms when the caller stops waiting, 0 if absent */
     int status;             /* header x-status on replies, 0 if absent */
     unsigned retries;       /* header x-retry: times this message was retried */
     int redelivered;
@@ -132,8 +133,10 @@ typedef struct {
 typedef void (*mq_rpc_fn)(mq_t *mq, const mq_message_t *req, mq_reply_t *reply, void *ud);
 
 /* Consumes <service>.rpc (declares it too); each request gets exactly one reply to its
- * reply_to with its correlation_id, then is acked. Requests without reply_to are acked
- * and dropped. A handler that leaves status 0 answers 500. */
+ * reply_to with its correlation_id, then is acked. Requests without reply_to, and requests
+ * taken after their x-deadline (the caller has given up; expiration only drops what is still
+ * in the queue, not what a consumer prefetched), are acked and dropped without calling fn.
+ * A handler that leaves status 0 answers 500. */
 void mq_serve_rpc(mq_t *mq, const char *service, mq_rpc_fn fn, void *ud);
 
 /* Called every tick_ms on the mq_run thread while running (e.g. outbox relays, purges). */

@@ -174,6 +174,7 @@ static int rpc__publish(mq_rpc_client_t *c, rpc__call_t *call)
     mq__headers_add_str(&h, "x-user-id", call->req.user_id);
     mq__headers_add_str(&h, "x-params", call->req.params);
     mq__headers_add_str(&h, "x-query", call->req.query);
+    mq__headers_add_int(&h, "x-deadline", core_wall_ms() + call->req.timeout_ms);
     amqp_basic_properties_t props = {
         ._flags = AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG | AMQP_BASIC_EXPIRATION_FLAG |
                   AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_APP_ID_FLAG | AMQP_BASIC_HEADERS_FLAG |

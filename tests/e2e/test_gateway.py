@@ -262,8 +262,9 @@ def test_rate_limit_per_address():
     addr = fresh_address()
     ok, _, limited, _ = h2load_status_counts(["-n", "500", "-c", "1", "-m", "50", "-H", f"x-forwarded-for: {addr}",
                                               f"{BASE}/v1/debug/public/x"])
-    assert 300 <= ok < 310, (ok, limited)
-    assert limited >= 190
+    # 300 from the burst, plus one a second while h2load runs (slack for a slow, loaded machine).
+    assert 300 <= ok < 330, (ok, limited)
+    assert limited >= 170
     with h2_client(address=addr) as c:
         r = c.get("/v1/debug/public/x")
         is_problem(r, 429)
@@ -286,7 +287,7 @@ def test_rate_limit_per_user_across_addresses():
                                                   f"{BASE}/v1/debug/echo"])
         statuses.append((ok, limited))
     total_ok = sum(s[0] for s in statuses)
-    assert 150 <= total_ok < 160, statuses
+    assert 150 <= total_ok < 175, statuses  # the burst, plus one a second while it runs
     with h2_client() as c:
         r = c.get("/v1/debug/echo", headers=bearer(token))
         body = is_problem(r, 429)
@@ -424,3 +425,23 @@ def test_garbage_on_the_wire_leaves_the_gateway_serving():
     with h2_client() as c:
         assert c.get("/healthz").status_code == 200
         assert c.get("/v1/debug/echo", headers=bearer(make_token())).status_code == 200
+
+
+def test_clients_leaving_before_the_reply():
+    """Clients that hang up while their RPC is in flight: the reply arrives for a request that is
+    gone and is dropped (under ASan a use-after-free here would fail the run), and nothing leaks
+    into the in-flight gauge."""
+    procs = [subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-m", "0.2", "--http2-prior-knowledge",
+                               "-H", f"x-forwarded-for: {fresh_address()}", f"{BASE}/v1/debug/sleep?ms=600"])
+             for _ in range(20)]
+    for p in procs:
+        p.wait(timeout=10)
+        assert p.returncode == 28  # curl: operation timed out, it hung up
+    # echod's 4 workers have 20 x 600 ms of sleeping prefetched; what is still waiting when its
+    # 1 s deadline passes is skipped (x-deadline), so the backlog is gone after about 1.2 s.
+    time.sleep(1.5)
+    with h2_client() as c:
+        assert c.get("/healthz").status_code == 200
+        text = c.get("/metrics").text
+        assert re.search(r"^gateway_rpc_in_flight 0$", text, re.M), text[-500:]
+        assert c.get("/v1/debug/sleep?ms=0").status_code == 200

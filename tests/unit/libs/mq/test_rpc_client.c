@@ -509,6 +509,42 @@ Test(rpc, a_late_reply_is_ignored_and_the_next_call_gets_its_own)
     test_rpc_down(&t);
 }
 
+Test(rpc, a_request_taken_after_its_deadline_is_skipped)
+{
+    /* One server, busy 400 ms with unit.slow; a 100 ms call sent meanwhile is already prefetched
+     * by that server (so expiration cannot drop it) and is taken after its x-deadline: the
+     * handler must not run for it. */
+    test_rpc_t t;
+    test_rpc_up(&t, "deadline");
+    test_call_t slow, stale;
+    test_call_init(&slow);
+    test_call_init(&stale);
+    mq_rpc_request_t req = test_request(t.service, "unit.slow", "slow");
+    mq_rpc_call(t.client, &req, test_call_cb, &slow);
+    core_sleep_ms(50, NULL); /* the server is now inside unit.slow */
+    req = test_request(t.service, "unit.echo", "stale");
+    req.timeout_ms = 100;
+    mq_rpc_call(t.client, &req, test_call_cb, &stale);
+    cr_assert(test_call_wait(&slow, 3000));
+    cr_assert(test_call_wait(&stale, 3000));
+    cr_assert_eq(slow.res.error, 0);
+    cr_assert_eq(stale.res.error, MQ_ETIMEOUT);
+    core_sleep_ms(100, NULL); /* the server has taken the stale request by now */
+    pthread_mutex_lock(&t.srv.lock);
+    int calls = t.srv.calls;
+    pthread_mutex_unlock(&t.srv.lock);
+    cr_assert_eq(calls, 1, "the handler ran %d times: the request past its deadline was handled", calls);
+    /* And the server still serves fresh requests. */
+    mq_rpc_result_t res;
+    req = test_request(t.service, "unit.echo", "fresh");
+    mq_rpc_call_sync(t.client, &req, &res);
+    cr_assert_eq(res.error, 0);
+    cr_assert_str_eq(res.body, "fresh");
+    mq_rpc_result_clear(&res);
+    mq_rpc_result_clear(&slow.res);
+    test_rpc_down(&t);
+}
+
 Test(rpc, a_service_with_no_queue_is_enoroute_fast)
 {
     char service[128];
