@@ -33,7 +33,9 @@ def test_healthz_over_http1():
 
 
 def test_tls_negotiates_h2_by_alpn():
-    with httpx.Client(base_url=TLS_BASE, http2=True, verify=os.path.join(KEYS, "tls.crt")) as c:
+    import ssl
+    ctx = ssl.create_default_context(cafile=os.path.join(KEYS, "tls.crt"))
+    with httpx.Client(base_url=TLS_BASE, http2=True, verify=ctx) as c:
         r = c.get("/healthz")
         assert r.http_version == "HTTP/2"
         assert r.status_code == 200
