@@ -53,16 +53,23 @@ char *xstrndup(const char *s, size_t n)
     return p;
 }
 
+char *xvasprintf(const char *fmt, va_list ap)
+{
+    va_list copy;
+    va_copy(copy, ap);
+    int n = vsnprintf(NULL, 0, fmt, copy);
+    va_end(copy);
+    CORE_ASSERT(n >= 0);
+    char *p = xmalloc((size_t)n + 1);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    return p;
+}
+
 char *xasprintf(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    CORE_ASSERT(n >= 0);
-    char *p = xmalloc((size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    char *p = xvasprintf(fmt, ap);
     va_end(ap);
     return p;
 }
@@ -124,7 +131,8 @@ void core_sleep_ms(unsigned ms, volatile int *interrupt)
         if (now >= deadline)
             return;
         uint64_t left = deadline - now, slice = interrupt != NULL && left > 50000 ? 50000 : left;
-        struct timespec req = {.tv_sec = (time_t)(slice / 1000000), .tv_nsec = (long)(slice % 1000000) * 1000L};
+        struct timespec req = {.tv_sec = (time_t)(slice / 1000000),
+                               .tv_nsec = (long)(slice % 1000000) * 1000L};
         nanosleep(&req, NULL);
     }
 }

@@ -2,6 +2,7 @@
 #ifndef CORE_H
 #define CORE_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,10 +15,11 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* printf into a new string; caller frees. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same with a va_list (ap is consumed). */
+char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /* For our own bugs only: prints file, line and the expression, then aborts. */
-#define CORE_ASSERT(expr)                                                                                    \
-    ((expr) ? (void)0 : core__assert_fail(#expr, __FILE__, __LINE__))
+#define CORE_ASSERT(expr) ((expr) ? (void)0 : core__assert_fail(#expr, __FILE__, __LINE__))
 void core__assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
 
 #define CORE_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

@@ -61,18 +61,6 @@ void log_set_fd(int fd)
     pthread_mutex_unlock(&log_conf.lock);
 }
 
-static char *log__vformat(const char *fmt, va_list ap)
-{
-    va_list copy;
-    va_copy(copy, ap);
-    int n = vsnprintf(NULL, 0, fmt, copy);
-    va_end(copy);
-    CORE_ASSERT(n >= 0);
-    char *s = xmalloc((size_t)n + 1);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    return s;
-}
-
 static int log__is_reserved(const char *key)
 {
     for (size_t i = 0; i < CORE_ARRAY_SIZE(log_reserved_keys); i++)
@@ -134,7 +122,7 @@ void log_write(log_level_t level, const char *request_id, const cJSON *fields, c
 
     va_list ap;
     va_start(ap, fmt);
-    msg = log__vformat(fmt, ap);
+    msg = xvasprintf(fmt, ap);
     va_end(ap);
 
     core_rfc3339(core_wall_ms(), stamp);

@@ -204,12 +204,8 @@ static int gw__media_head(h2o_req_t *req, const char *file, const char *mime)
 int gw_handle_media(h2o_req_t *req, uint64_t t0_us)
 {
     static const char prefix[] = "/media/";
-    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
-        !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET, HEAD"));
-        gw_send_problem(req, "/media", t0_us, 405, "method-not-allowed", "media is read-only here");
+    if (gw__ops_method_refused(req, "/media", t0_us))
         return 0;
-    }
     /* Check the raw path too: the normalised one has had "../" resolved already. */
     const char *key = req->path_normalized.base + sizeof(prefix) - 1;
     size_t klen = req->path_normalized.len - (sizeof(prefix) - 1);
