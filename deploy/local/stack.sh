@@ -24,8 +24,8 @@ RMQ=$VAR/rabbitmq
 RMQ_BIN=/usr/lib/rabbitmq/bin
 FERRETDB=$ROOT/tools/bin/ferretdb
 
-# No trailing slash: rabbitmq-c's amqp_parse_url reads ".../" as the empty vhost "" (login
-# refused with 530 NOT_ALLOWED); without a path the vhost is "/".
+# No trailing slash: rabbitmq-c's amqp_parse_url reads ".../" as the empty vhost "" (our mq_new
+# maps that to "/", but amqp-tools and other clients would be refused with 530 NOT_ALLOWED).
 AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT
 DIST_ERL_ARGS='-kernel inet_dist_use_interface {127,0,0,1}'
 

@@ -215,6 +215,10 @@ mq_t *mq_new(const mq_conf_t *conf)
         free(mq);
         return NULL;
     }
+    /* "amqp://host:5672/" parses as the vhost "", which RabbitMQ never has (login is refused with
+     * 530); everyone writing it means the default vhost. */
+    if (mq->ci.vhost == NULL || mq->ci.vhost[0] == '\0')
+        mq->ci.vhost = (char *)"/";
     mq->app_id = xstrdup(conf->app_id != NULL ? conf->app_id : "unknown");
     mq->prefetch = conf->prefetch ? conf->prefetch : 100;
     mq->heartbeat_s = conf->heartbeat_s ? conf->heartbeat_s : 15;

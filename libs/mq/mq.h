@@ -32,7 +32,8 @@ enum {
 const char *mq_strerror(int err);
 
 typedef struct {
-    const char *url;      /* amqp://user:pass@host:port/vhost; copied */
+    const char *url;      /* amqp://user:pass@host:port/vhost; copied. An empty vhost
+                             ("amqp://host:5672/") means the default vhost "/". */
     const char *app_id;   /* this service's name: app_id of what we publish; copied */
     unsigned prefetch;    /* basic.qos for consumers; 0 means 100 */
     unsigned heartbeat_s; /* 0 means 15 */

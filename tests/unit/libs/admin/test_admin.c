@@ -16,6 +16,7 @@
 
 #include "core/core.h"
 #include "metrics/metrics.h"
+#include "../../testutil.h"
 
 static char err[256];
 
@@ -87,19 +88,6 @@ static void test_get(int port, const char *path, test_http_t *res)
     char req[512];
     snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: test\r\n\r\n", path);
     test_http_raw(port, req, res);
-}
-
-/* A port nothing listens on: bound, then closed. */
-static int test_closed_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    socklen_t sl = sizeof(sa);
-    getsockname(fd, (struct sockaddr *)&sa, &sl);
-    close(fd);
-    return ntohs(sa.sin_port);
 }
 
 /* ================================================================ readiness callback */
@@ -350,7 +338,7 @@ Test(admin, healthcheck_is_0_against_a_live_listener_and_1_otherwise)
 Test(admin, healthcheck_against_a_closed_port_fails_fast)
 {
     char addr[64];
-    snprintf(addr, sizeof(addr), "127.0.0.1:%d", test_closed_port());
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", tu_free_port());
     uint64_t t0 = core_now_ms();
     cr_assert_eq(admin_healthcheck(addr, "/healthz"), 1);
     cr_assert_lt(core_now_ms() - t0, 1000);

@@ -14,7 +14,8 @@ static void stack(const char *what)
 {
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "deploy/local/stack.sh %s ferretdb >/dev/null 2>&1", what);
-    cr_assert_eq(system(cmd), 0, "stack.sh %s ferretdb failed (run from the repository root, test env)", what);
+    cr_assert_eq(system(cmd), 0, "stack.sh %s ferretdb failed (run from the repository root, test env)",
+                 what);
 }
 
 static void ensure_started(void)
@@ -27,7 +28,8 @@ Test(db_restart, the_pool_recovers_after_the_server_restarts, .fini = ensure_sta
 {
     const char *uri = getenv("TEST_MONGO_URI");
     cr_assert(uri != NULL && uri[0] != '\0', "TEST_MONGO_URI is not set (deploy/local/test-env.sh)");
-    cr_assert_not_null(getenv("STACK_VAR"), "STACK_VAR is not set: this test stops the test stack's FerretDB");
+    cr_assert_not_null(getenv("STACK_VAR"),
+                       "STACK_VAR is not set: this test stops the test stack's FerretDB");
     log_init("test", LOG_ERROR);
     db_log_init();
     char err[256], id[CORE_UUID_BUFSZ];

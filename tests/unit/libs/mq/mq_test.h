@@ -41,12 +41,6 @@ MQT_FN void mqt_setup(void)
               "TEST_AMQP_URL is not set: start RabbitMQ (deploy/local/stack.sh infra-up) and export "
               "TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:<port>");
     snprintf(mqt_url, sizeof(mqt_url), "%s", url);
-    /* rabbitmq-c reads "amqp://host:port/" as the vhost "" (login refused), while test runners
-     * commonly write the trailing slash meaning the default vhost "/": drop it. */
-    size_t n = strlen(mqt_url);
-    const char *hosts = strstr(mqt_url, "://");
-    if (n > 0 && mqt_url[n - 1] == '/' && hosts != NULL && strchr(hosts + 3, '/') == mqt_url + n - 1)
-        mqt_url[n - 1] = '\0';
     char uuid[CORE_UUID_BUFSZ];
     core_uuid(uuid);
     snprintf(mqt_suffix, sizeof(mqt_suffix), "%.8s%.4s", uuid, uuid + 9);
@@ -117,6 +111,8 @@ MQT_FN amqp_connection_state_t mqt_raw_open(void)
     struct amqp_connection_info ci;
     amqp_default_connection_info(&ci);
     cr_assert_eq(amqp_parse_url(copy, &ci), AMQP_STATUS_OK, "bad TEST_AMQP_URL %s", mqt_url);
+    if (ci.vhost[0] == '\0') /* "amqp://host/": the default vhost, as mq_new reads it */
+        ci.vhost = (char *)"/";
     amqp_connection_state_t c = amqp_new_connection();
     amqp_socket_t *s = amqp_tcp_socket_new(c);
     cr_assert_eq(amqp_socket_open(s, ci.host, ci.port), AMQP_STATUS_OK, "cannot reach %s", mqt_url);

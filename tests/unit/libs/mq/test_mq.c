@@ -43,6 +43,18 @@ Test(mq, new_refuses_a_bad_url)
     mq_free(NULL);
 }
 
+Test(mq, a_trailing_slash_means_the_default_vhost)
+{
+    /* rabbitmq-c alone parses "amqp://host:port/" as the vhost "" and the broker refuses it. */
+    char url[600];
+    snprintf(url, sizeof(url), "%s/", mqt_url);
+    mq_conf_t conf = {.url = url, .app_id = "unit"};
+    mq_t *mq = mq_new(&conf);
+    cr_assert_not_null(mq);
+    cr_assert_eq(mq_connect(mq), 0, "%s was refused", url);
+    mq_free(mq);
+}
+
 Test(mq, new_connects_lazily_and_connect_reports_a_dead_broker_at_once)
 {
     mq_conf_t conf = {.url = MQT_DEAD_URL, .app_id = "unit"};

@@ -28,6 +28,7 @@
 #include "log/log.h"
 #include "mq/mq.h"
 #include "problem/problem.h"
+#include "../../testutil.h"
 
 static char svct_url[512];
 static char svct_name[64]; /* the service: unit-svc-<random>, queue <name>.rpc */
@@ -335,19 +336,6 @@ static char *svct_read_all(int fd)
 
 /* ================================================================ ports and HTTP */
 
-/* A port nothing listens on: bound, then closed. */
-static int svct_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    socklen_t sl = sizeof(sa);
-    getsockname(fd, (struct sockaddr *)&sa, &sl);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 /* GET path on the admin port: the status (-1 if nothing listens) and the body (malloc'd) in *body. */
 static int svct_get(int port, const char *path, char **body)
 {
@@ -427,7 +415,7 @@ static int svct_broker_up(int status, const cJSON *j)
 /* Starts the daemon with default settings on a fresh port and waits until /readyz says 200. */
 static pid_t svct_start_ready(int *port, svct_ready_t ready)
 {
-    *port = svct_free_port();
+    *port = tu_free_port();
     svct_spawn_t sp = {.admin_port = *port, .ready = ready};
     pid_t pid = svct_spawn(&sp);
     int status;
@@ -445,11 +433,6 @@ static void svct_setup(void)
               "TEST_AMQP_URL is not set: start RabbitMQ (deploy/local/stack.sh infra-up) and export "
               "TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:<port>");
     snprintf(svct_url, sizeof(svct_url), "%s", url);
-    /* rabbitmq-c reads "amqp://host:port/" as the vhost "": drop a lone trailing slash. */
-    size_t n = strlen(svct_url);
-    const char *hosts = strstr(svct_url, "://");
-    if (n > 0 && svct_url[n - 1] == '/' && hosts != NULL && strchr(hosts + 3, '/') == svct_url + n - 1)
-        svct_url[n - 1] = '\0';
     char uuid[CORE_UUID_BUFSZ];
     core_uuid(uuid);
     snprintf(svct_name, sizeof(svct_name), "unit-svc-%.8s%.4s", uuid, uuid + 9);
@@ -465,6 +448,8 @@ static amqp_connection_state_t svct_raw_open(void)
     amqp_connection_state_t c = NULL;
     if (amqp_parse_url(copy, &ci) != AMQP_STATUS_OK)
         goto out;
+    if (ci.vhost[0] == '\0') /* "amqp://host/": the default vhost, as mq_new reads it */
+        ci.vhost = (char *)"/";
     c = amqp_new_connection();
     amqp_socket_t *s = amqp_tcp_socket_new(c);
     struct timeval tv = {.tv_sec = 5};
@@ -777,7 +762,7 @@ Test(svc, sigterm_lets_the_request_in_hand_finish)
 
 Test(svc, a_failing_ready_check_makes_readyz_503)
 {
-    int port = svct_free_port();
+    int port = tu_free_port();
     svct_spawn_t sp = {.admin_port = port, .ready = SVCT_READY_DOWN};
     pid_t pid = svct_spawn(&sp);
     int status;
@@ -823,7 +808,7 @@ Test(svc, invalid_workers_exit_2)
     for (size_t i = 0; i < CORE_ARRAY_SIZE(bad); i++) {
         char what[64];
         snprintf(what, sizeof(what), "WORKERS=\"%s\"", bad[i]);
-        svct_spawn_t sp = {.admin_port = svct_free_port(), .workers = bad[i]};
+        svct_spawn_t sp = {.admin_port = tu_free_port(), .workers = bad[i]};
         const char *err = svct_run(&sp, 2, what, NULL);
         cr_assert_not_null(strstr(err, "WORKERS"), "%s: the error does not name the variable: %s", what, err);
     }
@@ -838,7 +823,7 @@ Test(svc, healthcheck_probes_the_admin_port)
     svct_spawn_t hc = {.argv = {"x", "--healthcheck"}, .admin_port = port};
     svct_run(&hc, 0, "--healthcheck against a running daemon", NULL);
 
-    hc.admin_port = svct_free_port();
+    hc.admin_port = tu_free_port();
     svct_run(&hc, 1, "--healthcheck against a closed port", NULL);
 
     svct_stop(pid, SIGTERM);
@@ -865,7 +850,7 @@ Test(svc, an_admin_port_in_use_fails_to_start)
 
 Test(svc, an_amqp_url_that_does_not_parse_fails_to_start)
 {
-    svct_spawn_t sp = {.admin_port = svct_free_port(), .amqp_url = "http://127.0.0.1:1"};
+    svct_spawn_t sp = {.admin_port = tu_free_port(), .amqp_url = "http://127.0.0.1:1"};
     const char *log;
     svct_run(&sp, 1, "AMQP_URL=http://...", &log);
     cr_assert_not_null(strstr(log, "AMQP_URL"), "no reason logged: %s", log);
