@@ -174,6 +174,7 @@ void mq__decode(mq__decoded_t *d, const amqp_basic_properties_t *p, const amqp_b
                 MQ__HDR("x-user-id", user_id)
                 MQ__HDR("x-params", params)
                 MQ__HDR("x-query", query)
+                MQ__HDR("x-client-addr", client_addr)
 #undef MQ__HDR
             } else {
                 int64_t v = mq__field_int(&e->value, &ok);

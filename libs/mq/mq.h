@@ -51,6 +51,7 @@ typedef struct {
     const char *user_id;    /* header x-user-id (set by the gateway only) */
     const char *params;     /* header x-params: JSON object of path parameters */
     const char *query;      /* header x-query: the raw query string */
+    const char *client_addr; /* header x-client-addr: the client's address as the gateway saw it */
     int64_t timestamp;      /* seconds since the epoch, 0 if absent */
     int64_t deadline_ms;    /* header x-deadline: wall-clock ms when the caller stops waiting, 0 if absent */
     int status;             /* header x-status on replies, 0 if absent */
@@ -158,6 +159,7 @@ typedef struct {
     const char *user_id;      /* x-user-id for authenticated calls; may be NULL */
     const char *params;       /* JSON object of path parameters; may be NULL */
     const char *query;        /* raw query string; may be NULL */
+    const char *client_addr;  /* x-client-addr: the caller's network address; may be NULL */
     const char *content_type; /* of body; may be NULL */
     const void *body;
     size_t body_len;

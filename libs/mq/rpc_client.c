@@ -58,6 +58,7 @@ static void rpc__call_free(rpc__call_t *call)
     free((char *)call->req.user_id);
     free((char *)call->req.params);
     free((char *)call->req.query);
+    free((char *)call->req.client_addr);
     free((char *)call->req.content_type);
     free((void *)call->req.body);
     free(call);
@@ -174,6 +175,7 @@ static int rpc__publish(mq_rpc_client_t *c, rpc__call_t *call)
     mq__headers_add_str(&h, "x-user-id", call->req.user_id);
     mq__headers_add_str(&h, "x-params", call->req.params);
     mq__headers_add_str(&h, "x-query", call->req.query);
+    mq__headers_add_str(&h, "x-client-addr", call->req.client_addr);
     mq__headers_add_int(&h, "x-deadline", core_wall_ms() + call->req.timeout_ms);
     amqp_basic_properties_t props = {
         ._flags = AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG | AMQP_BASIC_EXPIRATION_FLAG |
@@ -430,6 +432,7 @@ void mq_rpc_call(mq_rpc_client_t *c, const mq_rpc_request_t *req, mq_rpc_cb cb, 
         .user_id = rpc__dup(req->user_id),
         .params = rpc__dup(req->params),
         .query = rpc__dup(req->query),
+        .client_addr = rpc__dup(req->client_addr),
         .content_type = rpc__dup(req->content_type),
         .timeout_ms = req->timeout_ms ? req->timeout_ms : 5000,
         .body_len = req->body_len,

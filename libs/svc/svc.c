@@ -154,11 +154,15 @@ int svc_main(int argc, char **argv, const svc_def_t *def, const cfg_var_t *table
     char err[256];
     int rc = 1;
     long started = 0;
+    int started_hook = 0;
     admin_t *admin = admin_start(conf->admin_listen, svc.metrics, svc__ready, &svc, err, sizeof(err));
     if (admin == NULL) {
         log_error(NULL, "%s", err);
         goto out;
     }
+    if (def->start != NULL && def->start(&svc, def->ud) != 0)
+        goto out;
+    started_hook = 1;
     for (long i = 0; i < svc.nworkers; i++) {
         svc__worker_t *w = &svc.workers[i];
         mq_conf_t mc = {.url = conf->amqp_url, .app_id = def->name};
@@ -189,6 +193,8 @@ out:
         pthread_join(svc.workers[i].thread, NULL);
     for (long i = 0; i < svc.nworkers; i++)
         mq_free(svc.workers[i].mq);
+    if (started_hook && def->stop != NULL)
+        def->stop(&svc, def->ud);
     admin_stop(admin);
     metrics_registry_free(svc.metrics);
     free(svc.workers);

@@ -34,6 +34,14 @@ typedef struct {
     /* Extra readiness checks (e.g. the database); adds members to checks, returns 1 if ready.
      * May be NULL. */
     admin_ready_fn ready;
+    /* Called once after the configuration is loaded, before the workers are set up and started
+     * (open the database, start background threads: signals are already blocked, so threads
+     * started here never take SIGTERM). Returns 0, or -1 to give up (svc_main returns 1). May be
+     * NULL. */
+    int (*start)(svc_t *svc, void *ud);
+    /* Called after the workers have stopped, if start succeeded: stop what start started. May be
+     * NULL. */
+    void (*stop)(svc_t *svc, void *ud);
     void *ud;
 } svc_def_t;
 

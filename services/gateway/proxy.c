@@ -298,6 +298,7 @@ int gw_handle_api(h2o_req_t *req, const char *request_id, uint64_t t0_us)
         .user_id = authed ? sub : NULL,
         .params = params,
         .query = query,
+        .client_addr = addr,
         .content_type = ctype,
         .body = req->entity.base,
         .body_len = req->entity.len,

@@ -10,6 +10,24 @@
 /* Every /v1 route of API.md, as its issue lands. A route names the service that serves it and
  * the RPC method; /readyz pings each service named here. */
 static const gw_route_t gw__table[] = {
+    /* Accounts and graph (auth). */
+    {"POST", "/v1/auth/register", "auth", "auth.register", GW_AUTH_NONE, 16 * KiB, 0, 0},
+    {"POST", "/v1/auth/login", "auth", "auth.login", GW_AUTH_NONE, 16 * KiB, 0, 0},
+    {"POST", "/v1/auth/refresh", "auth", "auth.refresh", GW_AUTH_NONE, 16 * KiB, 0, 0},
+    {"POST", "/v1/auth/logout", "auth", "auth.logout", GW_AUTH_NONE, 16 * KiB, 0, 0},
+    {"GET", "/v1/me", "auth", "auth.me_get", GW_AUTH_REQUIRED, 0, 0, 0},
+    {"PATCH", "/v1/me", "auth", "auth.me_update", GW_AUTH_REQUIRED, 16 * KiB, 0, 0},
+    {"DELETE", "/v1/me", "auth", "auth.me_delete", GW_AUTH_REQUIRED, 0, 0, 0},
+    {"POST", "/v1/me/devices", "auth", "auth.device_add", GW_AUTH_REQUIRED, 16 * KiB, 0, 0},
+    {"DELETE", "/v1/me/devices/{token}", "auth", "auth.device_remove", GW_AUTH_REQUIRED, 0, 0, 0},
+    {"GET", "/v1/users/{username}", "auth", "auth.user_get", GW_AUTH_OPTIONAL, 0, 0, 0},
+    {"GET", "/v1/users/{username}/followers", "auth", "auth.followers", GW_AUTH_OPTIONAL, 0, 0, 0},
+    {"GET", "/v1/users/{username}/following", "auth", "auth.following", GW_AUTH_OPTIONAL, 0, 0, 0},
+    {"POST", "/v1/users/{username}/follow", "auth", "auth.follow", GW_AUTH_REQUIRED, 0, 0, 0},
+    {"DELETE", "/v1/users/{username}/follow", "auth", "auth.unfollow", GW_AUTH_REQUIRED, 0, 0, 0},
+    {"POST", "/v1/users/{username}/block", "auth", "auth.block", GW_AUTH_REQUIRED, 0, 0, 0},
+    {"DELETE", "/v1/users/{username}/block", "auth", "auth.unblock", GW_AUTH_REQUIRED, 0, 0, 0},
+
     /* Test and benchmark routes, served by tests/echod; only with GATEWAY_DEBUG_ROUTES=true. */
     {"GET", "/v1/debug/echo", "echo", "echo.echo", GW_AUTH_REQUIRED, 0, 0, 1},
     {"POST", "/v1/debug/echo", "echo", "echo.echo", GW_AUTH_REQUIRED, 64 * KiB, 0, 1},

@@ -1,0 +1,231 @@
+/* auth.h -- what the files of the auth daemon share: its context, store access, replies, outbox. */
+#ifndef AUTH_H
+#define AUTH_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <bson/bson.h>
+#include <cjson/cJSON.h>
+#include <sodium.h>
+
+#include "cursor/cursor.h"
+#include "db/db.h"
+#include "mq/mq.h"
+#include "svc/svc.h"
+
+/* ================================================================ configuration and context */
+
+typedef struct {
+    svc_conf_t svc;
+    char *mongo_uri;
+    char *private_key; /* PEM, from JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE */
+    char *jwt_issuer, *jwt_audience;
+    long access_ttl_ms, refresh_ttl_ms;
+    char *cursor_secret;
+    long pw_opslimit, pw_memlimit_kib;
+    long login_failures_per_account, login_failures_per_address, login_failure_window_ms;
+    long registrations_per_address, registration_window_ms;
+    long max_devices;
+    long outbox_recover_after_ms, outbox_poll_ms;
+} auth_conf_t;
+
+typedef struct auth_outbox auth_outbox_t;
+
+typedef struct {
+    const auth_conf_t *conf;
+    db_t *db;
+    cursor_key_t cursor;
+    char dummy_hash[crypto_pwhash_STRBYTES]; /* verified against when a login names nobody */
+    /* FerretDB applies updates as read-modify-write without a lock (8 threads x 100 $inc end at
+     * about 160), so every counter update of this process goes through this lock; MongoDB's $inc
+     * is atomic by itself. */
+    pthread_mutex_t counters_lock;
+    auth_outbox_t *outbox;
+    metrics_counter_t *events_stored, *events_published, *logins;
+} auth_t;
+
+/* ================================================================ store (store.c)
+ *
+ * Every function borrows a pooled client for one operation. Documents passed in are borrowed.
+ * -1 always means the database failed (the caller answers 503). */
+
+int st_find_one(auth_t *a, const char *coll, const bson_t *filter, const bson_t *opts, bson_t *out);
+/* 1 if a document matches, 0 if not, -1. */
+int st_exists(auth_t *a, const char *coll, const bson_t *filter);
+/* 0 inserted, 1 a unique index refused it (duplicate), -1. */
+int st_insert(auth_t *a, const char *coll, const bson_t *doc);
+/* The number deleted (0 or 1), or -1. */
+int st_delete_one(auth_t *a, const char *coll, const bson_t *filter);
+/* The number deleted, or -1. */
+long st_delete_many(auth_t *a, const char *coll, const bson_t *filter);
+/* The number matched, or -1 (1 with upsert when inserted). A duplicate key is -2. */
+int st_update_one(auth_t *a, const char *coll, const bson_t *filter, const bson_t *update, int upsert);
+/* The number of matching documents, or -1. */
+long st_count(auth_t *a, const char *coll, const bson_t *filter);
+/* Runs find and calls fn for each document (stop early by returning non-zero). Returns the number
+ * of documents seen, or -1. */
+long st_each(auth_t *a, const char *coll, const bson_t *filter, const bson_t *opts,
+             int (*fn)(const bson_t *doc, void *ud), void *ud);
+
+/* Field readers: NULL / 0 when absent or of another type; strings are borrowed from doc. */
+const char *doc_str(const bson_t *doc, const char *key);
+int64_t doc_ms(const bson_t *doc, const char *key); /* a date (or an integer) as ms */
+int64_t doc_int(const bson_t *doc, const char *key);
+
+/* A fresh id: 24 hex digits of a new ObjectId (time-ordered). */
+void st_new_id(char out[25]);
+
+/* ================================================================ counters (counters.c) */
+
+typedef enum { CTR_FOLLOWERS, CTR_FOLLOWING, CTR_POSTS } auth_counter_t;
+
+/* Adds delta to one counter of user_id (creating its document). Returns 0 or -1. */
+int counter_add(auth_t *a, const char *user_id, auth_counter_t which, int delta);
+/* Sets all counters of user_id from the edges and posts stored (after a crash or a duplicate
+ * delivery). Returns 0 or -1. */
+int counter_recount(auth_t *a, const char *user_id);
+/* Reads the counters (zeros when there is no document). Returns 0 or -1. */
+int counter_get(auth_t *a, const char *user_id, long out[3]);
+
+/* ================================================================ replies (rpc.c) */
+
+/* Takes body. */
+void rpc_json(mq_reply_t *r, int status, cJSON *body);
+/* Takes errors (may be NULL). */
+void rpc_problem(mq_reply_t *r, int status, const char *type, const char *detail, cJSON *errors);
+/* 422 with errors {field: why}. */
+void rpc_invalid(mq_reply_t *r, const char *field, const char *why);
+void rpc_db_error(mq_reply_t *r);
+void rpc_no_content(mq_reply_t *r);
+void rpc_rate_limited(mq_reply_t *r, long retry_after_s, const char *detail);
+
+/* The request body as a JSON object, or NULL after answering 400/415. Caller frees. */
+cJSON *rpc_body(const mq_message_t *req, mq_reply_t *r);
+/* A path parameter (x-params) copied into out; 0, or -1 if absent or too long. */
+int rpc_param(const mq_message_t *req, const char *name, char *out, size_t outlen);
+/* A query parameter, percent-decoded, copied into out; 1 found, 0 absent, -1 too long or bad. */
+int rpc_query(const mq_message_t *req, const char *name, char *out, size_t outlen);
+
+/* ================================================================ validation (validate.c) */
+
+#define AUTH_USERNAME_MAX 30
+#define AUTH_EMAIL_MAX 254
+
+/* Number of characters (code points) in a valid UTF-8 string. */
+size_t auth_chars(const char *s);
+/* Lower-cases in into out and checks ^[a-z0-9_.]{3,30}$. Returns 0 or -1. */
+int auth_username_normalize(const char *in, char out[AUTH_USERNAME_MAX + 1]);
+/* Lower-cases in into out and checks local@domain. Returns 0 or -1 with why set. */
+int auth_email_normalize(const char *in, char out[AUTH_EMAIL_MAX + 1], const char **why);
+/* An opaque id of another service ([A-Za-z0-9_-]{1,64}). */
+int auth_media_id_valid(const char *s);
+/* An FCM registration token ([A-Za-z0-9_:.-]{1,4096}). */
+int auth_device_token_valid(const char *s);
+
+/* One member a body may have. */
+typedef struct {
+    const char *name;
+    int required;
+    int nullable;               /* null is accepted (and means "unset") */
+    size_t min_chars, max_chars; /* string length in characters */
+} auth_field_t;
+
+/* Checks body against fields: no unknown members, every value a string (or null where
+ * nullable), required ones present, lengths in range. Adds {field: why} to errors for each
+ * problem and returns how many. */
+int auth_fields_check(const cJSON *body, const auth_field_t *fields, size_t n, cJSON *errors);
+/* The string value of member name, or NULL (absent or null). Borrowed from body. */
+const char *auth_field_str(const cJSON *body, const char *name);
+
+/* ================================================================ passwords and tokens (tokens.c) */
+
+/* argon2id with the configured limits. Returns 0 or -1 (out of memory). */
+int password_hash(auth_t *a, const char *password, char out[crypto_pwhash_STRBYTES]);
+/* 1 if password matches hash, else 0. */
+int password_verify(const char *hash, const char *password);
+int password_needs_rehash(auth_t *a, const char *hash);
+
+/* Answers {user, access_token, refresh_token, token_type, expires_in} for the user document,
+ * in family (NULL: a new family). Returns 0, or -1 after answering (503). */
+int tokens_issue(auth_t *a, const bson_t *user, const char *family, int status, mq_reply_t *r);
+/* Revokes every refresh token of family; 0 or -1. */
+int tokens_revoke_family(auth_t *a, const char *family);
+/* Revokes every refresh token of user_id; 0 or -1. */
+int tokens_revoke_user(auth_t *a, const char *user_id);
+
+/* ================================================================ users (accounts.c) */
+
+/* The account JSON of a user document: own (with email) or public. */
+cJSON *user_account_json(auth_t *a, const bson_t *user, int with_email);
+/* Loads the user by id into out: 1, 0 not found, -1. */
+int user_by_id(auth_t *a, const char *id, bson_t *out);
+/* Loads the caller (x-user-id) or answers 401 (account gone) / 503. Returns 1 when loaded. */
+int user_caller(auth_t *a, const mq_message_t *req, mq_reply_t *r, bson_t *out);
+/* Removes everything of a deleted account but the user document (already gone); safe to repeat. */
+int user_cleanup(auth_t *a, const char *user_id);
+/* The user.updated payload from the current document. */
+cJSON *user_updated_event(const bson_t *user);
+
+/* ================================================================ attempts (limits.c) */
+
+/* Seconds until another attempt of key is allowed when max attempts fell in the last window_ms,
+ * else 0; -1 on a database error. */
+long limit_check(auth_t *a, const char *key, long max, long window_ms);
+/* Records one attempt of key. 0 or -1. */
+int limit_record(auth_t *a, const char *key);
+/* Forgets attempts older than older_than_ms. */
+void limit_purge(auth_t *a, long older_than_ms);
+
+/* ================================================================ graph (graph.c) */
+
+/* Removes the follow edge from -> to and its counts; 1 removed, 0 absent, -1. */
+int graph_unfollow_edge(auth_t *a, const char *from, const char *to);
+
+/* ================================================================ outbox (outbox.c)
+ *
+ * outbox_begin stores the event as pending before the write; outbox_commit marks it ready once
+ * the write is done (the relay then publishes it); outbox_abort drops it when the write did not
+ * happen. a and b name what the write touched, for recovery (see outbox.c). */
+
+int outbox_begin(auth_t *a, const char *key, const cJSON *payload, const char *ref_a, const char *ref_b,
+                 const char *request_id, char id[37]);
+int outbox_commit(auth_t *a, const char *id);
+void outbox_abort(auth_t *a, const char *id);
+
+int outbox_start(auth_t *a, const char *amqp_url, char *err, size_t errlen);
+void outbox_stop(auth_t *a);
+/* Runs recovery and one relay pass now (tests). Returns the number published, or -1. */
+long outbox_pass(auth_t *a, mq_t *publisher, int64_t now_ms);
+
+/* ================================================================ handlers */
+
+typedef void (*auth_handler_fn)(auth_t *a, const mq_message_t *req, mq_reply_t *r);
+
+void accounts_register(auth_t *a, const mq_message_t *req, mq_reply_t *r);
+void accounts_login(auth_t *a, const mq_message_t *req, mq_reply_t *r);
+void tokens_refresh(auth_t *a, const mq_message_t *req, mq_reply_t *r);
+void tokens_logout(auth_t *a, const mq_message_t *req, mq_reply_t *r);
+void accounts_me_get(auth_t *a, const mq_message_t *req, mq_reply_t *r);
+void accounts_me_update(auth_t *a, const mq_message_t *req, mq_reply_t *r);
+void accounts_me_delete(auth_t *a, const mq_message_t *req, mq_reply_t *r);
+void graph_user_get(auth_t *a, const mq_message_t *req, mq_reply_t *r);
+void graph_followers(auth_t *a, const mq_message_t *req, mq_reply_t *r);
+void graph_following(auth_t *a, const mq_message_t *req, mq_reply_t *r);
+void graph_follow(auth_t *a, const mq_message_t *req, mq_reply_t *r);
+void graph_unfollow(auth_t *a, const mq_message_t *req, mq_reply_t *r);
+void graph_block(auth_t *a, const mq_message_t *req, mq_reply_t *r);
+void graph_unblock(auth_t *a, const mq_message_t *req, mq_reply_t *r);
+void devices_add(auth_t *a, const mq_message_t *req, mq_reply_t *r);
+void devices_remove(auth_t *a, const mq_message_t *req, mq_reply_t *r);
+
+/* RPC entry point (rpc.c): dispatches auth.* methods. */
+void auth_rpc(mq_t *mq, const mq_message_t *req, mq_reply_t *reply, void *ud);
+/* post.created / post.deleted consumer (posts.c). */
+mq_disposition_t posts_on_event(mq_t *mq, const mq_message_t *msg, void *ud);
+
+/* RFC 3339 of ms into a cJSON string member. */
+void json_add_time(cJSON *obj, const char *name, int64_t ms);
+
+#endif

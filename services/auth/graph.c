@@ -1,0 +1,501 @@
+/* graph.c -- profiles, follow and block edges, followers and following lists. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "core/core.h"
+#include "log/log.h"
+
+#define GR__DEFAULT_LIMIT 20
+#define GR__MAX_LIMIT 100
+
+/* ================================================================ edges */
+
+static void gr__edge_id(const char *from, const char *to, char out[64])
+{
+    snprintf(out, 64, "%s:%s", from, to);
+}
+
+/* 1 if the edge from -> to is in coll ("follows" or "blocks"), 0 if not, -1. */
+static int gr__edge(auth_t *a, const char *coll, const char *from, const char *to)
+{
+    char id[64];
+    gr__edge_id(from, to, id);
+    bson_t *f = BCON_NEW("_id", BCON_UTF8(id));
+    int rc = st_exists(a, coll, f);
+    bson_destroy(f);
+    return rc;
+}
+
+/* 1 if either of x and y blocks the other. */
+static int gr__hidden(auth_t *a, const char *x, const char *y)
+{
+    int rc = gr__edge(a, "blocks", x, y);
+    return rc != 0 ? rc : gr__edge(a, "blocks", y, x);
+}
+
+int graph_unfollow_edge(auth_t *a, const char *from, const char *to)
+{
+    char id[64];
+    gr__edge_id(from, to, id);
+    bson_t *f = BCON_NEW("_id", BCON_UTF8(id));
+    int rc = st_delete_one(a, "follows", f);
+    bson_destroy(f);
+    /* Only the request whose delete removed the edge counts it, so concurrent unfollows count once. */
+    if (rc == 1 && (counter_add(a, to, CTR_FOLLOWERS, -1) != 0 || counter_add(a, from, CTR_FOLLOWING, -1) != 0))
+        return -2;
+    return rc;
+}
+
+/* ================================================================ requests */
+
+/* Loads the user named by the path parameter {username}; answers 404/503 otherwise. */
+static int gr__target(auth_t *a, const mq_message_t *req, mq_reply_t *r, bson_t *out)
+{
+    char raw[256], username[AUTH_USERNAME_MAX + 1];
+    int rc = 0;
+    if (rpc_param(req, "username", raw, sizeof(raw)) == 0 && auth_username_normalize(raw, username) == 0) {
+        bson_t *f = BCON_NEW("username", BCON_UTF8(username));
+        rc = st_find_one(a, "users", f, NULL, out);
+        bson_destroy(f);
+    }
+    if (rc < 0)
+        rpc_db_error(r);
+    else if (rc == 0)
+        rpc_problem(r, 404, "not-found", "no such user", NULL);
+    return rc;
+}
+
+static void gr__not_found(mq_reply_t *r)
+{
+    rpc_problem(r, 404, "not-found", "no such user", NULL);
+}
+
+/* {following, followed_by, blocking} of caller towards target, into o. -1 on a database error. */
+static int gr__flags(auth_t *a, const char *caller, const char *target, cJSON *o)
+{
+    int f = gr__edge(a, "follows", caller, target), fb = gr__edge(a, "follows", target, caller),
+        b = gr__edge(a, "blocks", caller, target);
+    if (f < 0 || fb < 0 || b < 0)
+        return -1;
+    cJSON_AddBoolToObject(o, "following", f);
+    cJSON_AddBoolToObject(o, "followed_by", fb);
+    cJSON_AddBoolToObject(o, "blocking", b);
+    return 0;
+}
+
+/* Answers 200 with the relationship of the caller towards target. */
+static void gr__relationship(auth_t *a, const mq_message_t *req, mq_reply_t *r, const bson_t *target)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", doc_str(target, "_id"));
+    cJSON_AddStringToObject(o, "username", doc_str(target, "username"));
+    if (gr__flags(a, req->user_id, doc_str(target, "_id"), o) != 0) {
+        cJSON_Delete(o);
+        rpc_db_error(r);
+        return;
+    }
+    rpc_json(r, 200, o);
+}
+
+/* ================================================================ profiles and lists */
+
+void graph_user_get(auth_t *a, const mq_message_t *req, mq_reply_t *r)
+{
+    bson_t target = BSON_INITIALIZER;
+    if (gr__target(a, req, r, &target) != 1)
+        goto out;
+    const char *tid = doc_str(&target, "_id");
+    int self = req->user_id != NULL && strcmp(req->user_id, tid) == 0;
+    if (req->user_id != NULL && !self) {
+        int h = gr__hidden(a, req->user_id, tid);
+        if (h != 0) {
+            h < 0 ? rpc_db_error(r) : gr__not_found(r);
+            goto out;
+        }
+    }
+    cJSON *o = user_account_json(a, &target, 0);
+    if (req->user_id != NULL && !self) {
+        cJSON *rel = cJSON_AddObjectToObject(o, "relationship");
+        if (gr__flags(a, req->user_id, tid, rel) != 0) {
+            cJSON_Delete(o);
+            rpc_db_error(r);
+            goto out;
+        }
+    } else {
+        cJSON_AddNullToObject(o, "relationship");
+    }
+    rpc_json(r, 200, o);
+out:
+    bson_destroy(&target);
+}
+
+typedef struct {
+    const char *other; /* "from" for followers, "to" for following */
+    cJSON *edges;      /* [{o: the other end, t: created_at ms, id: edge id}], in order */
+} gr__page_t;
+
+static int gr__page_edge(const bson_t *doc, void *ud)
+{
+    gr__page_t *p = ud;
+    const char *id = doc_str(doc, "_id"), *o = doc_str(doc, p->other);
+    if (id == NULL || o == NULL)
+        return 0;
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "o", o);
+    cJSON_AddNumberToObject(e, "t", (double)doc_ms(doc, "created_at"));
+    cJSON_AddStringToObject(e, "id", id);
+    cJSON_AddItemToArray(p->edges, e);
+    return 0;
+}
+
+static int gr__page_user(const bson_t *doc, void *ud)
+{
+    cJSON *byid = ud;
+    const char *avatar = doc_str(doc, "avatar_media_id"), *name = doc_str(doc, "name");
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", doc_str(doc, "_id"));
+    cJSON_AddStringToObject(o, "username", doc_str(doc, "username"));
+    cJSON_AddStringToObject(o, "name", name != NULL ? name : "");
+    if (avatar != NULL)
+        cJSON_AddStringToObject(o, "avatar_media_id", avatar);
+    else
+        cJSON_AddNullToObject(o, "avatar_media_id");
+    cJSON_AddItemToObject(byid, doc_str(doc, "_id"), o);
+    return 0;
+}
+
+/* Followers (side "to": edges pointing at the user) or following (side "from"). */
+static void gr__list(auth_t *a, const mq_message_t *req, mq_reply_t *r, const char *side)
+{
+    bson_t target = BSON_INITIALIZER, filter = BSON_INITIALIZER;
+    bson_t *opts = NULL, *uf = NULL;
+    cJSON *cur = NULL, *byid = NULL;
+    gr__page_t page = {.other = side[0] == 't' ? "from" : "to", .edges = cJSON_CreateArray()};
+    char buf[1100];
+    long limit = GR__DEFAULT_LIMIT;
+    int q = rpc_query(req, "limit", buf, sizeof(buf));
+    if (q != 0) {
+        char *end;
+        limit = q == 1 ? strtol(buf, &end, 10) : 0;
+        if (q < 0 || buf[0] == '\0' || *end != '\0' || limit < 1 || limit > GR__MAX_LIMIT) {
+            rpc_invalid(r, "limit", "must be an integer from 1 to 100");
+            goto out;
+        }
+    }
+    q = rpc_query(req, "cursor", buf, sizeof(buf));
+    if (q != 0) {
+        cur = q == 1 ? cursor_decode(&a->cursor, buf) : NULL;
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(cur, "t"), *id = cJSON_GetObjectItemCaseSensitive(cur, "id");
+        if (!cJSON_IsNumber(t) || !cJSON_IsString(id)) {
+            rpc_problem(r, 400, "bad-cursor", "the cursor is not one this list gave", NULL);
+            goto out;
+        }
+    }
+    if (gr__target(a, req, r, &target) != 1)
+        goto out;
+    const char *tid = doc_str(&target, "_id");
+    if (req->user_id != NULL && strcmp(req->user_id, tid) != 0) {
+        int h = gr__hidden(a, req->user_id, tid);
+        if (h != 0) {
+            h < 0 ? rpc_db_error(r) : gr__not_found(r);
+            goto out;
+        }
+    }
+    BSON_APPEND_UTF8(&filter, side, tid);
+    if (cur != NULL) {
+        int64_t t = (int64_t)cJSON_GetObjectItemCaseSensitive(cur, "t")->valuedouble;
+        const char *id = cJSON_GetObjectItemCaseSensitive(cur, "id")->valuestring;
+        bson_t or, a0, a1, lt0, lt1;
+        BSON_APPEND_ARRAY_BEGIN(&filter, "$or", &or);
+        BSON_APPEND_DOCUMENT_BEGIN(&or, "0", &a0);
+        BSON_APPEND_DOCUMENT_BEGIN(&a0, "created_at", &lt0);
+        BSON_APPEND_DATE_TIME(&lt0, "$lt", t);
+        bson_append_document_end(&a0, &lt0);
+        bson_append_document_end(&or, &a0);
+        BSON_APPEND_DOCUMENT_BEGIN(&or, "1", &a1);
+        BSON_APPEND_DATE_TIME(&a1, "created_at", t);
+        BSON_APPEND_DOCUMENT_BEGIN(&a1, "_id", &lt1);
+        BSON_APPEND_UTF8(&lt1, "$lt", id);
+        bson_append_document_end(&a1, &lt1);
+        bson_append_document_end(&or, &a1);
+        bson_append_array_end(&filter, &or);
+    }
+    opts = BCON_NEW("sort", "{", "created_at", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "limit",
+                    BCON_INT64(limit + 1));
+    if (st_each(a, "follows", &filter, opts, gr__page_edge, &page) < 0) {
+        rpc_db_error(r);
+        goto out;
+    }
+    int n = cJSON_GetArraySize(page.edges);
+    int more = n > limit;
+    if (more) { /* the extra edge only says there is a next page; the cursor is the last shown */
+        cJSON_DeleteItemFromArray(page.edges, n - 1);
+        n--;
+    }
+    byid = cJSON_CreateObject();
+    if (n > 0) {
+        bson_t in;
+        uf = bson_new();
+        BSON_APPEND_DOCUMENT_BEGIN(uf, "_id", &in);
+        bson_t arr;
+        BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
+        for (int i = 0; i < n; i++) {
+            char k[16];
+            snprintf(k, sizeof(k), "%d", i);
+            BSON_APPEND_UTF8(&arr, k, cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(page.edges, i), "o")));
+        }
+        bson_append_array_end(&in, &arr);
+        bson_append_document_end(uf, &in);
+        if (st_each(a, "users", uf, NULL, gr__page_user, byid) < 0) {
+            rpc_db_error(r);
+            goto out;
+        }
+    }
+    cJSON *out = cJSON_CreateObject(), *items = cJSON_AddArrayToObject(out, "items");
+    for (int i = 0; i < n; i++) {
+        const char *uid = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(page.edges, i), "o"));
+        cJSON *u = cJSON_DetachItemFromObjectCaseSensitive(byid, uid);
+        if (u != NULL) /* an account deleted a moment ago */
+            cJSON_AddItemToArray(items, u);
+    }
+    if (more) {
+        const cJSON *last = cJSON_GetArrayItem(page.edges, n - 1);
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddNumberToObject(c, "t", cJSON_GetObjectItem(last, "t")->valuedouble);
+        cJSON_AddStringToObject(c, "id", cJSON_GetStringValue(cJSON_GetObjectItem(last, "id")));
+        char *enc = cursor_encode(&a->cursor, c);
+        cJSON_AddStringToObject(out, "next_cursor", enc);
+        free(enc);
+        cJSON_Delete(c);
+    } else {
+        cJSON_AddNullToObject(out, "next_cursor");
+    }
+    rpc_json(r, 200, out);
+out:
+    if (opts != NULL)
+        bson_destroy(opts);
+    if (uf != NULL)
+        bson_destroy(uf);
+    bson_destroy(&target);
+    bson_destroy(&filter);
+    cJSON_Delete(cur);
+    cJSON_Delete(byid);
+    cJSON_Delete(page.edges);
+}
+
+void graph_followers(auth_t *a, const mq_message_t *req, mq_reply_t *r)
+{
+    gr__list(a, req, r, "to");
+}
+
+void graph_following(auth_t *a, const mq_message_t *req, mq_reply_t *r)
+{
+    gr__list(a, req, r, "from");
+}
+
+/* ================================================================ follow and block */
+
+/* Common start of the four edge methods: the target, not oneself. Returns 1 when it may go on. */
+static int gr__begin(auth_t *a, const mq_message_t *req, mq_reply_t *r, bson_t *target, const char *verb)
+{
+    if (gr__target(a, req, r, target) != 1)
+        return 0;
+    if (strcmp(doc_str(target, "_id"), req->user_id) == 0) {
+        char *why = xasprintf("you cannot %s yourself", verb);
+        rpc_invalid(r, "username", why);
+        free(why);
+        return 0;
+    }
+    return 1;
+}
+
+void graph_follow(auth_t *a, const mq_message_t *req, mq_reply_t *r)
+{
+    bson_t target = BSON_INITIALIZER, me = BSON_INITIALIZER;
+    cJSON *payload = NULL;
+    char evid[37], edge[64];
+    if (!gr__begin(a, req, r, &target, "follow") || user_caller(a, req, r, &me) != 1)
+        goto out;
+    const char *tid = doc_str(&target, "_id"), *uid = req->user_id;
+    int h = gr__hidden(a, uid, tid), e = h == 0 ? gr__edge(a, "follows", uid, tid) : 0;
+    if (h < 0 || e < 0) {
+        rpc_db_error(r);
+        goto out;
+    }
+    if (h == 1) {
+        gr__not_found(r);
+        goto out;
+    }
+    if (e == 1) { /* following already: nothing changes */
+        gr__relationship(a, req, r, &target);
+        goto out;
+    }
+    int64_t now = core_wall_ms();
+    payload = cJSON_CreateObject();
+    cJSON_AddStringToObject(payload, "follower_id", uid);
+    cJSON_AddStringToObject(payload, "follower_username", doc_str(&me, "username"));
+    cJSON_AddStringToObject(payload, "followee_id", tid);
+    cJSON_AddStringToObject(payload, "followee_username", doc_str(&target, "username"));
+    json_add_time(payload, "created_at", now);
+    if (outbox_begin(a, "follow.created", payload, uid, tid, req->request_id, evid) != 0) {
+        rpc_db_error(r);
+        goto out;
+    }
+    gr__edge_id(uid, tid, edge);
+    bson_t *doc = BCON_NEW("_id", BCON_UTF8(edge), "from", BCON_UTF8(uid), "to", BCON_UTF8(tid), "created_at",
+                           BCON_DATE_TIME(now), "op", BCON_UTF8(evid));
+    int rc = st_insert(a, "follows", doc);
+    bson_destroy(doc);
+    if (rc != 0) { /* 1: a concurrent follow won; it publishes */
+        outbox_abort(a, evid);
+        rc < 0 ? rpc_db_error(r) : gr__relationship(a, req, r, &target);
+        goto out;
+    }
+    /* A block stored between the check above and the insert would have missed this edge: look
+     * again now that it is stored (the block removes edges it sees, this removes the rest). */
+    if (gr__hidden(a, uid, tid) != 0) {
+        bson_t *f = BCON_NEW("_id", BCON_UTF8(edge), "op", BCON_UTF8(evid));
+        st_delete_one(a, "follows", f);
+        bson_destroy(f);
+        outbox_abort(a, evid);
+        gr__not_found(r);
+        goto out;
+    }
+    if (counter_add(a, tid, CTR_FOLLOWERS, 1) == 0 && counter_add(a, uid, CTR_FOLLOWING, 1) == 0)
+        outbox_commit(a, evid); /* else it stays pending: recovery recounts and publishes */
+    gr__relationship(a, req, r, &target);
+out:
+    bson_destroy(&target);
+    bson_destroy(&me);
+    cJSON_Delete(payload);
+}
+
+void graph_unfollow(auth_t *a, const mq_message_t *req, mq_reply_t *r)
+{
+    bson_t target = BSON_INITIALIZER;
+    cJSON *payload = NULL;
+    char evid[37];
+    if (!gr__begin(a, req, r, &target, "unfollow"))
+        goto out;
+    const char *tid = doc_str(&target, "_id"), *uid = req->user_id;
+    int h = gr__hidden(a, uid, tid), e = h == 0 ? gr__edge(a, "follows", uid, tid) : 0;
+    if (h < 0 || e < 0) {
+        rpc_db_error(r);
+        goto out;
+    }
+    if (h == 1) {
+        gr__not_found(r);
+        goto out;
+    }
+    if (e == 1) {
+        payload = cJSON_CreateObject();
+        cJSON_AddStringToObject(payload, "follower_id", uid);
+        cJSON_AddStringToObject(payload, "followee_id", tid);
+        json_add_time(payload, "deleted_at", core_wall_ms());
+        if (outbox_begin(a, "follow.deleted", payload, uid, tid, req->request_id, evid) != 0) {
+            rpc_db_error(r);
+            goto out;
+        }
+        int rc = graph_unfollow_edge(a, uid, tid);
+        if (rc == 1)
+            outbox_commit(a, evid);
+        else if (rc == 0 || rc == -1)
+            outbox_abort(a, evid); /* a concurrent unfollow removed it (and publishes), or nothing happened */
+        if (rc == -1) {
+            rpc_db_error(r);
+            goto out;
+        }
+    }
+    gr__relationship(a, req, r, &target);
+out:
+    bson_destroy(&target);
+    cJSON_Delete(payload);
+}
+
+void graph_block(auth_t *a, const mq_message_t *req, mq_reply_t *r)
+{
+    bson_t target = BSON_INITIALIZER, me = BSON_INITIALIZER;
+    cJSON *payload = NULL;
+    char evid[37], edge[64];
+    if (!gr__begin(a, req, r, &target, "block") || user_caller(a, req, r, &me) != 1)
+        goto out;
+    const char *tid = doc_str(&target, "_id"), *uid = req->user_id;
+    int e = gr__edge(a, "blocks", uid, tid);
+    if (e != 0) {
+        e < 0 ? rpc_db_error(r) : gr__relationship(a, req, r, &target);
+        goto out;
+    }
+    int64_t now = core_wall_ms();
+    payload = cJSON_CreateObject();
+    cJSON_AddStringToObject(payload, "blocker_id", uid);
+    cJSON_AddStringToObject(payload, "blocked_id", tid);
+    json_add_time(payload, "created_at", now);
+    if (outbox_begin(a, "block.created", payload, uid, tid, req->request_id, evid) != 0) {
+        rpc_db_error(r);
+        goto out;
+    }
+    gr__edge_id(uid, tid, edge);
+    bson_t *doc = BCON_NEW("_id", BCON_UTF8(edge), "from", BCON_UTF8(uid), "to", BCON_UTF8(tid), "created_at",
+                           BCON_DATE_TIME(now), "op", BCON_UTF8(evid));
+    int rc = st_insert(a, "blocks", doc);
+    bson_destroy(doc);
+    if (rc != 0) {
+        outbox_abort(a, evid);
+        rc < 0 ? rpc_db_error(r) : gr__relationship(a, req, r, &target);
+        goto out;
+    }
+    /* Both follows go; block.created says so to consumers (no follow.deleted for them). */
+    int d1 = graph_unfollow_edge(a, uid, tid), d2 = graph_unfollow_edge(a, tid, uid);
+    if (d1 >= 0 && d2 >= 0)
+        outbox_commit(a, evid); /* else recovery finishes the unfollows and publishes */
+    else
+        log_warn(req->request_id, "block %s: follows not all removed yet; recovery finishes it", edge);
+    gr__relationship(a, req, r, &target);
+out:
+    bson_destroy(&target);
+    bson_destroy(&me);
+    cJSON_Delete(payload);
+}
+
+void graph_unblock(auth_t *a, const mq_message_t *req, mq_reply_t *r)
+{
+    bson_t target = BSON_INITIALIZER;
+    cJSON *payload = NULL;
+    char evid[37], edge[64];
+    if (!gr__begin(a, req, r, &target, "unblock"))
+        goto out;
+    const char *tid = doc_str(&target, "_id"), *uid = req->user_id;
+    int e = gr__edge(a, "blocks", uid, tid);
+    if (e < 0) {
+        rpc_db_error(r);
+        goto out;
+    }
+    if (e == 1) {
+        payload = cJSON_CreateObject();
+        cJSON_AddStringToObject(payload, "blocker_id", uid);
+        cJSON_AddStringToObject(payload, "blocked_id", tid);
+        json_add_time(payload, "deleted_at", core_wall_ms());
+        if (outbox_begin(a, "block.deleted", payload, uid, tid, req->request_id, evid) != 0) {
+            rpc_db_error(r);
+            goto out;
+        }
+        gr__edge_id(uid, tid, edge);
+        bson_t *f = BCON_NEW("_id", BCON_UTF8(edge));
+        int rc = st_delete_one(a, "blocks", f);
+        bson_destroy(f);
+        if (rc == 1) {
+            outbox_commit(a, evid);
+        } else {
+            outbox_abort(a, evid);
+            if (rc < 0) {
+                rpc_db_error(r);
+                goto out;
+            }
+        }
+    }
+    gr__relationship(a, req, r, &target);
+out:
+    bson_destroy(&target);
+    cJSON_Delete(payload);
+}

@@ -1,0 +1,185 @@
+/* main.c -- the auth daemon: configuration, database and indexes, outbox relay, RPC and event wiring. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "core/core.h"
+#include "log/log.h"
+#include "token/token.h"
+
+static auth_conf_t conf;
+
+static const cfg_var_t conf_table[] = {
+    SVC_CFG_COMMON(conf.svc, "127.0.0.1:9101"),
+    {"AUTH_MONGO_URI", CFG_STRING, "mongodb://127.0.0.1:27017/auth", "MongoDB URI of auth's own database",
+     &conf.mongo_uri},
+    {"JWT_PRIVATE_KEY", CFG_SECRET, NULL, "RSA private key (PEM) signing access tokens; or a file in JWT_PRIVATE_KEY_FILE",
+     &conf.private_key},
+    {"JWT_ISSUER", CFG_STRING, "photo-auth", "iss of access tokens", &conf.jwt_issuer},
+    {"JWT_AUDIENCE", CFG_STRING, "photo-api", "aud of access tokens", &conf.jwt_audience},
+    {"AUTH_ACCESS_TTL", CFG_MS, "15m", "access-token lifetime", &conf.access_ttl_ms, 60000, 86400000},
+    {"AUTH_REFRESH_TTL", CFG_MS, "720h", "refresh-token lifetime", &conf.refresh_ttl_ms, 60000, 31622400000},
+    {"CURSOR_SECRET", CFG_SECRET, "development cursor secret; set one in production",
+     "key of pagination cursors (the same on every copy); or a file in CURSOR_SECRET_FILE", &conf.cursor_secret},
+    {"AUTH_PASSWORD_OPSLIMIT", CFG_INT, "2", "argon2id passes", &conf.pw_opslimit, 1, 32},
+    {"AUTH_PASSWORD_MEMLIMIT_KIB", CFG_INT, "19456", "argon2id memory in KiB (OWASP: at least 19 MiB)",
+     &conf.pw_memlimit_kib, 8, 4194304},
+    {"AUTH_LOGIN_FAILURES_PER_ACCOUNT", CFG_INT, "10", "failed logins allowed per account in the window",
+     &conf.login_failures_per_account, 1, 1000000},
+    {"AUTH_LOGIN_FAILURES_PER_ADDRESS", CFG_INT, "100", "failed logins allowed per client address in the window",
+     &conf.login_failures_per_address, 1, 1000000},
+    {"AUTH_LOGIN_FAILURE_WINDOW", CFG_MS, "15m", "window of the failed-login limits", &conf.login_failure_window_ms,
+     1000, 86400000},
+    {"AUTH_REGISTRATIONS_PER_ADDRESS", CFG_INT, "20", "registrations allowed per client address in the window",
+     &conf.registrations_per_address, 1, 1000000},
+    {"AUTH_REGISTRATION_WINDOW", CFG_MS, "1h", "window of the registration limit", &conf.registration_window_ms, 1000,
+     604800000},
+    {"AUTH_MAX_DEVICES", CFG_INT, "10", "device tokens per account (the oldest go)", &conf.max_devices, 1, 1000},
+    {"AUTH_OUTBOX_RECOVER_AFTER", CFG_MS, "30s",
+     "age of a pending outbox event after which it counts as abandoned (longer than any request)",
+     &conf.outbox_recover_after_ms, 1000, 3600000},
+    {"AUTH_OUTBOX_POLL", CFG_MS, "1s", "how often the relay looks for events when not woken", &conf.outbox_poll_ms, 10,
+     60000},
+    {0},
+};
+
+static auth_t app = {.conf = &conf};
+
+static const db_index_t idx_users[] = {
+    {"username_1", "{\"username\": 1}", 1},
+    {"email_1", "{\"email\": 1}", 1},
+};
+static const db_index_t idx_follows[] = {
+    {"to_1_created_at_-1", "{\"to\": 1, \"created_at\": -1, \"_id\": -1}", 0},
+    {"from_1_created_at_-1", "{\"from\": 1, \"created_at\": -1, \"_id\": -1}", 0},
+};
+static const db_index_t idx_blocks[] = {{"to_1", "{\"to\": 1}", 0}, {"from_1", "{\"from\": 1}", 0}};
+static const db_index_t idx_devices[] = {{"user_id_1_created_at_1", "{\"user_id\": 1, \"created_at\": 1}", 0}};
+static const db_index_t idx_refresh[] = {
+    {"family_1", "{\"family\": 1}", 0}, {"user_id_1", "{\"user_id\": 1}", 0}, {"expires_at_1", "{\"expires_at\": 1}", 0}};
+static const db_index_t idx_expires[] = {{"expires_at_1", "{\"expires_at\": 1}", 0}};
+static const db_index_t idx_attempts[] = {{"key_1_at_-1", "{\"key\": 1, \"at\": -1}", 0}, {"at_1", "{\"at\": 1}", 0}};
+static const db_index_t idx_outbox[] = {{"state_1_created_at_1", "{\"state\": 1, \"created_at\": 1}", 0}};
+static const db_index_t idx_posts[] = {{"user_id_1", "{\"user_id\": 1}", 0}};
+
+static int auth_indexes(char *err, size_t errlen)
+{
+    static const struct {
+        const char *coll;
+        const db_index_t *idx;
+        size_t n;
+    } all[] = {
+        {"users", idx_users, CORE_ARRAY_SIZE(idx_users)},
+        {"follows", idx_follows, CORE_ARRAY_SIZE(idx_follows)},
+        {"blocks", idx_blocks, CORE_ARRAY_SIZE(idx_blocks)},
+        {"devices", idx_devices, CORE_ARRAY_SIZE(idx_devices)},
+        {"refresh_tokens", idx_refresh, CORE_ARRAY_SIZE(idx_refresh)},
+        {"refresh_spent", idx_expires, CORE_ARRAY_SIZE(idx_expires)},
+        {"revoked_families", idx_expires, CORE_ARRAY_SIZE(idx_expires)},
+        {"attempts", idx_attempts, CORE_ARRAY_SIZE(idx_attempts)},
+        {"outbox", idx_outbox, CORE_ARRAY_SIZE(idx_outbox)},
+        {"user_posts", idx_posts, CORE_ARRAY_SIZE(idx_posts)},
+    };
+    for (size_t i = 0; i < CORE_ARRAY_SIZE(all); i++)
+        if (db_ensure_indexes(app.db, all[i].coll, all[i].idx, all[i].n, err, errlen) != 0)
+            return -1;
+    return 0;
+}
+
+static int auth_start(svc_t *svc, void *ud)
+{
+    (void)ud;
+    char err[512];
+    if (sodium_init() < 0) {
+        log_error(NULL, "libsodium cannot start");
+        return -1;
+    }
+    if (conf.private_key == NULL || conf.private_key[0] == '\0') {
+        log_error(NULL, "JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE is required (an RSA private key in PEM)");
+        return -1;
+    }
+    /* Sign once now: a bad key stops the daemon at start, not at the first login. */
+    char *probe = token_sign_rs256(conf.private_key, strlen(conf.private_key), "probe", conf.jwt_issuer,
+                                   conf.jwt_audience, core_wall_ms() / 1000, 60, err, sizeof(err));
+    if (probe == NULL) {
+        log_error(NULL, "JWT private key: %s", err);
+        return -1;
+    }
+    free(probe);
+    pthread_mutex_init(&app.counters_lock, NULL);
+    cursor_key_init(&app.cursor, conf.cursor_secret);
+    if (password_hash(&app, "not a password anyone has", app.dummy_hash) != 0) {
+        log_error(NULL, "cannot hash with AUTH_PASSWORD_MEMLIMIT_KIB=%ld", conf.pw_memlimit_kib);
+        return -1;
+    }
+    db_log_init();
+    app.db = db_open(conf.mongo_uri, "auth", "auth", err, sizeof(err));
+    if (app.db == NULL) {
+        log_error(NULL, "AUTH_MONGO_URI: %s", err);
+        return -1;
+    }
+    /* Indexes are made at start; a database that is not up yet gets a few tries. */
+    for (int attempt = 1;; attempt++) {
+        if (auth_indexes(err, sizeof(err)) == 0)
+            break;
+        if (attempt == 30) {
+            log_error(NULL, "cannot create indexes: %s", err);
+            return -1;
+        }
+        log_warn(NULL, "indexes: %s; retrying", err);
+        core_sleep_ms(1000, NULL);
+    }
+    metrics_registry_t *m = svc_metrics(svc);
+    static const char *const key_label[] = {"key", NULL};
+    static const char *const outcome_label[] = {"outcome", NULL};
+    app.events_stored = metrics_counter(m, "auth_outbox_committed_total", "events stored ready for the relay", NULL);
+    app.events_published =
+        metrics_counter(m, "auth_events_published_total", "events the broker confirmed, by routing key", key_label);
+    app.logins = metrics_counter(m, "auth_logins_total", "password checks, by outcome", outcome_label);
+    if (outbox_start(&app, conf.svc.amqp_url, err, sizeof(err)) != 0) {
+        log_error(NULL, "outbox: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
+static void auth_stop(svc_t *svc, void *ud)
+{
+    (void)svc;
+    (void)ud;
+    outbox_stop(&app);
+    db_close(app.db);
+    pthread_mutex_destroy(&app.counters_lock);
+    cfg_free(conf_table);
+}
+
+static int auth_ready(void *ud, cJSON *checks)
+{
+    (void)ud;
+    char err[256];
+    int up = app.db != NULL && db_ping(app.db, err, sizeof(err)) == 0;
+    cJSON_AddStringToObject(checks, "database", up ? "up" : "down");
+    return up;
+}
+
+static void setup_worker(svc_t *svc, mq_t *mq, void *ud)
+{
+    (void)ud;
+    svc_serve_rpc(svc, mq, auth_rpc, &app);
+    static const char *const keys[] = {"post.created", "post.deleted", NULL};
+    mq_declare_event_queue(mq, "auth.events", keys, 0);
+    mq_consume(mq, "auth.events", posts_on_event, &app);
+}
+
+int main(int argc, char **argv)
+{
+    static const svc_def_t def = {
+        .name = "auth",
+        .summary = "auth: accounts, tokens, the follow and block graph, devices",
+        .setup_worker = setup_worker,
+        .ready = auth_ready,
+        .start = auth_start,
+        .stop = auth_stop,
+    };
+    return svc_main(argc, argv, &def, conf_table, &conf.svc);
+}
