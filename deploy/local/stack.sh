@@ -56,6 +56,7 @@ usage: ${0##*/} COMMAND
   stop NAME     SIGTERM, waits until it exited (SIGKILL after ${STOP_TIMEOUT}s)
   kill9 NAME    SIGKILL to the process and its process group
   status        each pid file: running or not
+  rabbitmqctl ARGS...  rabbitmqctl against this stack's node (list_queues, set_vm_memory_high_watermark, ...)
   logs          tail -F every log in $LOGDIR
 EOF
 }
@@ -387,6 +388,12 @@ EOF
 	log "rabbitmq: ready ($((SECONDS - t0))s)"
 }
 
+rabbitmqctl_cmd() {
+	HOME="$RMQ" RABBITMQ_CONF_ENV_FILE="$RMQ/rabbitmq-env.conf" RABBITMQ_NODENAME="$NODE" \
+		ERL_EPMD_ADDRESS=127.0.0.1 ERL_EPMD_PORT="$EPMD_PORT" RABBITMQ_CTL_ERL_ARGS="$DIST_ERL_ARGS" \
+		"$RMQ_BIN/rabbitmqctl" -n "$NODE" "$@"
+}
+
 start_ferretdb() {
 	if ! running ferretdb; then
 		require_free_port ferretdb "$MONGO_PORT"
@@ -613,6 +620,10 @@ main() {
 		;;
 	status) status ;;
 	logs) logs ;;
+	rabbitmqctl)
+		shift
+		rabbitmqctl_cmd "$@"
+		;;
 	-h | --help | help) usage ;;
 	*)
 		usage >&2

@@ -13,6 +13,8 @@ export STACK_EXTRA_DAEMONS="echod"
 
 # Gateway settings the tests rely on (documented in the tests that use them).
 export GATEWAY_DEBUG_ROUTES=true GATEWAY_TRUSTED_PROXIES=1
+# Room for tests that restart a daemon while a request of theirs waits in its queue.
+export GATEWAY_RPC_TIMEOUT=10s
 # Slow refill (1/s) so rate-limit tests are not timing-sensitive; bursts are large enough
 # for any single test, and every test speaks from its own address and user.
 export GATEWAY_RATE_IP_PER_SEC=1 GATEWAY_RATE_IP_BURST=300

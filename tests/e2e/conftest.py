@@ -6,6 +6,7 @@ into another. Clients speak HTTP/2: h2c with prior knowledge, or h2 over TLS by 
 """
 import itertools
 import os
+import random
 import subprocess
 import time
 import uuid
@@ -25,19 +26,21 @@ KEYS = os.path.join(VAR, "keys")
 ISSUER = os.environ.get("JWT_ISSUER", "photo-auth")
 AUDIENCE = os.environ.get("JWT_AUDIENCE", "photo-api")
 
-_addresses = itertools.count(1)
+# Random start: a rerun against the same stack does not inherit the limits of an earlier run.
+_addresses = itertools.count(random.randrange(1, 1 << 23))
 
 
 def fresh_address():
-    """A client address no other test uses (TEST-NET-2 range, then beyond)."""
+    """A client address no other test of this run uses (in 10.0.0.0/8)."""
     n = next(_addresses)
-    return f"198.51.{n // 250}.{n % 250 + 1}"
+    return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
 
 
 def h2_client(address=None, **kw):
     headers = kw.pop("headers", {})
     headers.setdefault("x-forwarded-for", address or fresh_address())
-    return httpx.Client(base_url=BASE, http1=False, http2=True, headers=headers, timeout=10, **kw)
+    kw.setdefault("timeout", 10)
+    return httpx.Client(base_url=BASE, http1=False, http2=True, headers=headers, **kw)
 
 
 @pytest.fixture
