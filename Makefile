@@ -71,6 +71,7 @@ test: deps
 bench: build
 	@$(MAKE) --no-print-directory -j$(JOBS) bench-binaries
 	@bench/gateway/run.sh
+	@bench/auth/run.sh
 
 fmt:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
