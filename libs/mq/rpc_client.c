@@ -245,7 +245,8 @@ static int rpc__read_content(mq_rpc_client_t *c, amqp_channel_t channel, int ret
             res->status = d.m.status > 0 ? d.m.status : 502;
             res->content_type = d.m.content_type != NULL ? xstrdup(d.m.content_type) : NULL;
             res->body = xmalloc(msg.body.len + 1);
-            memcpy(res->body, msg.body.bytes, msg.body.len);
+            if (msg.body.len > 0) /* a 204 has no body, and bytes may then be NULL */
+                memcpy(res->body, msg.body.bytes, msg.body.len);
             res->body[msg.body.len] = '\0';
             res->body_len = msg.body.len;
             for (int i = 0;

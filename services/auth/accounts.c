@@ -383,7 +383,11 @@ void accounts_me_update(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     if (e != NULL)
         BSON_APPEND_UTF8(set, "email", email);
     BSON_APPEND_DATE_TIME(set, "updated_at", core_wall_ms());
-    bson_copy_to_excluding_noinit(&user, &after, "name", "bio", "avatar_media_id", "email", "updated_at", NULL);
+    bson_iter_t it;
+    if (bson_iter_init(&it, &user))
+        while (bson_iter_next(&it))
+            if (!bson_has_field(set, bson_iter_key(&it)))
+                bson_append_iter(&after, bson_iter_key(&it), -1, &it);
     bson_concat(&after, set);
     payload = user_updated_event(&after);
     if (outbox_begin(a, "user.updated", payload, req->user_id, NULL, req->request_id, evid) != 0) {

@@ -7,6 +7,14 @@
 
 #define ST__DUPLICATE_KEY 11000
 
+/* A unique index refused the write. FerretDB reports a violating update with code 1 and
+ * SQLite's words rather than 11000. */
+static int st__duplicate(const bson_error_t *e)
+{
+    return e->code == ST__DUPLICATE_KEY || strstr(e->message, "E11000") != NULL ||
+           strstr(e->message, "UNIQUE constraint failed") != NULL;
+}
+
 static void st__log(const char *op, const char *coll, const bson_error_t *e)
 {
     log_warn(NULL, "mongo %s %s: %s (code %u)", op, coll, e->message, e->code);
@@ -71,7 +79,7 @@ int st_insert(auth_t *a, const char *coll, const bson_t *doc)
     bson_error_t e;
     int rc = 0;
     if (!mongoc_collection_insert_one(h.coll, doc, NULL, NULL, &e)) {
-        if (e.code == ST__DUPLICATE_KEY) {
+        if (st__duplicate(&e)) {
             rc = 1;
         } else {
             st__log("insert", coll, &e);
@@ -130,7 +138,7 @@ int st_update_one(auth_t *a, const char *coll, const bson_t *filter, const bson_
     int rc;
     if (mongoc_collection_update_one(h.coll, filter, update, opts, &reply, &e)) {
         rc = (int)(st__reply_int(&reply, "matchedCount") + st__reply_int(&reply, "upsertedCount"));
-    } else if (e.code == ST__DUPLICATE_KEY) {
+    } else if (st__duplicate(&e)) {
         rc = -2;
     } else {
         st__log("update", coll, &e);
