@@ -47,7 +47,7 @@ int user_caller(auth_t *a, const mq_message_t *req, mq_reply_t *r, bson_t *out)
     if (rc < 0)
         rpc_db_error(r);
     else if (rc == 0)
-        rpc_problem(r, 401, "account-gone", "the account of this access token no longer exists", NULL);
+        rpc_unauthorized(r, "account-gone", "the account of this access token no longer exists");
     return rc;
 }
 
@@ -402,7 +402,7 @@ void accounts_me_update(auth_t *a, const mq_message_t *req, mq_reply_t *r)
         if (rc == -2)
             acc__conflict(a, r, NULL, email);
         else if (rc == 0)
-            rpc_problem(r, 401, "account-gone", "the account of this access token no longer exists", NULL);
+            rpc_unauthorized(r, "account-gone", "the account of this access token no longer exists");
         else
             rpc_db_error(r);
         goto out;
@@ -444,7 +444,7 @@ void accounts_me_delete(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     if (rc <= 0) {
         outbox_abort(a, evid);
         if (rc == 0)
-            rpc_problem(r, 401, "account-gone", "the account of this access token no longer exists", NULL);
+            rpc_unauthorized(r, "account-gone", "the account of this access token no longer exists");
         else
             rpc_db_error(r);
         goto out;

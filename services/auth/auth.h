@@ -86,6 +86,10 @@ int counter_add(auth_t *a, const char *user_id, auth_counter_t which, int delta)
 /* Sets all counters of user_id from the edges and posts stored (after a crash or a duplicate
  * delivery). Returns 0 or -1. */
 int counter_recount(auth_t *a, const char *user_id);
+/* The same, for a caller holding a->counters_lock across its own write and the count (so that
+ * no recount of this process lands between them). */
+int counter_add_locked(auth_t *a, const char *user_id, auth_counter_t which, int delta);
+int counter_recount_locked(auth_t *a, const char *user_id);
 /* Reads the counters (zeros when there is no document). Returns 0 or -1. */
 int counter_get(auth_t *a, const char *user_id, long out[3]);
 
@@ -98,6 +102,8 @@ void rpc_problem(mq_reply_t *r, int status, const char *type, const char *detail
 /* 422 with errors {field: why}. */
 void rpc_invalid(mq_reply_t *r, const char *field, const char *why);
 void rpc_db_error(mq_reply_t *r);
+/* 401 with WWW-Authenticate: Bearer error="invalid_token" (a token whose account is gone). */
+void rpc_unauthorized(mq_reply_t *r, const char *type, const char *detail);
 void rpc_no_content(mq_reply_t *r);
 void rpc_rate_limited(mq_reply_t *r, long retry_after_s, const char *detail);
 

@@ -3,27 +3,39 @@
 
 static const char *const ctr__fields[] = {"followers", "following", "posts"};
 
-int counter_add(auth_t *a, const char *user_id, auth_counter_t which, int delta)
+int counter_add_locked(auth_t *a, const char *user_id, auth_counter_t which, int delta)
 {
     bson_t *f = BCON_NEW("_id", BCON_UTF8(user_id));
     bson_t *u = BCON_NEW("$inc", "{", ctr__fields[which], BCON_INT64(delta), "}");
-    pthread_mutex_lock(&a->counters_lock);
     int rc = st_update_one(a, "counters", f, u, 1);
-    pthread_mutex_unlock(&a->counters_lock);
     bson_destroy(f);
     bson_destroy(u);
     return rc < 0 ? -1 : 0;
 }
 
+int counter_add(auth_t *a, const char *user_id, auth_counter_t which, int delta)
+{
+    pthread_mutex_lock(&a->counters_lock);
+    int rc = counter_add_locked(a, user_id, which, delta);
+    pthread_mutex_unlock(&a->counters_lock);
+    return rc;
+}
+
 int counter_recount(auth_t *a, const char *user_id)
+{
+    pthread_mutex_lock(&a->counters_lock);
+    int rc = counter_recount_locked(a, user_id);
+    pthread_mutex_unlock(&a->counters_lock);
+    return rc;
+}
+
+int counter_recount_locked(auth_t *a, const char *user_id)
 {
     bson_t *followers = BCON_NEW("to", BCON_UTF8(user_id));
     bson_t *following = BCON_NEW("from", BCON_UTF8(user_id));
     bson_t *posts = BCON_NEW("user_id", BCON_UTF8(user_id));
     bson_t *f = BCON_NEW("_id", BCON_UTF8(user_id));
     int rc = -1;
-    /* Counted and set under the lock, so no increment of this process lands in between. */
-    pthread_mutex_lock(&a->counters_lock);
     long n[3] = {st_count(a, "follows", followers), st_count(a, "follows", following),
                  st_count(a, "user_posts", posts)};
     if (n[0] >= 0 && n[1] >= 0 && n[2] >= 0) {
@@ -32,7 +44,6 @@ int counter_recount(auth_t *a, const char *user_id)
         rc = st_update_one(a, "counters", f, u, 1) < 0 ? -1 : 0;
         bson_destroy(u);
     }
-    pthread_mutex_unlock(&a->counters_lock);
     bson_destroy(followers);
     bson_destroy(following);
     bson_destroy(posts);

@@ -47,6 +47,13 @@ void rpc_db_error(mq_reply_t *r)
     r->headers_json = xstrdup("{\"retry-after\":\"1\"}");
 }
 
+void rpc_unauthorized(mq_reply_t *r, const char *type, const char *detail)
+{
+    rpc_problem(r, 401, type, detail, NULL);
+    free(r->headers_json);
+    r->headers_json = xstrdup("{\"www-authenticate\":\"Bearer error=\\\"invalid_token\\\"\"}");
+}
+
 void rpc_no_content(mq_reply_t *r)
 {
     r->status = 204;
@@ -174,7 +181,7 @@ void auth_rpc(mq_t *mq, const mq_message_t *req, mq_reply_t *reply, void *ud)
         if (strcmp(rpc__methods[i].method, method) != 0)
             continue;
         if (rpc__methods[i].needs_user && (req->user_id == NULL || req->user_id[0] == '\0')) {
-            rpc_problem(reply, 401, "missing-token", "this route needs an access token", NULL);
+            rpc_unauthorized(reply, "missing-token", "this route needs an access token");
             return;
         }
         rpc__methods[i].fn(a, req, reply);

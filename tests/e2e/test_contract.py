@@ -2,13 +2,18 @@
 JSON Schemas of messages over AMQP (read and written through RabbitMQ's management HTTP API).
 
 Every $ref in proto/ is resolved offline through one `referencing` registry holding openapi.yaml,
-asyncapi.yaml and proto/schemas/*.json under their file URIs (schema files under their $id too), so
+asyncapi.yaml and proto/schemas/**/*.json under their file URIs (schema files under their $id too), so
 responses and messages are validated against the documents exactly as written.
+
+The routes of auth (API.md, "Accounts and graph"; services/auth/README.md) are called for real through
+the gateway and every answer is checked against its operation; the events auth publishes are read from
+a queue of the test's own bound to `events` and checked against proto/schemas/events/<key>.json.
 """
 import glob
 import json
 import os
 import pathlib
+import random
 import re
 import threading
 import time
@@ -16,6 +21,7 @@ import urllib.parse
 import uuid
 
 import httpx
+import jwt
 import pytest
 import yaml
 from jsonschema import Draft202012Validator
@@ -23,7 +29,8 @@ from referencing import Registry
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
-from conftest import BASE, VAR, bearer, gateway_ready, h2_client, is_problem, make_token, stack, wait_until
+from conftest import (AUDIENCE, BASE, ISSUER, VAR, bearer, gateway_ready, h2_client, is_problem, make_token,
+                      public_key, stack, wait_until)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PROTO = os.path.join(ROOT, "proto")
@@ -69,7 +76,7 @@ def _uri(path):
 
 OPENAPI_URI = _uri(OPENAPI_PATH)
 ASYNCAPI_URI = _uri(ASYNCAPI_PATH)
-SCHEMA_PATHS = sorted(glob.glob(os.path.join(SCHEMA_DIR, "*.json")))
+SCHEMA_PATHS = sorted(glob.glob(os.path.join(SCHEMA_DIR, "**", "*.json"), recursive=True))
 DOCS = {OPENAPI_URI: _load(OPENAPI_PATH), ASYNCAPI_URI: _load(ASYNCAPI_PATH)}
 DOCS.update({_uri(p): _load(p) for p in SCHEMA_PATHS})
 OPENAPI = DOCS[OPENAPI_URI]
@@ -395,7 +402,23 @@ def test_openapi_conventions_of_api_md():
 
 # ------------------------------------------------------------------ proto/schemas and asyncapi.yaml
 
-EXPECTED_SCHEMAS = ["event-envelope", "ping-reply", "problem", "readyz", "rpc-reply-headers", "rpc-request-headers"]
+# Events auth publishes, with exactly the members of services/auth/README.md ("Event payloads"), and the
+# events it consumes (publication owns them; auth relies on these members only).
+AUTH_EVENTS = {
+    "user.registered": ["user_id", "username", "email", "name", "created_at"],
+    "user.updated": ["user_id", "username", "email", "name", "bio", "avatar_media_id", "updated_at"],
+    "user.deleted": ["user_id", "username", "deleted_at"],
+    "follow.created": ["follower_id", "follower_username", "followee_id", "followee_username", "created_at"],
+    "follow.deleted": ["follower_id", "followee_id", "deleted_at"],
+    "block.created": ["blocker_id", "blocked_id", "created_at"],
+    "block.deleted": ["blocker_id", "blocked_id", "deleted_at"],
+    "device.registered": ["user_id", "token", "platform", "created_at"],
+    "device.removed": ["user_id", "token", "reason", "removed_at"],
+}
+AUTH_CONSUMES = {"post.created": ["post_id", "author_id"], "post.deleted": ["post_id", "author_id"]}
+
+EXPECTED_SCHEMAS = ["event-envelope", "ping-reply", "problem", "readyz", "rpc-reply-headers", "rpc-request-headers",
+                    *(f"events/{key}" for key in (*AUTH_EVENTS, *AUTH_CONSUMES))]
 
 
 @pytest.mark.parametrize("name", EXPECTED_SCHEMAS)
@@ -815,8 +838,8 @@ def test_rpc_error_replies_match_schemas(rabbit, temp_queue, debug_routes):
     assert body["type"].endswith("/unknown-method")
 
 
-def _bind(rabbit, queue, key):
-    r = rabbit.post(f"/bindings/%2F/e/rpc/q/{_q(queue)}", json={"routing_key": key, "arguments": {}})
+def _bind(rabbit, queue, key, exchange="rpc"):
+    r = rabbit.post(f"/bindings/%2F/e/{_q(exchange)}/q/{_q(queue)}", json={"routing_key": key, "arguments": {}})
     assert r.status_code == 201, r.text
 
 
@@ -892,3 +915,698 @@ def test_gateway_maps_a_reply_1_to_1(rabbit, temp_queue, debug_routes):
     assert r.headers["cache-control"] == "no-store"
     assert r.headers["x-request-id"] == rid
     assert r.text == body
+
+
+# ------------------------------------------------------------------ accounts and graph (auth): the documents
+
+# services/auth/README.md, "RPC methods": route -> (RPC method, token, success status of API.md).
+AUTH_ROUTES = {
+    ("/v1/auth/register", "post"): ("auth.register", "none", 201),
+    ("/v1/auth/login", "post"): ("auth.login", "none", 200),
+    ("/v1/auth/refresh", "post"): ("auth.refresh", "none", 200),
+    ("/v1/auth/logout", "post"): ("auth.logout", "none", 204),
+    ("/v1/me", "get"): ("auth.me_get", "required", 200),
+    ("/v1/me", "patch"): ("auth.me_update", "required", 200),
+    ("/v1/me", "delete"): ("auth.me_delete", "required", 204),
+    ("/v1/me/devices", "post"): ("auth.device_add", "required", 201),
+    ("/v1/me/devices/{token}", "delete"): ("auth.device_remove", "required", 204),
+    ("/v1/users/{username}", "get"): ("auth.user_get", "optional", 200),
+    ("/v1/users/{username}/followers", "get"): ("auth.followers", "optional", 200),
+    ("/v1/users/{username}/following", "get"): ("auth.following", "optional", 200),
+    ("/v1/users/{username}/follow", "post"): ("auth.follow", "required", 200),
+    ("/v1/users/{username}/follow", "delete"): ("auth.unfollow", "required", 200),
+    ("/v1/users/{username}/block", "post"): ("auth.block", "required", 200),
+    ("/v1/users/{username}/block", "delete"): ("auth.unblock", "required", 200),
+}
+# The body schema of each success (README, "Shapes"); None: no body.
+AUTH_SUCCESS_SCHEMA = {
+    "auth.register": "Tokens", "auth.login": "Tokens", "auth.refresh": "Tokens", "auth.logout": None,
+    "auth.me_get": "Account", "auth.me_update": "Account", "auth.me_delete": None, "auth.device_add": "Device",
+    "auth.device_remove": None, "auth.user_get": "Profile", "auth.followers": "UserList",
+    "auth.following": "UserList", "auth.follow": "Relationship", "auth.unfollow": "Relationship",
+    "auth.block": "Relationship", "auth.unblock": "Relationship",
+}
+AUTH_REQUEST_SCHEMA = {
+    "auth.register": "RegisterRequest", "auth.login": "LoginRequest", "auth.refresh": "RefreshRequest",
+    "auth.logout": "LogoutRequest", "auth.me_update": "UpdateMeRequest", "auth.device_add": "DeviceRequest",
+}
+
+
+def _token_kind(op):
+    sec = _effective_security(op)
+    if not sec:
+        return "none"
+    assert {"bearerAuth": []} in sec, sec
+    return "optional" if {} in sec else "required"
+
+
+def _schema_ref(uri):
+    """The component schema name a Schema Object at uri is a bare $ref to."""
+    node = lookup(uri)
+    assert set(node) == {"$ref"} and node["$ref"].startswith("#/components/schemas/"), (uri, node)
+    return node["$ref"].rsplit("/", 1)[1]
+
+
+def test_openapi_has_every_auth_route():
+    """Each route of API.md's "Accounts and graph" table, as services/auth/README.md maps it: the RPC method,
+    whether it takes a token, its success status and shape, and the errors it can answer."""
+    ops = {(path, m) for path, item in OPENAPI["paths"].items() if path.startswith(("/v1/auth/", "/v1/me", "/v1/users/"))
+           for m in HTTP_METHODS if m in item}
+    assert ops == set(AUTH_ROUTES), f"missing {set(AUTH_ROUTES) - ops}, extra {ops - set(AUTH_ROUTES)}"
+    for (path, method), (rpc, kind, success) in AUTH_ROUTES.items():
+        where = f"{method.upper()} {path}"
+        op = OPENAPI["paths"][path][method]
+        op_uri = operation_uri(path, method)
+        assert op.get("x-rpc") == rpc, where
+        assert _token_kind(op) == kind, f"{where}: token {_token_kind(op)}, README says {kind}"
+        codes = {int(c) for c in op["responses"]}
+        assert min(codes) == success, f"{where}: success {min(codes)}, API.md says {success}"
+        want = {429, 503, 504}
+        if kind != "none":
+            want.add(401)
+        if "{username}" in path:
+            want |= {400, 404}
+        elif "{" in path:
+            want.add(400)
+        if rpc in AUTH_REQUEST_SCHEMA:
+            want |= {400, 413, 422}
+            body, body_uri = follow(child(op_uri, "requestBody"))
+            assert body.get("required") is True and list(body["content"]) == ["application/json"], where
+            assert _schema_ref(child(body_uri, "content", "application/json", "schema")) == AUTH_REQUEST_SCHEMA[rpc]
+        else:
+            assert "requestBody" not in op, where
+        assert want <= codes, f"{where}: lacks {sorted(want - codes)}"
+        resp, resp_uri = follow(child(op_uri, "responses", str(success)))
+        shape = AUTH_SUCCESS_SCHEMA[rpc]
+        if shape is None:
+            assert "content" not in resp, where
+        else:
+            assert list(resp["content"]) == ["application/json"], where
+            assert _schema_ref(child(resp_uri, "content", "application/json", "schema")) == shape, where
+        assert OPENAPI["paths"][path]["x-other-methods"]["response"] == {"$ref": "#/components/responses/MethodNotAllowed"}
+    # Lists take ?limit= and ?cursor=.
+    for path in ("/v1/users/{username}/followers", "/v1/users/{username}/following"):
+        params = _effective_parameters(child(OPENAPI_URI, "paths", path), operation_uri(path, "get"))
+        assert {("limit", "query"), ("cursor", "query"), ("username", "path")} <= set(params), path
+
+
+def _component(name):
+    return child(OPENAPI_URI, "components", "schemas", name)
+
+
+T0 = "2026-11-21T18:40:03Z"
+ACCOUNT = {"id": "u1", "username": "alice", "email": "alice@example.com", "name": "", "bio": "",
+           "avatar_media_id": None, "created_at": T0, "posts_count": 0, "followers_count": 2, "following_count": 1}
+PROFILE = {**{k: v for k, v in ACCOUNT.items() if k != "email"},
+           "relationship": {"following": True, "followed_by": False, "blocking": False}}
+
+
+def test_auth_schemas_are_exactly_the_readme_shapes():
+    """Response objects have exactly the README's members (all required, nothing more); requests refuse
+    unknown members, as auth does (422)."""
+    members = {
+        "Account": ["id", "username", "email", "name", "bio", "avatar_media_id", "created_at", "posts_count",
+                    "followers_count", "following_count"],
+        "Profile": ["id", "username", "name", "bio", "avatar_media_id", "created_at", "posts_count", "followers_count",
+                    "following_count", "relationship"],
+        "RelationshipFlags": ["following", "followed_by", "blocking"],
+        "Relationship": ["id", "username", "following", "followed_by", "blocking"],
+        "Tokens": ["user", "access_token", "refresh_token", "token_type", "expires_in"],
+        "UserListItem": ["id", "username", "name", "avatar_media_id"],
+        "Device": ["token", "platform", "created_at"],
+    }
+    schemas = OPENAPI["components"]["schemas"]
+    for name, want in members.items():
+        s = schemas[name]
+        assert s["type"] == "object" and s["additionalProperties"] is False, name
+        assert sorted(s["required"]) == sorted(want) == sorted(s["properties"]), name
+    assert schemas["UserList"]["unevaluatedProperties"] is False
+    for name in AUTH_REQUEST_SCHEMA.values():
+        assert schemas[name]["additionalProperties"] is False, name
+    # Samples and near misses.
+    validate(ACCOUNT, _component("Account"), "an account")
+    validate(PROFILE, _component("Profile"), "a profile")
+    validate({**PROFILE, "relationship": None}, _component("Profile"), "an anonymous caller's profile")
+    tokens = {"user": ACCOUNT, "access_token": make_token(), "refresh_token": "A" * 43, "token_type": "Bearer",
+              "expires_in": 900}
+    validate(tokens, _component("Tokens"), "tokens")
+    validate({"items": [{"id": "u2", "username": "bob", "name": "Bob", "avatar_media_id": "m1"}], "next_cursor": "c"},
+             _component("UserList"), "a page of users")
+    validate({"token": "fcm:abc-DEF_1.2", "platform": "web", "created_at": T0}, _component("Device"), "a device")
+    bad = [
+        ("Account", {**ACCOUNT, "password_hash": "x"}), ("Account", {**ACCOUNT, "username": "Alice"}),
+        ("Account", {**ACCOUNT, "email": "Alice@Example.com"}), ("Account", {**ACCOUNT, "created_at": "yesterday"}),
+        ("Account", {**ACCOUNT, "posts_count": -1}), ("Account", {**ACCOUNT, "bio": None}),
+        ("Profile", {**PROFILE, "email": "alice@example.com"}), ("Profile", {**PROFILE, "relationship": {}}),
+        ("Tokens", {**tokens, "token_type": "bearer"}), ("Tokens", {**tokens, "user": {**ACCOUNT, "x": 1}}),
+        ("UserList", {"items": [{"id": "u2", "username": "bob", "name": "Bob", "avatar_media_id": None, "email": "b@x.io"}],
+                      "next_cursor": None}),
+        ("UserList", {"items": [], "next_cursor": None, "total": 0}),
+        ("Device", {"token": "a b", "platform": "web", "created_at": T0}),
+        ("Device", {"token": "t", "platform": "symbian", "created_at": T0}),
+        ("RegisterRequest", {"username": "alice", "email": "a@example.com", "password": "short"}),
+        ("RegisterRequest", {"username": "al", "email": "a@example.com", "password": "long enough"}),
+        ("RegisterRequest", {"username": "alice", "email": "a@localhost", "password": "long enough"}),
+        ("RegisterRequest", {"username": "alice", "email": "a@example.com", "password": "long enough", "role": "admin"}),
+        ("LoginRequest", {"login": {"$ne": None}, "password": "x"}),
+        ("UpdateMeRequest", {"bio": "b" * 301}), ("UpdateMeRequest", {"username": "other"}),
+        ("DeviceRequest", {"token": "t"}),
+    ]
+    for name, instance in bad:
+        with pytest.raises(AssertionError):
+            validate(instance, _component(name), f"a bad {name}")
+    validate({"username": "Alice.B_1", "email": "Alice@Example.com", "password": "8 chars!", "name": ""},
+             _component("RegisterRequest"), "a registration (case-folded by auth)")
+    validate({}, _component("UpdateMeRequest"), "an empty edit")
+
+
+@pytest.mark.parametrize("key", sorted(AUTH_EVENTS))
+def test_auth_event_schema_is_the_readme_payload(key):
+    uri = schema_uri(f"events/{key}")
+    doc = DOCS[uri]
+    assert doc["$id"] == f"https://schemas.photo.invalid/events/{key}.json"
+    assert doc["type"] == "object" and doc["additionalProperties"] is False
+    assert doc["required"] == AUTH_EVENTS[key] == list(doc["properties"])
+    assert doc["examples"], key
+    for ex in doc["examples"]:
+        validate(ex, uri, f"{key} example")
+    ex = doc["examples"][0]
+    near_misses = [{**ex, "extra": 1}] + [{k: v for k, v in ex.items() if k != m} for m in ex]
+    near_misses += [{**ex, m: 123} for m in ex if m.endswith("_id")]
+    near_misses += [{**ex, m: "2026-11-21 18:40:03"} for m in ex if m.endswith("_at")]
+    for bad in near_misses:
+        with pytest.raises(AssertionError):
+            validate(bad, uri, f"a bad {key}")
+
+
+@pytest.mark.parametrize("key", sorted(AUTH_CONSUMES))
+def test_consumed_post_event_schema_is_minimal(key):
+    uri = schema_uri(f"events/{key}")
+    doc = DOCS[uri]
+    assert doc["required"] == AUTH_CONSUMES[key] and doc["additionalProperties"] is True
+    assert "publication" in doc["description"]
+    validate({"post_id": "p1", "author_id": "u1", "caption": "whatever publication adds"}, uri, key)
+    for bad in ({"post_id": "p1"}, {"author_id": "u1"}, {"post_id": 1, "author_id": "u1"}):
+        with pytest.raises(AssertionError):
+            validate(bad, uri, f"a bad {key}")
+
+
+def test_asyncapi_has_the_auth_events():
+    """A channel on `events` per event key, whose message's payload is proto/schemas/events/<key>.json and
+    whose headers are the envelope narrowed to that type; auth sends its nine and receives the post events
+    on auth.events."""
+    channels = ASYNCAPI["channels"]
+    by_address = {ch.get("address"): name for name, ch in channels.items()}
+    envelope = {"message_id": str(uuid.uuid4()), "timestamp": int(time.time()), "content_type": "application/json",
+                "delivery_mode": 2, "headers": {"x-request-id": "r1"}}
+    files = {os.path.basename(p)[:-5] for p in glob.glob(os.path.join(SCHEMA_DIR, "events", "*.json"))}
+    assert files == set(AUTH_EVENTS) | set(AUTH_CONSUMES), files
+    for key in (*AUTH_EVENTS, *AUTH_CONSUMES):
+        assert key in by_address, f"no channel with address {key}"
+        name = by_address[key]
+        ch = channels[name]
+        assert ch["bindings"]["amqp"]["is"] == "routingKey" and ch["bindings"]["amqp"]["exchange"]["name"] == "events"
+        assert ch["bindings"]["amqp"]["exchange"]["type"] == "topic"
+        assert len(ch["messages"]) == 1, name
+        msg_key = next(iter(ch["messages"]))
+        msg, msg_uri = follow(child(ASYNCAPI_URI, "channels", name, "messages", msg_key))
+        payload, _ = follow(child(msg_uri, "payload", "schema"))
+        assert payload == DOCS[schema_uri(f"events/{key}")], f"{name}: payload is not schemas/events/{key}.json"
+        app = "auth" if key in AUTH_EVENTS else "publication"
+        headers = child(msg_uri, "headers", "schema")
+        validate({**envelope, "type": key, "app_id": app}, headers, f"{key} envelope")
+        for change in ({"type": "x.y"}, {"app_id": "search"}, {"delivery_mode": 1}):
+            with pytest.raises(AssertionError):
+                validate({**envelope, "type": key, "app_id": app, **change}, headers, f"a bad {key} envelope")
+    sends = {op["channel"]["$ref"] for op in ASYNCAPI["operations"].values() if op["action"] == "send"}
+    for key in AUTH_EVENTS:
+        assert f"#/channels/{by_address[key]}" in sends, f"no operation sends {key}"
+    queue = channels[by_address["auth.events"]]
+    assert queue["bindings"]["amqp"]["queue"]["name"] == "auth.events"
+    assert sorted(b["routingKey"] for b in queue["x-bindings"]) == sorted(AUTH_CONSUMES)
+    assert queue["x-arguments"] == {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "auth.events.dlq"}
+    receivers = [op for op in ASYNCAPI["operations"].values()
+                 if op["action"] == "receive" and op["channel"]["$ref"] == f"#/channels/{by_address['auth.events']}"]
+    assert len(receivers) == 1
+    got = set()
+    for m in receivers[0]["messages"]:
+        msg, _ = follow(urllib.parse.urljoin(ASYNCAPI_URI, m["$ref"]))
+        got.add(msg["title"])
+    assert got == set(AUTH_CONSUMES)
+
+
+# ------------------------------------------------------------------ accounts and graph (auth): live, over HTTP/2
+
+@pytest.fixture
+def auth_up():
+    with h2_client() as c:
+        ready = c.get("/readyz").json()
+    assert ready.get("services", {}).get("auth") == "up", f"auth is not up behind the gateway: {ready}"
+
+
+def _auth_client():
+    """A client speaking from a random address of its own: auth limits registrations and failed logins per
+    client address in windows that outlive a test run (its database persists between stacks)."""
+    address = f"172.{random.randrange(16, 32)}.{random.randrange(256)}.{random.randrange(1, 255)}"
+    return h2_client(address=address)
+
+
+def _new_username(prefix):
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+class AuthCalls:
+    """Calls routes of auth through the gateway over HTTP/2: each answer must have the expected status and
+    match its operation in openapi.yaml (status listed, headers, content type, body schema). Remembers the
+    (path, method, status) it saw."""
+
+    def __init__(self, rid_prefix=None):
+        self.seen = set()
+        self.rid_prefix = rid_prefix
+        self.n = 0
+
+    def __call__(self, c, method, template, expect, tok=None, path=None, **kw):
+        url = template.format(**{k: urllib.parse.quote(v, safe="") for k, v in (path or {}).items()})
+        headers = dict(kw.pop("headers", {}))
+        if tok is not None:
+            headers.update(bearer(tok))
+        if self.rid_prefix:
+            self.n += 1
+            headers["x-request-id"] = f"{self.rid_prefix}{self.n}"
+        r = c.request(method, url, headers=headers, **kw)
+        where = f"{method} {url}"
+        assert r.status_code == expect, f"{where}: {r.status_code}, wanted {expect}: {r.text[:800]}"
+        if expect >= 400:
+            is_problem(r, expect)
+        assert r.headers.get("x-request-id"), where
+        if self.rid_prefix:
+            assert r.headers["x-request-id"] == headers["x-request-id"], where
+        if expect < 300 and expect != 204:
+            assert _media(r.headers["content-type"])[0] == "application/json", (where, r.headers["content-type"])
+        body = check_operation(r, template, method.lower())
+        self.seen.add((template, method.lower(), expect))
+        return body
+
+    def register(self, c, prefix, **fields):
+        username = _new_username(prefix)
+        password = "pw-" + uuid.uuid4().hex
+        t = self(c, "POST", "/v1/auth/register", 201,
+                 json={"username": username, "email": f"{username}@example.com", "password": password, **fields})
+        assert t["user"]["username"] == username
+        return {**t, "password": password}
+
+
+def _check_tokens(t):
+    """The access token is a JWT auth signed for the gateway, about the account it came with."""
+    claims = jwt.decode(t["access_token"], public_key(), algorithms=["RS256"], audience=AUDIENCE, issuer=ISSUER)
+    assert claims["sub"] == t["user"]["id"], claims
+    assert abs(claims["exp"] - time.time() - t["expires_in"]) <= 10, (claims, t["expires_in"])
+    if "AUTH_ACCESS_TTL" not in os.environ:
+        assert t["expires_in"] == 900
+    assert t["token_type"] == "Bearer"
+
+
+JSON_CT = {"content-type": "application/json"}
+
+
+def test_auth_routes_match_spec(auth_up):
+    """A representative call of every auth route (and the errors the README names), each answer checked
+    against openapi.yaml, and the values the README promises."""
+    call = AuthCalls()
+    ca, cb, cc = _auth_client(), _auth_client(), _auth_client()
+    try:
+        # ---- register: username and e-mail case-folded; 422, 409, 400
+        name_a = _new_username("ca")
+        pw_a = "pw-" + uuid.uuid4().hex
+        t = call(ca, "POST", "/v1/auth/register", 201,
+                 json={"username": name_a.upper(), "email": f"{name_a.upper()}@Example.COM", "password": pw_a,
+                       "name": "Contract A"})
+        a = t["user"]
+        assert (a["username"], a["email"], a["name"], a["bio"], a["avatar_media_id"]) == \
+               (name_a, f"{name_a}@example.com", "Contract A", "", None), a
+        assert (a["posts_count"], a["followers_count"], a["following_count"]) == (0, 0, 0), a
+        _check_tokens(t)
+        tok_a = t["access_token"]
+        body = call(ca, "POST", "/v1/auth/register", 422,
+                    json={"username": "no spaces!", "email": "cx@example.com", "password": "long enough"})
+        assert "username" in body.get("errors", {}), body
+        body = call(ca, "POST", "/v1/auth/register", 422,
+                    json={"username": _new_username("cx"), "email": "cx@example.com", "password": "long enough",
+                          "role": "admin"})
+        assert "role" in body.get("errors", {}), body
+        body = call(ca, "POST", "/v1/auth/register", 409,
+                    json={"username": name_a, "email": f"other.{name_a}@example.com", "password": "long enough"})
+        assert body["errors"] == {"username": "taken"}, body
+        call(ca, "POST", "/v1/auth/register", 400, content=b"{not json", headers=JSON_CT)
+        call(ca, "POST", "/v1/auth/register", 400, content=b'["an array"]', headers=JSON_CT)
+        call(ca, "POST", "/v1/auth/register", 413, content=b'{"name": "' + b"n" * (16 * 1024) + b'"}', headers=JSON_CT)
+
+        # ---- login: by username or e-mail; one 401 whether the account exists or not
+        t1 = call(ca, "POST", "/v1/auth/login", 200, json={"login": name_a, "password": pw_a})
+        assert t1["user"]["id"] == a["id"]
+        _check_tokens(t1)
+        t2 = call(ca, "POST", "/v1/auth/login", 200, json={"login": a["email"], "password": pw_a})
+        assert t2["user"]["id"] == a["id"] and t2["refresh_token"] != t1["refresh_token"]
+        wrong = call(ca, "POST", "/v1/auth/login", 401, json={"login": name_a, "password": pw_a + "x"})
+        assert wrong["type"].endswith("/invalid-credentials"), wrong
+        unknown = call(ca, "POST", "/v1/auth/login", 401, json={"login": _new_username("nobody"), "password": pw_a})
+        assert {k: unknown.get(k) for k in ("type", "title", "detail")} == \
+               {k: wrong.get(k) for k in ("type", "title", "detail")}, (wrong, unknown)
+        body = call(ca, "POST", "/v1/auth/login", 422, json={"login": {"$ne": None}, "password": pw_a})
+        assert "login" in body.get("errors", {}), body
+
+        # ---- refresh: rotates; a spent token revokes its family
+        r1 = call(ca, "POST", "/v1/auth/refresh", 200, json={"refresh_token": t1["refresh_token"]})
+        assert r1["user"]["id"] == a["id"] and r1["refresh_token"] != t1["refresh_token"]
+        _check_tokens(r1)
+        call(ca, "POST", "/v1/auth/refresh", 401, json={"refresh_token": t1["refresh_token"]})
+        call(ca, "POST", "/v1/auth/refresh", 401, json={"refresh_token": r1["refresh_token"]})
+        call(ca, "POST", "/v1/auth/refresh", 422, json={"refresh_token": 5})
+
+        # ---- logout: revokes the family; 204 for an unknown token too
+        call(ca, "POST", "/v1/auth/logout", 204, json={"refresh_token": t2["refresh_token"]})
+        call(ca, "POST", "/v1/auth/refresh", 401, json={"refresh_token": t2["refresh_token"]})
+        call(ca, "POST", "/v1/auth/logout", 204, json={"refresh_token": "A" * 43})
+        call(ca, "POST", "/v1/auth/logout", 400, content=b"null", headers=JSON_CT)
+
+        # ---- me
+        me = call(ca, "GET", "/v1/me", 200, tok=tok_a)
+        assert me["id"] == a["id"] and me["email"] == a["email"] and me["created_at"] == a["created_at"], me
+        call(ca, "GET", "/v1/me", 401)
+        me = call(ca, "PATCH", "/v1/me", 200, tok=tok_a, json={"name": "Contract A2", "bio": "b" * 300})
+        assert (me["name"], me["bio"], me["email"], me["username"]) == ("Contract A2", "b" * 300, a["email"], name_a)
+        me = call(ca, "PATCH", "/v1/me", 200, tok=tok_a, json={"bio": "b" * 300})  # the answer is the whole account
+        assert (me["name"], me["bio"], me["email"]) == ("Contract A2", "b" * 300, a["email"]), me
+        body = call(ca, "PATCH", "/v1/me", 422, tok=tok_a, json={"nickname": "x"})
+        assert "nickname" in body.get("errors", {}), body
+        body = call(ca, "PATCH", "/v1/me", 422, tok=tok_a, json={"name": {"$ne": None}})
+        assert "name" in body.get("errors", {}), body
+        body = call(ca, "PATCH", "/v1/me", 422, tok=tok_a, json={"bio": "b" * 301})
+        assert "bio" in body.get("errors", {}), body
+        call(ca, "PATCH", "/v1/me", 400, tok=tok_a, content=b"nope", headers=JSON_CT)
+        assert call(ca, "GET", "/v1/me", 200, tok=tok_a)["bio"] == "b" * 300  # nothing written on a 4xx
+
+        tb = call.register(cb, "cb", name="Contract B")
+        tc = call.register(cc, "cc")
+        b, cu = tb["user"], tc["user"]
+        tok_b, tok_c = tb["access_token"], tc["access_token"]
+        body = call(ca, "PATCH", "/v1/me", 409, tok=tok_a, json={"email": b["email"]})
+        assert body["errors"] == {"email": "taken"}, body
+
+        # ---- profiles: relationship null for anonymous callers and oneself
+        p = call(ca, "GET", "/v1/users/{username}", 200, path={"username": b["username"]})
+        assert p["id"] == b["id"] and p["name"] == "Contract B" and p["relationship"] is None, p
+        p = call(ca, "GET", "/v1/users/{username}", 200, tok=tok_a, path={"username": name_a})
+        assert p["relationship"] is None and p["name"] == "Contract A2", p
+        p = call(ca, "GET", "/v1/users/{username}", 200, tok=tok_a, path={"username": b["username"]})
+        assert p["relationship"] == {"following": False, "followed_by": False, "blocking": False}, p
+        call(ca, "GET", "/v1/users/{username}", 404, path={"username": _new_username("nobody")})
+        call(ca, "GET", "/v1/users/{username}", 401, tok="not.a.token", path={"username": b["username"]})
+
+        # ---- follow (idempotent), self 422, unknown 404, no token 401
+        rel = call(ca, "POST", "/v1/users/{username}/follow", 200, tok=tok_a, path={"username": b["username"]})
+        assert rel == {"id": b["id"], "username": b["username"], "following": True, "followed_by": False,
+                       "blocking": False}, rel
+        assert call(ca, "POST", "/v1/users/{username}/follow", 200, tok=tok_a, path={"username": b["username"]}) == rel
+        call(ca, "POST", "/v1/users/{username}/follow", 422, tok=tok_a, path={"username": name_a})
+        call(ca, "POST", "/v1/users/{username}/follow", 404, tok=tok_a, path={"username": _new_username("nobody")})
+        call(ca, "POST", "/v1/users/{username}/follow", 401, path={"username": b["username"]})
+        call(ca, "POST", "/v1/users/{username}/follow", 200, tok=tok_a, path={"username": cu["username"]})
+        rel = call(cb, "POST", "/v1/users/{username}/follow", 200, tok=tok_b, path={"username": name_a})
+        assert (rel["following"], rel["followed_by"], rel["blocking"]) == (True, True, False), rel
+
+        # ---- lists: newest edge first, paginated by cursor
+        page = call(ca, "GET", "/v1/users/{username}/following", 200, path={"username": name_a}, params={"limit": 1})
+        assert [i["username"] for i in page["items"]] == [cu["username"]] and page["next_cursor"], page
+        page = call(ca, "GET", "/v1/users/{username}/following", 200, tok=tok_a, path={"username": name_a},
+                    params={"limit": 1, "cursor": page["next_cursor"]})
+        assert [i["username"] for i in page["items"]] == [b["username"]], page
+        if page["next_cursor"] is not None:
+            page = call(ca, "GET", "/v1/users/{username}/following", 200, path={"username": name_a},
+                        params={"limit": 1, "cursor": page["next_cursor"]})
+            assert page == {"items": [], "next_cursor": None}, page
+        page = call(cb, "GET", "/v1/users/{username}/followers", 200, tok=tok_b, path={"username": b["username"]})
+        assert page == {"items": [{"id": a["id"], "username": name_a, "name": "Contract A2", "avatar_media_id": None}],
+                        "next_cursor": None}, page
+        call(ca, "GET", "/v1/users/{username}/followers", 404, path={"username": _new_username("nobody")})
+        call(ca, "GET", "/v1/users/{username}/following", 404, path={"username": _new_username("nobody")})
+        me = call(ca, "GET", "/v1/me", 200, tok=tok_a)
+        assert (me["followers_count"], me["following_count"]) == (1, 2), me
+
+        # ---- unfollow (idempotent)
+        rel = call(ca, "DELETE", "/v1/users/{username}/follow", 200, tok=tok_a, path={"username": b["username"]})
+        assert (rel["following"], rel["followed_by"], rel["blocking"]) == (False, True, False), rel
+        assert call(ca, "DELETE", "/v1/users/{username}/follow", 200, tok=tok_a, path={"username": b["username"]}) == rel
+        call(ca, "DELETE", "/v1/users/{username}/follow", 422, tok=tok_a, path={"username": name_a})
+
+        # ---- block: removes follows both ways, hides each from the other; the blocked can block back
+        call(ca, "POST", "/v1/users/{username}/follow", 200, tok=tok_a, path={"username": b["username"]})
+        rel = call(ca, "POST", "/v1/users/{username}/block", 200, tok=tok_a, path={"username": b["username"]})
+        assert rel == {"id": b["id"], "username": b["username"], "following": False, "followed_by": False,
+                       "blocking": True}, rel
+        call(cb, "GET", "/v1/users/{username}", 404, tok=tok_b, path={"username": name_a})
+        call(ca, "GET", "/v1/users/{username}", 404, tok=tok_a, path={"username": b["username"]})
+        call(cb, "GET", "/v1/users/{username}/followers", 404, tok=tok_b, path={"username": name_a})
+        call(cb, "POST", "/v1/users/{username}/follow", 404, tok=tok_b, path={"username": name_a})
+        rel = call(cb, "POST", "/v1/users/{username}/block", 200, tok=tok_b, path={"username": name_a})
+        assert (rel["id"], rel["blocking"], rel["following"], rel["followed_by"]) == (a["id"], True, False, False), rel
+        call(ca, "POST", "/v1/users/{username}/block", 422, tok=tok_a, path={"username": name_a})
+        call(ca, "POST", "/v1/users/{username}/block", 404, tok=tok_a, path={"username": _new_username("nobody")})
+        rel = call(ca, "DELETE", "/v1/users/{username}/block", 200, tok=tok_a, path={"username": b["username"]})
+        assert (rel["blocking"], rel["following"], rel["followed_by"]) == (False, False, False), rel
+        call(cb, "DELETE", "/v1/users/{username}/block", 200, tok=tok_b, path={"username": name_a})
+        p = call(ca, "GET", "/v1/users/{username}", 200, tok=tok_a, path={"username": b["username"]})
+        assert p["relationship"] == {"following": False, "followed_by": False, "blocking": False}, p
+        assert (p["followers_count"], p["following_count"]) == (0, 0), p
+
+        # ---- devices
+        device = "contract:" + uuid.uuid4().hex
+        d = call(ca, "POST", "/v1/me/devices", 201, tok=tok_a, json={"token": device, "platform": "ios"})
+        assert (d["token"], d["platform"]) == (device, "ios"), d
+        body = call(ca, "POST", "/v1/me/devices", 422, tok=tok_a, json={"token": device, "platform": "symbian"})
+        assert "platform" in body.get("errors", {}), body
+        body = call(ca, "POST", "/v1/me/devices", 422, tok=tok_a, json={"token": "no spaces", "platform": "ios"})
+        assert "token" in body.get("errors", {}), body
+        call(ca, "POST", "/v1/me/devices", 401, json={"token": device, "platform": "ios"})
+        call(ca, "DELETE", "/v1/me/devices/{token}", 204, tok=tok_a, path={"token": device})
+
+        # ---- delete the account: gone for everyone, its login too
+        call(cc, "DELETE", "/v1/me", 204, tok=tok_c)
+        call(ca, "GET", "/v1/users/{username}", 404, path={"username": cu["username"]})
+        call(cc, "POST", "/v1/auth/login", 401, json={"login": cu["username"], "password": tc["password"]})
+        page = call(ca, "GET", "/v1/users/{username}/following", 200, path={"username": name_a})
+        assert page["items"] == [], page
+
+        # ---- a method the route does not take: 405 with Allow
+        r = ca.get("/v1/auth/login")
+        is_problem(r, 405)
+        check_response(r, component_response("MethodNotAllowed"), "GET /v1/auth/login")
+        assert "POST" in r.headers["allow"].split(", "), r.headers["allow"]
+    finally:
+        for c in (ca, cb, cc):
+            c.close()
+    missing = {op for op in AUTH_ROUTES if not any(s[:2] == op and s[2] < 300 for s in call.seen)}
+    assert not missing, f"auth operations never called successfully: {sorted(missing)}"
+
+
+# ------------------------------------------------------------------ auth's events, read off the broker
+
+@pytest.fixture
+def event_queue(rabbit, temp_queue):
+    """temp_queue bound to `events` with every key auth publishes."""
+    for key in AUTH_EVENTS:
+        _bind(rabbit, temp_queue, key, exchange="events")
+    return temp_queue
+
+
+_EVENT_USER_MEMBERS = ("user_id", "follower_id", "followee_id", "blocker_id", "blocked_id")
+
+
+def _event_users(msg):
+    body = json.loads(_payload(msg))
+    return {body[k] for k in _EVENT_USER_MEMBERS if isinstance(body, dict) and k in body}
+
+
+def _drain(rabbit, queue, got, done, timeout, what):
+    """Takes every message off queue into got until done(got) holds; fails after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = rabbit.post(f"/queues/%2F/{_q(queue)}/get",
+                        json={"count": 200, "ackmode": "ack_requeue_false", "encoding": "auto"})
+        r.raise_for_status()
+        msgs = r.json()
+        got.extend(msgs)
+        if done(got):
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; got "
+                                 f"{sorted((m['routing_key'], _payload(m)) for m in got)}")
+        if not msgs:
+            time.sleep(0.1)
+
+
+def _message_schema(key):
+    """The asyncapi message of the channel whose address is key."""
+    name = next(n for n, ch in ASYNCAPI["channels"].items() if ch.get("address") == key)
+    msg_key = next(iter(ASYNCAPI["channels"][name]["messages"]))
+    _, msg_uri = follow(child(ASYNCAPI_URI, "channels", name, "messages", msg_key))
+    return msg_uri
+
+
+def test_auth_events_match_schemas(auth_up, rabbit, event_queue):
+    """Real events auth publishes for register, PATCH /v1/me, follow, unfollow, block, unblock, device add,
+    remove, eviction and move, and DELETE /v1/me: each arrives once per change (none for a no-op), with the
+    envelope and the payload of asyncapi.yaml and proto/schemas/events/<key>.json."""
+    rid_prefix = f"ev-{uuid.uuid4().hex[:8]}-"
+    call = AuthCalls(rid_prefix=rid_prefix)
+    max_devices = int(os.environ.get("AUTH_MAX_DEVICES", "10"))
+    ca, cb, cc = _auth_client(), _auth_client(), _auth_client()
+    try:
+        ta, tb, tc = call.register(ca, "ea", name="Event A"), call.register(cb, "eb"), call.register(cc, "ec")
+        a, b, cu = ta["user"], tb["user"], tc["user"]
+        tok_a, tok_b, tok_c = ta["access_token"], tb["access_token"], tc["access_token"]
+        call(ca, "PATCH", "/v1/me", 200, tok=tok_a, json={"name": "Event A2", "bio": "events"})
+        call(ca, "PATCH", "/v1/me", 200, tok=tok_a, json={"bio": "events 2"})  # the event is the whole profile
+        for method in ("POST", "POST", "DELETE", "DELETE", "POST"):  # a no-op each second time
+            call(ca, method, "/v1/users/{username}/follow", 200, tok=tok_a, path={"username": b["username"]})
+        call(cb, "POST", "/v1/users/{username}/follow", 200, tok=tok_b, path={"username": a["username"]})
+        for method in ("POST", "POST", "DELETE", "DELETE"):  # idempotent too
+            call(ca, method, "/v1/users/{username}/block", 200, tok=tok_a, path={"username": b["username"]})
+        first = f"contract:{uuid.uuid4().hex}"
+        call(ca, "POST", "/v1/me/devices", 201, tok=tok_a, json={"token": first, "platform": "android"})
+        call(cb, "DELETE", "/v1/me/devices/{token}", 204, tok=tok_b, path={"token": first})  # not b's: no effect
+        call(ca, "DELETE", "/v1/me/devices/{token}", 204, tok=tok_a, path={"token": first})
+        tokens = [f"contract:{i}:{uuid.uuid4().hex}" for i in range(max_devices + 1)]
+        for t in tokens:  # the last one evicts the oldest, tokens[0]
+            call(ca, "POST", "/v1/me/devices", 201, tok=tok_a, json={"token": t, "platform": "web"})
+        call(cb, "POST", "/v1/me/devices", 201, tok=tok_b, json={"token": tokens[-1], "platform": "web"})  # moved
+        call(cc, "DELETE", "/v1/me", 204, tok=tok_c)
+    finally:
+        for c in (ca, cb, cc):
+            c.close()
+
+    ours = {a["id"], b["id"], cu["id"]}
+    expected = {"user.registered": 3, "user.updated": 2, "user.deleted": 1, "follow.created": 3, "follow.deleted": 1,
+                "block.created": 1, "block.deleted": 1, "device.registered": max_devices + 3, "device.removed": 3}
+
+    def counts(got):
+        n = {}
+        for m in got:
+            if _event_users(m) & ours:
+                n[m["routing_key"]] = n.get(m["routing_key"], 0) + 1
+        return n
+
+    got = []
+    _drain(rabbit, event_queue, got, lambda g: all(counts(g).get(k, 0) >= v for k, v in expected.items()),
+           timeout=30, what=f"events {expected}")
+    time.sleep(1.5)  # anything more (a duplicate, an event for a no-op) would have arrived by now
+    _drain(rabbit, event_queue, got, lambda g: True, timeout=0, what="the rest")
+    assert counts(got) == expected, counts(got)
+
+    mine = [m for m in got if _event_users(m) & ours]
+    by_key = {}
+    message_ids = set()
+    for m in mine:
+        key = m["routing_key"]
+        props = m["properties"]
+        where = f"{key} {_payload(m)}"
+        assert m["exchange"] == "events", where
+        validate(props, schema_uri("event-envelope"), f"{where}: properties")
+        validate(props, child(_message_schema(key), "headers", "schema"), f"{where}: properties")
+        assert props["type"] == key and props["app_id"] == "auth" and props["delivery_mode"] == 2, props
+        assert props["message_id"] not in message_ids, f"{where}: message_id used twice"
+        message_ids.add(props["message_id"])
+        rid = props.get("headers", {}).get("x-request-id")  # the request that caused it
+        assert rid is not None and rid.startswith(rid_prefix), f"{where}: x-request-id {rid}"
+        body = json.loads(_payload(m))
+        validate(body, schema_uri(f"events/{key}"), f"{where}: payload")
+        validate(body, child(_message_schema(key), "payload", "schema"), f"{where}: payload")
+        by_key.setdefault(key, []).append(body)
+
+    assert sorted(e["user_id"] for e in by_key["user.registered"]) == sorted(ours)
+    reg_a = next(e for e in by_key["user.registered"] if e["user_id"] == a["id"])
+    assert (reg_a["username"], reg_a["email"], reg_a["name"], reg_a["created_at"]) == \
+           (a["username"], a["email"], "Event A", a["created_at"]), reg_a
+    updates = sorted(((e["user_id"], e["username"], e["email"], e["name"], e["bio"], e["avatar_media_id"])
+                      for e in by_key["user.updated"]), key=lambda u: u[4])
+    assert updates == [(a["id"], a["username"], a["email"], "Event A2", bio, None) for bio in ("events", "events 2")], \
+        updates
+    assert by_key["user.deleted"][0]["user_id"] == cu["id"] and by_key["user.deleted"][0]["username"] == cu["username"]
+    assert sorted((e["follower_id"], e["followee_id"]) for e in by_key["follow.created"]) == \
+           sorted([(a["id"], b["id"]), (a["id"], b["id"]), (b["id"], a["id"])])
+    fc = next(e for e in by_key["follow.created"] if e["follower_id"] == b["id"])
+    assert (fc["follower_username"], fc["followee_username"]) == (b["username"], a["username"]), fc
+    # One follow.deleted: the unfollow; the block implies the two follows it removed.
+    assert [(e["follower_id"], e["followee_id"]) for e in by_key["follow.deleted"]] == [(a["id"], b["id"])]
+    assert [(e["blocker_id"], e["blocked_id"]) for e in by_key["block.created"]] == [(a["id"], b["id"])]
+    assert [(e["blocker_id"], e["blocked_id"]) for e in by_key["block.deleted"]] == [(a["id"], b["id"])]
+    registered = sorted((e["user_id"], e["token"], e["platform"]) for e in by_key["device.registered"])
+    assert registered == sorted([(a["id"], first, "android"), *((a["id"], t, "web") for t in tokens),
+                                 (b["id"], tokens[-1], "web")]), registered
+    removed = sorted((e["reason"], e["user_id"], e["token"]) for e in by_key["device.removed"])
+    assert removed == sorted([("removed", a["id"], first), ("evicted", a["id"], tokens[0]),
+                              ("moved", a["id"], tokens[-1])]), removed
+
+
+def _post_event(key, post_id, author_id, message_id=None):
+    props = {"message_id": message_id or str(uuid.uuid4()), "type": key, "timestamp": int(time.time()),
+             "app_id": "publication", "content_type": "application/json", "delivery_mode": 2,
+             "headers": {"x-request-id": f"contract-{key}"}}
+    at = "created_at" if key == "post.created" else "deleted_at"
+    body = {"post_id": post_id, "author_id": author_id, at: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    validate(props, child(_message_schema(key), "headers", "schema"), f"our {key} properties")
+    validate(body, schema_uri(f"events/{key}"), f"our {key} payload")
+    return props, json.dumps(body)
+
+
+def test_auth_consumes_post_events(auth_up, rabbit):
+    """post.created and post.deleted as their schemas describe them (on `events`, as publication sends them)
+    keep posts_count; a redelivered event changes nothing twice."""
+    call = AuthCalls()
+    with _auth_client() as c:
+        t = call.register(c, "ep")
+        user = t["user"]
+
+        def posts_count():
+            return call(c, "GET", "/v1/users/{username}", 200, path={"username": user["username"]})["posts_count"]
+
+        def wait_count(n, what):
+            seen = []
+            wait_until(lambda: seen.append(posts_count()) or seen[-1] == n, timeout=15,
+                       what=f"posts_count {n} {what} (seen {seen[-3:]})")
+
+        def send(key, post_id, message_id=None):
+            props, body = _post_event(key, post_id, user["id"], message_id)
+            assert publish(rabbit, "events", key, props, body)["routed"], f"nothing bound to events/{key}"
+            return props["message_id"]
+
+        p1, p2 = f"contract-p1-{uuid.uuid4().hex[:8]}", f"contract-p2-{uuid.uuid4().hex[:8]}"
+        mid = send("post.created", p1)
+        wait_count(1, "after post.created")
+        send("post.created", p1, message_id=mid)  # a redelivery
+        send("post.created", p2)
+        wait_count(2, "after a redelivery and a second post")
+        time.sleep(0.5)
+        assert posts_count() == 2
+        assert call(c, "GET", "/v1/me", 200, tok=t["access_token"])["posts_count"] == 2
+        send("post.deleted", p1)
+        send("post.deleted", p1)
+        wait_count(1, "after post.deleted, twice")
+        send("post.deleted", p2)
+        wait_count(0, "after both were deleted")
+
+
+def test_auth_queues_match_asyncapi(auth_up, rabbit):
+    spec = ASYNCAPI["channels"]["authEvents"]
+    queue = spec["bindings"]["amqp"]["queue"]
+    q = rabbit.get(f"/queues/%2F/{_q(queue['name'])}")
+    assert q.status_code == 200, f"queue {queue['name']} does not exist"
+    q = q.json()
+    assert (q["durable"], q["exclusive"], q["auto_delete"]) == (queue["durable"], queue["exclusive"],
+                                                                queue["autoDelete"]), q
+    assert q["arguments"] == spec["x-arguments"], q["arguments"]
+    bindings = rabbit.get(f"/queues/%2F/{_q(queue['name'])}/bindings").json()
+    keys = {b["routing_key"] for b in bindings if b["source"] == "events"}
+    assert keys == {b["routingKey"] for b in spec["x-bindings"]}, keys
+    dlq = rabbit.get(f"/queues/%2F/{_q(queue['name'] + '.dlq')}")
+    assert dlq.status_code == 200 and dlq.json()["durable"] is True, dlq.text
