@@ -349,9 +349,44 @@ Test(routes, max_body_is_the_largest_enabled_cap)
     cr_assert_eq(gw_routes_max_body(0), 64 * 1024);
 }
 
-Test(routes, max_body_without_debug_routes_is_the_default)
+Test(routes, max_body_without_debug_routes_is_the_largest_product_cap)
 {
     gw_routes_init(0);
-    cr_assert_eq(gw_routes_max_body(1000), 1000);
+    cr_assert_eq(gw_routes_max_body(1000), 16 * 1024, "auth's JSON bodies: 16 KiB");
     cr_assert_eq(gw_routes_max_body(1024 * 1024), 1024 * 1024);
+}
+
+Test(routes, auth_routes_and_their_methods)
+{
+    gw_routes_init(0);
+    const char *const *services = gw_routes_services();
+    cr_assert_str_eq(services[0], "auth");
+    cr_assert_null(services[1]);
+    h2o_mem_pool_t pool;
+    h2o_mem_init_pool(&pool);
+    static const struct {
+        const char *method, *path, *rpc, *param;
+    } cases[] = {
+        {"POST", "/v1/auth/register", "auth.register", NULL},
+        {"PATCH", "/v1/me", "auth.me_update", NULL},
+        {"DELETE", "/v1/me/devices/fcm:AP-x_y", "auth.device_remove", "fcm:AP-x_y"},
+        {"GET", "/v1/users/alice", "auth.user_get", "alice"},
+        {"GET", "/v1/users/alice/following", "auth.following", "alice"},
+        {"DELETE", "/v1/users/alice/block", "auth.unblock", "alice"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        gw_match_t m;
+        h2o_iovec_t allow = {0};
+        int rc = gw_routes_match(&pool, cases[i].method, strlen(cases[i].method), cases[i].path,
+                                 strlen(cases[i].path), &m, &allow);
+        cr_assert_eq(rc, GW_MATCH_OK, "%s %s", cases[i].method, cases[i].path);
+        cr_assert_str_eq(m.route->rpc, cases[i].rpc);
+        if (cases[i].param != NULL)
+            cr_assert_str_eq(m.values[0], cases[i].param);
+    }
+    gw_match_t m;
+    h2o_iovec_t allow = {0};
+    cr_assert_eq(gw_routes_match(&pool, "PUT", 3, "/v1/me", 6, &m, &allow), GW_MATCH_BAD_METHOD);
+    cr_assert(allow.len > 0 && memmem(allow.base, allow.len, "PATCH", 5) != NULL);
+    h2o_mem_clear_pool(&pool);
 }
