@@ -308,6 +308,31 @@ void graph_following(auth_t *a, const mq_message_t *req, mq_reply_t *r)
 
 /* ================================================================ follow and block */
 
+/* The payload of an edge event: {<from_key>: from, <to_key>: to, <time_key>: now}. */
+static cJSON *gr__edge_event(const char *from_key, const char *from, const char *to_key, const char *to,
+                             const char *time_key, int64_t now)
+{
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, from_key, from);
+    cJSON_AddStringToObject(p, to_key, to);
+    json_add_time(p, time_key, now);
+    return p;
+}
+
+/* Stores the edge from -> to in coll, stamped with the outbox event that announces it (recovery
+ * looks for that stamp). st_insert's codes: 0, 1 (exists already), -1. */
+static int gr__insert_edge(auth_t *a, const char *coll, const char *from, const char *to, int64_t now,
+                           const char *evid)
+{
+    char edge[64];
+    gr__edge_id(from, to, edge);
+    bson_t *doc = BCON_NEW("_id", BCON_UTF8(edge), "from", BCON_UTF8(from), "to", BCON_UTF8(to), "created_at",
+                           BCON_DATE_TIME(now), "op", BCON_UTF8(evid));
+    int rc = st_insert(a, coll, doc);
+    bson_destroy(doc);
+    return rc;
+}
+
 /* Common start of the four edge methods: the target, not oneself. Returns 1 when it may go on. */
 static int gr__begin(auth_t *a, const mq_message_t *req, mq_reply_t *r, bson_t *target, const char *verb)
 {
@@ -344,21 +369,15 @@ void graph_follow(auth_t *a, const mq_message_t *req, mq_reply_t *r)
         goto out;
     }
     int64_t now = core_wall_ms();
-    payload = cJSON_CreateObject();
-    cJSON_AddStringToObject(payload, "follower_id", uid);
+    payload = gr__edge_event("follower_id", uid, "followee_id", tid, "created_at", now);
     cJSON_AddStringToObject(payload, "follower_username", doc_str(&me, "username"));
-    cJSON_AddStringToObject(payload, "followee_id", tid);
     cJSON_AddStringToObject(payload, "followee_username", doc_str(&target, "username"));
-    json_add_time(payload, "created_at", now);
     if (outbox_begin(a, "follow.created", payload, uid, tid, req->request_id, evid) != 0) {
         rpc_db_error(r);
         goto out;
     }
     gr__edge_id(uid, tid, edge);
-    bson_t *doc = BCON_NEW("_id", BCON_UTF8(edge), "from", BCON_UTF8(uid), "to", BCON_UTF8(tid), "created_at",
-                           BCON_DATE_TIME(now), "op", BCON_UTF8(evid));
-    int rc = st_insert(a, "follows", doc);
-    bson_destroy(doc);
+    int rc = gr__insert_edge(a, "follows", uid, tid, now, evid);
     if (rc != 0) { /* 1: a concurrent follow won; it publishes */
         outbox_abort(a, evid);
         rc < 0 ? rpc_db_error(r) : gr__relationship(a, req, r, &target);
@@ -401,10 +420,7 @@ void graph_unfollow(auth_t *a, const mq_message_t *req, mq_reply_t *r)
         goto out;
     }
     if (e == 1) {
-        payload = cJSON_CreateObject();
-        cJSON_AddStringToObject(payload, "follower_id", uid);
-        cJSON_AddStringToObject(payload, "followee_id", tid);
-        json_add_time(payload, "deleted_at", core_wall_ms());
+        payload = gr__edge_event("follower_id", uid, "followee_id", tid, "deleted_at", core_wall_ms());
         if (outbox_begin(a, "follow.deleted", payload, uid, tid, req->request_id, evid) != 0) {
             rpc_db_error(r);
             goto out;
@@ -439,19 +455,13 @@ void graph_block(auth_t *a, const mq_message_t *req, mq_reply_t *r)
         goto out;
     }
     int64_t now = core_wall_ms();
-    payload = cJSON_CreateObject();
-    cJSON_AddStringToObject(payload, "blocker_id", uid);
-    cJSON_AddStringToObject(payload, "blocked_id", tid);
-    json_add_time(payload, "created_at", now);
+    payload = gr__edge_event("blocker_id", uid, "blocked_id", tid, "created_at", now);
     if (outbox_begin(a, "block.created", payload, uid, tid, req->request_id, evid) != 0) {
         rpc_db_error(r);
         goto out;
     }
     gr__edge_id(uid, tid, edge);
-    bson_t *doc = BCON_NEW("_id", BCON_UTF8(edge), "from", BCON_UTF8(uid), "to", BCON_UTF8(tid), "created_at",
-                           BCON_DATE_TIME(now), "op", BCON_UTF8(evid));
-    int rc = st_insert(a, "blocks", doc);
-    bson_destroy(doc);
+    int rc = gr__insert_edge(a, "blocks", uid, tid, now, evid);
     if (rc != 0) {
         outbox_abort(a, evid);
         rc < 0 ? rpc_db_error(r) : gr__relationship(a, req, r, &target);
@@ -484,10 +494,7 @@ void graph_unblock(auth_t *a, const mq_message_t *req, mq_reply_t *r)
         goto out;
     }
     if (e == 1) {
-        payload = cJSON_CreateObject();
-        cJSON_AddStringToObject(payload, "blocker_id", uid);
-        cJSON_AddStringToObject(payload, "blocked_id", tid);
-        json_add_time(payload, "deleted_at", core_wall_ms());
+        payload = gr__edge_event("blocker_id", uid, "blocked_id", tid, "deleted_at", core_wall_ms());
         if (outbox_begin(a, "block.deleted", payload, uid, tid, req->request_id, evid) != 0) {
             rpc_db_error(r);
             goto out;
