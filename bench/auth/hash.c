@@ -24,7 +24,8 @@ int main(int argc, char **argv)
     double best = 1e9, total = 0;
     for (int i = 0; i < n; i++) {
         double t0 = now_s();
-        if (crypto_pwhash_str_alg(out, "correct horse battery", 21, ops, mem, crypto_pwhash_ALG_ARGON2ID13) != 0)
+        if (crypto_pwhash_str_alg(out, "correct horse battery", 21, ops, mem, crypto_pwhash_ALG_ARGON2ID13) !=
+            0)
             return 1;
         double t = now_s() - t0;
         total += t;

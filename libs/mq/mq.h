@@ -47,15 +47,15 @@ typedef struct {
     const char *queue; /* the queue it was consumed from */
     const char *exchange, *routing_key;
     const char *type, *message_id, *correlation_id, *reply_to, *content_type, *app_id;
-    const char *request_id; /* header x-request-id */
-    const char *user_id;    /* header x-user-id (set by the gateway only) */
-    const char *params;     /* header x-params: JSON object of path parameters */
-    const char *query;      /* header x-query: the raw query string */
+    const char *request_id;  /* header x-request-id */
+    const char *user_id;     /* header x-user-id (set by the gateway only) */
+    const char *params;      /* header x-params: JSON object of path parameters */
+    const char *query;       /* header x-query: the raw query string */
     const char *client_addr; /* header x-client-addr: the client's address as the gateway saw it */
-    int64_t timestamp;      /* seconds since the epoch, 0 if absent */
-    int64_t deadline_ms;    /* header x-deadline: wall-clock ms when the caller stops waiting, 0 if absent */
-    int status;             /* header x-status on replies, 0 if absent */
-    unsigned retries;       /* header x-retry: times this message was retried */
+    int64_t timestamp;       /* seconds since the epoch, 0 if absent */
+    int64_t deadline_ms;     /* header x-deadline: wall-clock ms when the caller stops waiting, 0 if absent */
+    int status;              /* header x-status on replies, 0 if absent */
+    unsigned retries;        /* header x-retry: times this message was retried */
     int redelivered;
     const void *body;
     size_t body_len;

@@ -16,7 +16,8 @@ cJSON *user_account_json(auth_t *a, const bson_t *user, int with_email)
     cJSON_AddStringToObject(o, "username", doc_str(user, "username"));
     if (with_email)
         cJSON_AddStringToObject(o, "email", doc_str(user, "email"));
-    const char *name = doc_str(user, "name"), *bio = doc_str(user, "bio"), *avatar = doc_str(user, "avatar_media_id");
+    const char *name = doc_str(user, "name"), *bio = doc_str(user, "bio"),
+               *avatar = doc_str(user, "avatar_media_id");
     cJSON_AddStringToObject(o, "name", name != NULL ? name : "");
     cJSON_AddStringToObject(o, "bio", bio != NULL ? bio : "");
     if (avatar != NULL)
@@ -54,7 +55,8 @@ int user_caller(auth_t *a, const mq_message_t *req, mq_reply_t *r, bson_t *out)
 cJSON *user_updated_event(const bson_t *user)
 {
     cJSON *e = cJSON_CreateObject();
-    const char *name = doc_str(user, "name"), *bio = doc_str(user, "bio"), *avatar = doc_str(user, "avatar_media_id");
+    const char *name = doc_str(user, "name"), *bio = doc_str(user, "bio"),
+               *avatar = doc_str(user, "avatar_media_id");
     cJSON_AddStringToObject(e, "user_id", doc_str(user, "_id"));
     cJSON_AddStringToObject(e, "username", doc_str(user, "username"));
     cJSON_AddStringToObject(e, "email", doc_str(user, "email"));
@@ -200,7 +202,8 @@ void accounts_register(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     }
     doc = BCON_NEW("_id", BCON_UTF8(id), "username", BCON_UTF8(username), "email", BCON_UTF8(email), "name",
                    BCON_UTF8(name != NULL ? name : ""), "bio", BCON_UTF8(""), "avatar_media_id", BCON_NULL,
-                   "password_hash", BCON_UTF8(hash), "created_at", BCON_DATE_TIME(now), "updated_at", BCON_DATE_TIME(now));
+                   "password_hash", BCON_UTF8(hash), "created_at", BCON_DATE_TIME(now), "updated_at",
+                   BCON_DATE_TIME(now));
     sodium_memzero(hash, sizeof(hash));
     int rc = st_insert(a, "users", doc);
     if (rc != 0) {
@@ -272,10 +275,12 @@ void accounts_login(auth_t *a, const mq_message_t *req, mq_reply_t *r)
         lower[n] = '\0';
         acct_key = xasprintf("login-name:%s", lower);
     }
-    long wait = limit_check(a, acct_key, a->conf->login_failures_per_account, a->conf->login_failure_window_ms);
+    long wait =
+        limit_check(a, acct_key, a->conf->login_failures_per_account, a->conf->login_failure_window_ms);
     if (wait == 0 && req->client_addr != NULL) {
         addr_key = xasprintf("login-address:%s", req->client_addr);
-        wait = limit_check(a, addr_key, a->conf->login_failures_per_address, a->conf->login_failure_window_ms);
+        wait =
+            limit_check(a, addr_key, a->conf->login_failures_per_address, a->conf->login_failure_window_ms);
     }
     if (wait < 0) {
         rpc_db_error(r);

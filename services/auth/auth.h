@@ -134,7 +134,7 @@ int auth_device_token_valid(const char *s);
 typedef struct {
     const char *name;
     int required;
-    int nullable;               /* null is accepted (and means "unset") */
+    int nullable;                /* null is accepted (and means "unset") */
     size_t min_chars, max_chars; /* string length in characters */
 } auth_field_t;
 

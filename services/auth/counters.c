@@ -39,8 +39,8 @@ int counter_recount_locked(auth_t *a, const char *user_id)
     long n[3] = {st_count(a, "follows", followers), st_count(a, "follows", following),
                  st_count(a, "user_posts", posts)};
     if (n[0] >= 0 && n[1] >= 0 && n[2] >= 0) {
-        bson_t *u = BCON_NEW("$set", "{", "followers", BCON_INT64(n[0]), "following", BCON_INT64(n[1]), "posts",
-                             BCON_INT64(n[2]), "}");
+        bson_t *u = BCON_NEW("$set", "{", "followers", BCON_INT64(n[0]), "following", BCON_INT64(n[1]),
+                             "posts", BCON_INT64(n[2]), "}");
         rc = st_update_one(a, "counters", f, u, 1) < 0 ? -1 : 0;
         bson_destroy(u);
     }

@@ -74,7 +74,8 @@ void devices_add(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     f = BCON_NEW("_id", BCON_UTF8(token));
     int rc = st_find_one(a, "devices", f, NULL, &old);
     const char *owner = rc == 1 ? doc_str(&old, "user_id") : NULL;
-    if (rc < 0 || (owner != NULL && strcmp(owner, uid) != 0 && dev__remove(a, owner, token, "moved", req->request_id) < 0)) {
+    if (rc < 0 || (owner != NULL && strcmp(owner, uid) != 0 &&
+                   dev__remove(a, owner, token, "moved", req->request_id) < 0)) {
         rpc_db_error(r);
         goto out;
     }
@@ -100,8 +101,8 @@ void devices_add(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     /* The oldest beyond the cap go. */
     bson_destroy(f);
     f = BCON_NEW("user_id", BCON_UTF8(uid));
-    opts = BCON_NEW("sort", "{", "created_at", BCON_INT32(1), "_id", BCON_INT32(1), "}", "projection", "{", "_id",
-                    BCON_INT32(1), "}");
+    opts = BCON_NEW("sort", "{", "created_at", BCON_INT32(1), "_id", BCON_INT32(1), "}", "projection", "{",
+                    "_id", BCON_INT32(1), "}");
     if (st_each(a, "devices", f, opts, dev__collect, &list) < 0) {
         rpc_db_error(r);
         goto out;

@@ -54,7 +54,8 @@ int graph_unfollow_edge(auth_t *a, const char *from, const char *to)
     int rc = st_delete_one(a, "follows", f);
     bson_destroy(f);
     /* Only the request whose delete removed the edge counts it, so concurrent unfollows count once. */
-    if (rc == 1 && (counter_add(a, to, CTR_FOLLOWERS, -1) != 0 || counter_add(a, from, CTR_FOLLOWING, -1) != 0))
+    if (rc == 1 &&
+        (counter_add(a, to, CTR_FOLLOWERS, -1) != 0 || counter_add(a, from, CTR_FOLLOWING, -1) != 0))
         return -2;
     return rc;
 }
@@ -87,7 +88,8 @@ static void gr__not_found(mq_reply_t *r)
 static int gr__flags(auth_t *a, const char *caller, const char *target, cJSON *o)
 {
     int f, fb, b, bb;
-    if (gr__pair(a, "follows", caller, target, &f, &fb) != 0 || gr__pair(a, "blocks", caller, target, &b, &bb) != 0)
+    if (gr__pair(a, "follows", caller, target, &f, &fb) != 0 ||
+        gr__pair(a, "blocks", caller, target, &b, &bb) != 0)
         return -1;
     cJSON_AddBoolToObject(o, "following", f);
     cJSON_AddBoolToObject(o, "followed_by", fb);
@@ -198,7 +200,8 @@ static void gr__list(auth_t *a, const mq_message_t *req, mq_reply_t *r, const ch
     q = rpc_query(req, "cursor", buf, sizeof(buf));
     if (q != 0) {
         cur = q == 1 ? cursor_decode(&a->cursor, buf) : NULL;
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(cur, "t"), *id = cJSON_GetObjectItemCaseSensitive(cur, "id");
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(cur, "t"),
+                    *id = cJSON_GetObjectItemCaseSensitive(cur, "id");
         if (!cJSON_IsNumber(t) || !cJSON_IsString(id)) {
             rpc_problem(r, 400, "bad-cursor", "the cursor is not one this list gave", NULL);
             goto out;
@@ -219,19 +222,19 @@ static void gr__list(auth_t *a, const mq_message_t *req, mq_reply_t *r, const ch
         int64_t t = (int64_t)cJSON_GetObjectItemCaseSensitive(cur, "t")->valuedouble;
         const char *id = cJSON_GetObjectItemCaseSensitive(cur, "id")->valuestring;
         bson_t or, a0, a1, lt0, lt1;
-        BSON_APPEND_ARRAY_BEGIN(&filter, "$or", &or);
-        BSON_APPEND_DOCUMENT_BEGIN(&or, "0", &a0);
+        BSON_APPEND_ARRAY_BEGIN(&filter, "$or", & or);
+        BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &a0);
         BSON_APPEND_DOCUMENT_BEGIN(&a0, "created_at", &lt0);
         BSON_APPEND_DATE_TIME(&lt0, "$lt", t);
         bson_append_document_end(&a0, &lt0);
-        bson_append_document_end(&or, &a0);
-        BSON_APPEND_DOCUMENT_BEGIN(&or, "1", &a1);
+        bson_append_document_end(& or, &a0);
+        BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &a1);
         BSON_APPEND_DATE_TIME(&a1, "created_at", t);
         BSON_APPEND_DOCUMENT_BEGIN(&a1, "_id", &lt1);
         BSON_APPEND_UTF8(&lt1, "$lt", id);
         bson_append_document_end(&a1, &lt1);
-        bson_append_document_end(&or, &a1);
-        bson_append_array_end(&filter, &or);
+        bson_append_document_end(& or, &a1);
+        bson_append_array_end(&filter, & or);
     }
     opts = BCON_NEW("sort", "{", "created_at", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "limit",
                     BCON_INT64(limit + 1));
@@ -255,7 +258,8 @@ static void gr__list(auth_t *a, const mq_message_t *req, mq_reply_t *r, const ch
         for (int i = 0; i < n; i++) {
             char k[16];
             snprintf(k, sizeof(k), "%d", i);
-            BSON_APPEND_UTF8(&arr, k, cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(page.edges, i), "o")));
+            BSON_APPEND_UTF8(
+                &arr, k, cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(page.edges, i), "o")));
         }
         bson_append_array_end(&in, &arr);
         bson_append_document_end(uf, &in);

@@ -13,33 +13,35 @@ static const cfg_var_t conf_table[] = {
     SVC_CFG_COMMON(conf.svc, "127.0.0.1:9101"),
     {"AUTH_MONGO_URI", CFG_STRING, "mongodb://127.0.0.1:27017/auth", "MongoDB URI of auth's own database",
      &conf.mongo_uri},
-    {"JWT_PRIVATE_KEY", CFG_SECRET, NULL, "RSA private key (PEM) signing access tokens; or a file in JWT_PRIVATE_KEY_FILE",
-     &conf.private_key},
+    {"JWT_PRIVATE_KEY", CFG_SECRET, NULL,
+     "RSA private key (PEM) signing access tokens; or a file in JWT_PRIVATE_KEY_FILE", &conf.private_key},
     {"JWT_ISSUER", CFG_STRING, "photo-auth", "iss of access tokens", &conf.jwt_issuer},
     {"JWT_AUDIENCE", CFG_STRING, "photo-api", "aud of access tokens", &conf.jwt_audience},
     {"AUTH_ACCESS_TTL", CFG_MS, "15m", "access-token lifetime", &conf.access_ttl_ms, 60000, 86400000},
     {"AUTH_REFRESH_TTL", CFG_MS, "720h", "refresh-token lifetime", &conf.refresh_ttl_ms, 60000, 31622400000},
     {"CURSOR_SECRET", CFG_SECRET, "development cursor secret; set one in production",
-     "key of pagination cursors (the same on every copy); or a file in CURSOR_SECRET_FILE", &conf.cursor_secret},
+     "key of pagination cursors (the same on every copy); or a file in CURSOR_SECRET_FILE",
+     &conf.cursor_secret},
     {"AUTH_PASSWORD_OPSLIMIT", CFG_INT, "2", "argon2id passes", &conf.pw_opslimit, 1, 32},
     {"AUTH_PASSWORD_MEMLIMIT_KIB", CFG_INT, "19456", "argon2id memory in KiB (OWASP: at least 19 MiB)",
      &conf.pw_memlimit_kib, 8, 4194304},
     {"AUTH_LOGIN_FAILURES_PER_ACCOUNT", CFG_INT, "10", "failed logins allowed per account in the window",
      &conf.login_failures_per_account, 1, 1000000},
-    {"AUTH_LOGIN_FAILURES_PER_ADDRESS", CFG_INT, "100", "failed logins allowed per client address in the window",
-     &conf.login_failures_per_address, 1, 1000000},
-    {"AUTH_LOGIN_FAILURE_WINDOW", CFG_MS, "15m", "window of the failed-login limits", &conf.login_failure_window_ms,
-     1000, 86400000},
-    {"AUTH_REGISTRATIONS_PER_ADDRESS", CFG_INT, "20", "registrations allowed per client address in the window",
-     &conf.registrations_per_address, 1, 1000000},
-    {"AUTH_REGISTRATION_WINDOW", CFG_MS, "1h", "window of the registration limit", &conf.registration_window_ms, 1000,
-     604800000},
-    {"AUTH_MAX_DEVICES", CFG_INT, "10", "device tokens per account (the oldest go)", &conf.max_devices, 1, 1000},
+    {"AUTH_LOGIN_FAILURES_PER_ADDRESS", CFG_INT, "100",
+     "failed logins allowed per client address in the window", &conf.login_failures_per_address, 1, 1000000},
+    {"AUTH_LOGIN_FAILURE_WINDOW", CFG_MS, "15m", "window of the failed-login limits",
+     &conf.login_failure_window_ms, 1000, 86400000},
+    {"AUTH_REGISTRATIONS_PER_ADDRESS", CFG_INT, "20",
+     "registrations allowed per client address in the window", &conf.registrations_per_address, 1, 1000000},
+    {"AUTH_REGISTRATION_WINDOW", CFG_MS, "1h", "window of the registration limit",
+     &conf.registration_window_ms, 1000, 604800000},
+    {"AUTH_MAX_DEVICES", CFG_INT, "10", "device tokens per account (the oldest go)", &conf.max_devices, 1,
+     1000},
     {"AUTH_OUTBOX_RECOVER_AFTER", CFG_MS, "30s",
      "age of a pending outbox event after which it counts as abandoned (longer than any request)",
      &conf.outbox_recover_after_ms, 1000, 3600000},
-    {"AUTH_OUTBOX_POLL", CFG_MS, "1s", "how often the relay looks for events when not woken", &conf.outbox_poll_ms, 10,
-     60000},
+    {"AUTH_OUTBOX_POLL", CFG_MS, "1s", "how often the relay looks for events when not woken",
+     &conf.outbox_poll_ms, 10, 60000},
     {0},
 };
 
@@ -54,11 +56,14 @@ static const db_index_t idx_follows[] = {
     {"from_1_created_at_-1", "{\"from\": 1, \"created_at\": -1, \"_id\": -1}", 0},
 };
 static const db_index_t idx_blocks[] = {{"to_1", "{\"to\": 1}", 0}, {"from_1", "{\"from\": 1}", 0}};
-static const db_index_t idx_devices[] = {{"user_id_1_created_at_1", "{\"user_id\": 1, \"created_at\": 1}", 0}};
-static const db_index_t idx_refresh[] = {
-    {"family_1", "{\"family\": 1}", 0}, {"user_id_1", "{\"user_id\": 1}", 0}, {"expires_at_1", "{\"expires_at\": 1}", 0}};
+static const db_index_t idx_devices[] = {
+    {"user_id_1_created_at_1", "{\"user_id\": 1, \"created_at\": 1}", 0}};
+static const db_index_t idx_refresh[] = {{"family_1", "{\"family\": 1}", 0},
+                                         {"user_id_1", "{\"user_id\": 1}", 0},
+                                         {"expires_at_1", "{\"expires_at\": 1}", 0}};
 static const db_index_t idx_expires[] = {{"expires_at_1", "{\"expires_at\": 1}", 0}};
-static const db_index_t idx_attempts[] = {{"key_1_at_-1", "{\"key\": 1, \"at\": -1}", 0}, {"at_1", "{\"at\": 1}", 0}};
+static const db_index_t idx_attempts[] = {{"key_1_at_-1", "{\"key\": 1, \"at\": -1}", 0},
+                                          {"at_1", "{\"at\": 1}", 0}};
 static const db_index_t idx_outbox[] = {{"state_1_created_at_1", "{\"state\": 1, \"created_at\": 1}", 0}};
 static const db_index_t idx_posts[] = {{"user_id_1", "{\"user_id\": 1}", 0}};
 
@@ -132,9 +137,10 @@ static int auth_start(svc_t *svc, void *ud)
     metrics_registry_t *m = svc_metrics(svc);
     static const char *const key_label[] = {"key", NULL};
     static const char *const outcome_label[] = {"outcome", NULL};
-    app.events_stored = metrics_counter(m, "auth_outbox_committed_total", "events stored ready for the relay", NULL);
-    app.events_published =
-        metrics_counter(m, "auth_events_published_total", "events the broker confirmed, by routing key", key_label);
+    app.events_stored =
+        metrics_counter(m, "auth_outbox_committed_total", "events stored ready for the relay", NULL);
+    app.events_published = metrics_counter(m, "auth_events_published_total",
+                                           "events the broker confirmed, by routing key", key_label);
     app.logins = metrics_counter(m, "auth_logins_total", "password checks, by outcome", outcome_label);
     if (outbox_start(&app, conf.svc.amqp_url, err, sizeof(err)) != 0) {
         log_error(NULL, "outbox: %s", err);

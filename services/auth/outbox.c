@@ -64,8 +64,8 @@ static void ob__kick(auth_outbox_t *o)
 static int ob__set_ready(auth_t *a, const char *id, const char *body)
 {
     bson_t *f = BCON_NEW("_id", BCON_UTF8(id));
-    bson_t *u = body != NULL ? BCON_NEW("$set", "{", "state", BCON_UTF8("ready"), "owner", BCON_UTF8(a->outbox->owner),
-                                        "body", BCON_UTF8(body), "}")
+    bson_t *u = body != NULL ? BCON_NEW("$set", "{", "state", BCON_UTF8("ready"), "owner",
+                                        BCON_UTF8(a->outbox->owner), "body", BCON_UTF8(body), "}")
                              : BCON_NEW("$set", "{", "state", BCON_UTF8("ready"), "}");
     int rc = st_update_one(a, "outbox", f, u, 0);
     bson_destroy(f);
@@ -151,8 +151,8 @@ static ob__verdict_t ob__recover(auth_t *a, const bson_t *doc, char **body)
         has = ob__has(a, "blocks", edge, "op", id);
         if (has != 1)
             return has < 0 ? OB__KEEP : OB__DROP;
-        if (graph_unfollow_edge(a, ra, rb) < 0 || graph_unfollow_edge(a, rb, ra) < 0 || counter_recount(a, ra) != 0 ||
-            counter_recount(a, rb) != 0)
+        if (graph_unfollow_edge(a, ra, rb) < 0 || graph_unfollow_edge(a, rb, ra) < 0 ||
+            counter_recount(a, ra) != 0 || counter_recount(a, rb) != 0)
             return OB__KEEP;
         return OB__READY;
     }
@@ -271,8 +271,9 @@ long outbox_pass(auth_t *a, mq_t *publisher, int64_t now_ms)
 static void ob__housekeeping(auth_t *a)
 {
     int64_t now = core_wall_ms();
-    long window = a->conf->login_failure_window_ms > a->conf->registration_window_ms ? a->conf->login_failure_window_ms
-                                                                                     : a->conf->registration_window_ms;
+    long window = a->conf->login_failure_window_ms > a->conf->registration_window_ms
+                      ? a->conf->login_failure_window_ms
+                      : a->conf->registration_window_ms;
     limit_purge(a, window);
     static const char *const expiring[] = {"refresh_tokens", "refresh_spent", "revoked_families"};
     for (size_t i = 0; i < CORE_ARRAY_SIZE(expiring); i++) {

@@ -86,8 +86,8 @@ cJSON *rpc_body(const mq_message_t *req, mq_reply_t *r)
     cJSON *body = json_parse_object(req->body, req->body_len, RPC__MAX_BODY, RPC__MAX_DEPTH, &err);
     if (body == NULL) {
         char *detail = xasprintf("the body is not a JSON object: %s", json_strerror(err));
-        rpc_problem(r, err == JSON_ETOOBIG ? 413 : 400, err == JSON_ETOOBIG ? "body-too-large" : "malformed-body",
-                    detail, NULL);
+        rpc_problem(r, err == JSON_ETOOBIG ? 413 : 400,
+                    err == JSON_ETOOBIG ? "body-too-large" : "malformed-body", detail, NULL);
         free(detail);
     }
     return body;

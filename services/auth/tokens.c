@@ -79,7 +79,11 @@ int tokens_revoke_user(auth_t *a, const char *user_id)
     bson_t *opts = BCON_NEW("projection", "{", "family", BCON_INT32(1), "}");
     int rc = st_each(a, "refresh_tokens", f, opts, tok__collect_family, families) < 0 ? -1 : 0;
     const cJSON *fam;
-    cJSON_ArrayForEach(fam, families) if (rc == 0) rc = tokens_revoke_family(a, fam->valuestring);
+    cJSON_ArrayForEach(fam, families)
+    {
+        if (rc == 0)
+            rc = tokens_revoke_family(a, fam->valuestring);
+    }
     bson_destroy(f);
     bson_destroy(opts);
     cJSON_Delete(families);
@@ -102,8 +106,9 @@ int tokens_issue(auth_t *a, const bson_t *user, const char *family, int status, 
     tok__hash(refresh, hash);
 
     int64_t now = core_wall_ms();
-    bson_t *doc = BCON_NEW("_id", BCON_UTF8(hash), "family", BCON_UTF8(family), "user_id", BCON_UTF8(uid),
-                           "created_at", BCON_DATE_TIME(now), "expires_at", BCON_DATE_TIME(now + a->conf->refresh_ttl_ms));
+    bson_t *doc =
+        BCON_NEW("_id", BCON_UTF8(hash), "family", BCON_UTF8(family), "user_id", BCON_UTF8(uid), "created_at",
+                 BCON_DATE_TIME(now), "expires_at", BCON_DATE_TIME(now + a->conf->refresh_ttl_ms));
     int rc = st_insert(a, "refresh_tokens", doc);
     bson_destroy(doc);
     if (rc != 0) {
@@ -126,8 +131,8 @@ int tokens_issue(auth_t *a, const bson_t *user, const char *family, int status, 
 
     char err[256];
     const char *key = a->conf->private_key;
-    char *access = token_sign_rs256(key, strlen(key), uid, a->conf->jwt_issuer, a->conf->jwt_audience, now / 1000,
-                                    a->conf->access_ttl_ms / 1000, err, sizeof(err));
+    char *access = token_sign_rs256(key, strlen(key), uid, a->conf->jwt_issuer, a->conf->jwt_audience,
+                                    now / 1000, a->conf->access_ttl_ms / 1000, err, sizeof(err));
     if (access == NULL) {
         log_error(NULL, "cannot sign an access token: %s", err);
         rpc_problem(r, 503, "signing-unavailable", "cannot issue tokens now", NULL);
@@ -192,8 +197,9 @@ void tokens_refresh(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     }
     /* Spending is an insert under a unique _id: of two requests with the same token exactly one
      * succeeds, and the other is a reuse. */
-    bson_t *spent = BCON_NEW("_id", BCON_UTF8(hash), "family", BCON_UTF8(family), "spent_at",
-                             BCON_DATE_TIME(core_wall_ms()), "expires_at", BCON_DATE_TIME(doc_ms(&tok, "expires_at")));
+    bson_t *spent =
+        BCON_NEW("_id", BCON_UTF8(hash), "family", BCON_UTF8(family), "spent_at",
+                 BCON_DATE_TIME(core_wall_ms()), "expires_at", BCON_DATE_TIME(doc_ms(&tok, "expires_at")));
     int rc = st_insert(a, "refresh_spent", spent);
     bson_destroy(spent);
     if (rc < 0)

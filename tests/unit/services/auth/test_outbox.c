@@ -171,7 +171,10 @@ Test(outbox, a_committed_event_waits_for_the_broker)
 
 static mq_reply_t call(auth_handler_fn fn, const char *body, const char *user_id)
 {
-    mq_message_t m = {.type = "t", .body = body, .body_len = body != NULL ? strlen(body) : 0, .user_id = user_id,
+    mq_message_t m = {.type = "t",
+                      .body = body,
+                      .body_len = body != NULL ? strlen(body) : 0,
+                      .user_id = user_id,
                       .client_addr = "192.0.2.1"};
     mq_reply_t r = {0};
     fn(&app, &m, &r);
@@ -210,8 +213,9 @@ Test(outbox, refresh_rotates_and_a_reused_token_revokes_the_family)
 {
     conf.private_key = private_key();
     cr_assert_eq(password_hash(&app, "dummy password", app.dummy_hash), 0);
-    mq_reply_t r = call(accounts_register,
-                        "{\"username\":\"Rot8\",\"email\":\"rot8@example.com\",\"password\":\"long enough\"}", NULL);
+    mq_reply_t r =
+        call(accounts_register,
+             "{\"username\":\"Rot8\",\"email\":\"rot8@example.com\",\"password\":\"long enough\"}", NULL);
     cr_assert_eq(r.status, 201, "%s", r.body);
     char *t1 = refresh_of(&r);
     reply_clear(&r);

@@ -9,7 +9,7 @@ Test(username, case_folds_and_checks_the_pattern)
     cr_assert_eq(auth_username_normalize("Alice_B.9", out), 0);
     cr_assert_str_eq(out, "alice_b.9");
     cr_assert_eq(auth_username_normalize("abc", out), 0);
-    cr_assert_eq(auth_username_normalize("a23456789012345678901234567890", out), 0); /* 30 */
+    cr_assert_eq(auth_username_normalize("a23456789012345678901234567890", out), 0);   /* 30 */
     cr_assert_eq(auth_username_normalize("a234567890123456789012345678901", out), -1); /* 31 */
     cr_assert_eq(auth_username_normalize("ab", out), -1);
     cr_assert_eq(auth_username_normalize("", out), -1);
@@ -34,9 +34,10 @@ Test(email, invalid_addresses_are_refused)
     char out[AUTH_EMAIL_MAX + 1];
     const char *why;
     static const char *const bad[] = {
-        "", "plain", "@example.com", "a@", "a@b", "a@@b.com", "a@b@c.com", "a b@c.com", "a@b .com",
-        ".a@b.com", "a.@b.com", "a..b@c.com", "a@-b.com", "a@b-.com", "a@b..com", "a@.b.com", "a@b.com.",
-        "a\"b@c.com", "a<b@c.com", "a@b_c.com", "a@b.c\xc3\xa9", "a\tb@c.com",
+        "",          "plain",     "@example.com",  "a@",         "a@b",      "a@@b.com",
+        "a@b@c.com", "a b@c.com", "a@b .com",      ".a@b.com",   "a.@b.com", "a..b@c.com",
+        "a@-b.com",  "a@b-.com",  "a@b..com",      "a@.b.com",   "a@b.com.", "a\"b@c.com",
+        "a<b@c.com", "a@b_c.com", "a@b.c\xc3\xa9", "a\tb@c.com",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_expect_eq(auth_email_normalize(bad[i], out, &why), -1, "accepted %s", bad[i]);
@@ -57,8 +58,8 @@ Test(chars, counts_code_points_not_bytes)
 {
     cr_assert_eq(auth_chars(""), 0);
     cr_assert_eq(auth_chars("abc"), 3);
-    cr_assert_eq(auth_chars("\xc3\xa9t\xc3\xa9"), 3);      /* été */
-    cr_assert_eq(auth_chars("\xf0\x9f\x93\xb7!"), 2);       /* camera emoji + ! */
+    cr_assert_eq(auth_chars("\xc3\xa9t\xc3\xa9"), 3); /* été */
+    cr_assert_eq(auth_chars("\xf0\x9f\x93\xb7!"), 2); /* camera emoji + ! */
 }
 
 Test(ids, media_ids_and_device_tokens)
@@ -105,7 +106,10 @@ Test(fields, a_good_body_passes)
     cJSON *e;
     cr_assert_eq(check("{\"username\":\"al\",\"password\":\"12345678\",\"name\":null}", &e), 0);
     cJSON_Delete(e);
-    cr_assert_eq(check("{\"username\":\"al\",\"password\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"}", &e), 0);
+    cr_assert_eq(check("{\"username\":\"al\",\"password\":"
+                       "\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"}",
+                       &e),
+                 0);
     cJSON_Delete(e);
 }
 
