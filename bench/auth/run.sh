@@ -12,6 +12,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
+. "$ROOT/bench/lib.sh"
 DURATION="${BENCH_DURATION:-10}"
 WARMUP="${BENCH_WARMUP:-2}"
 
@@ -53,26 +54,14 @@ with httpx.Client(base_url=base, http2=True, http1=False, timeout=30) as c:
 PY
 TOKEN="$(cat "$OUT/token")"
 
-# run FILE NAME URL [h2load args...]: one measured run; prints a table row.
+# run FILE NAME URL [h2load args...]: bench_run into $OUT.
 run() {
     local file="$1" name="$2" url="$3"
     shift 3
-    rm -f "$OUT/$file.tsv"
-    h2load -t 1 --warm-up-time="$WARMUP" -D "$DURATION" --log-file="$OUT/$file.tsv" "$@" "$url" >"$OUT/$file.txt"
-    local rps ok fail
-    rps=$(grep -o '[0-9.]* req/s' "$OUT/$file.txt" | head -n1 | cut -d' ' -f1)
-    ok=$(awk '/^status codes:/ {print $3}' "$OUT/$file.txt")
-    fail=$(awk '/^requests:/ {print $10}' "$OUT/$file.txt")
-    sort -n -k3,3 "$OUT/$file.tsv" | awk -v name="$name" -v rps="$rps" -v ok="$ok" -v fail="$fail" '
-        { d[NR] = $3 }
-        END {
-            p50 = d[int(NR * 0.50) > 0 ? int(NR * 0.50) : 1]; p99 = d[int(NR * 0.99) > 0 ? int(NR * 0.99) : 1]
-            printf "| %s | %s | %.2f | %.2f | %.2f | %s | %s |\n", name, rps, p50 / 1000, p99 / 1000, d[NR] / 1000, ok, fail
-        }'
+    bench_run "$OUT" "$file" "$name" "$url" "$@"
 }
 
-echo "| target | req/s | p50 ms | p99 ms | max ms | 2xx | failed |"
-echo "|---|---|---|---|---|---|---|"
+bench_header
 run profile "GET /v1/users/bench_star, signed in, 4 x 16 streams" "$BASE/v1/users/bench_star" \
     -c 4 -m 16 -H "authorization: Bearer $TOKEN"
 run profile-anon "GET /v1/users/bench_star, anonymous, 4 x 16 streams" "$BASE/v1/users/bench_star" -c 4 -m 16

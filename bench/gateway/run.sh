@@ -9,6 +9,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
+. "$ROOT/bench/lib.sh"
 DURATION="${BENCH_DURATION:-10}"
 WARMUP="${BENCH_WARMUP:-2}"
 CLIENTS="${BENCH_CLIENTS:-4}"
@@ -49,28 +50,14 @@ PY
 HELLO_PID=$!
 sleep 0.3
 
-# run FILE NAME URL [h2load args...]: one measured run; prints a table row.
+# run FILE NAME URL [h2load args...]: bench_run into $OUT, with -c CLIENTS -m STREAMS first (later args win).
 run() {
     local file="$1" name="$2" url="$3"
     shift 3
-    rm -f "$OUT/$file.tsv" # h2load appends to its log
-    h2load -c "$CLIENTS" -m "$STREAMS" -t 1 --warm-up-time="$WARMUP" -D "$DURATION" \
-        --log-file="$OUT/$file.tsv" "$@" "$url" >"$OUT/$file.txt"
-    local rps ok fail
-    rps=$(grep -o '[0-9.]* req/s' "$OUT/$file.txt" | head -n1 | cut -d' ' -f1)
-    ok=$(awk '/^requests:/ {print $8}' "$OUT/$file.txt")
-    fail=$(awk '/^requests:/ {print $10}' "$OUT/$file.txt")
-    # Columns of the log: start (us since epoch), status, duration (us).
-    sort -n -k3,3 "$OUT/$file.tsv" | awk -v name="$name" -v rps="$rps" -v ok="$ok" -v fail="$fail" '
-        { d[NR] = $3 }
-        END {
-            p50 = d[int(NR * 0.50) > 0 ? int(NR * 0.50) : 1]; p99 = d[int(NR * 0.99) > 0 ? int(NR * 0.99) : 1]
-            printf "| %s | %s | %.2f | %.2f | %.2f | %s | %s |\n", name, rps, p50 / 1000, p99 / 1000, d[NR] / 1000, ok, fail
-        }'
+    bench_run "$OUT" "$file" "$name" "$url" -c "$CLIENTS" -m "$STREAMS" "$@"
 }
 
-echo "| target | req/s | p50 ms | p99 ms | max ms | succeeded | failed |"
-echo "|---|---|---|---|---|---|---|"
+bench_header
 run gateway "gateway GET /v1/debug/echo (JWT + RPC to echod), saturated" \
     "http://127.0.0.1:$STACK_HTTP_PORT/v1/debug/echo" -H "authorization: Bearer $TOKEN"
 # The aim of the issue: 5,000 RPC-backed req/s with p99 under 10 ms. h2load --rps is per client.

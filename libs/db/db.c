@@ -146,56 +146,26 @@ int db_message_seen(db_t *db, const char *consumer, const char *message_id)
 {
     char *id = db__mark_id(consumer, message_id);
     bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
-    bson_error_t error;
-    mongoc_client_t *client = db_acquire(db);
-    mongoc_collection_t *coll = db_collection(db, client, DB_PROCESSED_COLLECTION);
-    int64_t n = mongoc_collection_count_documents(coll, filter, NULL, NULL, NULL, &error);
-    mongoc_collection_destroy(coll);
-    db_release(db, client);
+    int rc = db_exists(db, DB_PROCESSED_COLLECTION, filter);
     bson_destroy(filter);
     free(id);
-    if (n < 0) {
-        log_warn(NULL, "db: checking processed message: %s", error.message);
-        return -1;
-    }
-    return n > 0 ? 1 : 0;
+    return rc;
 }
 
 int db_message_mark(db_t *db, const char *consumer, const char *message_id)
 {
     char *id = db__mark_id(consumer, message_id);
     bson_t *doc = BCON_NEW("_id", BCON_UTF8(id), "at", BCON_DATE_TIME(core_wall_ms()));
-    bson_error_t error;
-    mongoc_client_t *client = db_acquire(db);
-    mongoc_collection_t *coll = db_collection(db, client, DB_PROCESSED_COLLECTION);
-    bool ok = mongoc_collection_insert_one(coll, doc, NULL, NULL, &error);
-    mongoc_collection_destroy(coll);
-    db_release(db, client);
+    int rc = db_insert(db, DB_PROCESSED_COLLECTION, doc); /* 1: marked before, fine */
     bson_destroy(doc);
     free(id);
-    if (!ok && error.code != 11000) { /* duplicate key: marked before, fine */
-        log_warn(NULL, "db: marking processed message: %s", error.message);
-        return -1;
-    }
-    return 0;
+    return rc < 0 ? -1 : 0;
 }
 
 long db_messages_purge(db_t *db, long older_than_ms)
 {
     bson_t *filter = BCON_NEW("at", "{", "$lt", BCON_DATE_TIME(core_wall_ms() - older_than_ms), "}");
-    bson_t reply;
-    bson_error_t error;
-    mongoc_client_t *client = db_acquire(db);
-    mongoc_collection_t *coll = db_collection(db, client, DB_PROCESSED_COLLECTION);
-    bool ok = mongoc_collection_delete_many(coll, filter, NULL, &reply, &error);
-    long n = -1;
-    if (ok) {
-        bson_iter_t it;
-        n = bson_iter_init_find(&it, &reply, "deletedCount") ? (long)bson_iter_as_int64(&it) : 0;
-    }
-    bson_destroy(&reply);
-    mongoc_collection_destroy(coll);
-    db_release(db, client);
+    long n = db_delete_many(db, DB_PROCESSED_COLLECTION, filter);
     bson_destroy(filter);
     return n;
 }

@@ -44,6 +44,41 @@ typedef struct {
 int db_ensure_indexes(db_t *db, const char *collection, const db_index_t *indexes, size_t n, char *err,
                       size_t errlen);
 
+/* ---------------------------------------------------------------- single operations
+ *
+ * Each borrows a pooled client for one operation (any thread). Documents passed in are
+ * borrowed. -1 always means the database failed (the caller answers 503 or retries). */
+
+/* Copies the first match into out (initialised by the call) when out is not NULL: 1 found,
+ * 0 not found, -1. opts (sort, skip, projection) may be NULL; limit 1 is added. */
+int db_find_one(db_t *db, const char *coll, const bson_t *filter, const bson_t *opts, bson_t *out);
+/* 1 if a document matches, 0 if not, -1. */
+int db_exists(db_t *db, const char *coll, const bson_t *filter);
+/* 0 inserted, 1 a unique index refused it (duplicate), -1. */
+int db_insert(db_t *db, const char *coll, const bson_t *doc);
+/* The number deleted (0 or 1), or -1. */
+int db_delete_one(db_t *db, const char *coll, const bson_t *filter);
+/* The number deleted, or -1. */
+long db_delete_many(db_t *db, const char *coll, const bson_t *filter);
+/* The number matched (with upsert, 1 when it inserted), -2 when a unique index refused the
+ * change, or -1. FerretDB applies an update as read, modify, write back without a lock: two
+ * concurrent updates of one document can lose one (README, notes for developers). */
+int db_update_one(db_t *db, const char *coll, const bson_t *filter, const bson_t *update, int upsert);
+/* The number of matching documents, or -1. */
+long db_count(db_t *db, const char *coll, const bson_t *filter);
+/* Runs find and calls fn for each document, borrowed until fn returns (stop early by returning
+ * non-zero). Returns the number of documents seen, or -1. */
+long db_each(db_t *db, const char *coll, const bson_t *filter, const bson_t *opts,
+             int (*fn)(const bson_t *doc, void *ud), void *ud);
+
+/* Field readers: NULL / 0 when absent or of another type; strings are borrowed from doc. */
+const char *db_doc_str(const bson_t *doc, const char *key);
+int64_t db_doc_ms(const bson_t *doc, const char *key); /* a date (or an integer) as ms */
+int64_t db_doc_int(const bson_t *doc, const char *key);
+
+/* A fresh id: the 24 hex digits of a new ObjectId (time-ordered). */
+void db_new_id(char out[25]);
+
 /* ---------------------------------------------------------------- idempotent consumers
  *
  * Usage in an event handler:

@@ -10,21 +10,21 @@
 
 cJSON *user_account_json(auth_t *a, const bson_t *user, int with_email)
 {
-    const char *uid = doc_str(user, "_id");
+    const char *uid = db_doc_str(user, "_id");
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", uid);
-    cJSON_AddStringToObject(o, "username", doc_str(user, "username"));
+    cJSON_AddStringToObject(o, "username", db_doc_str(user, "username"));
     if (with_email)
-        cJSON_AddStringToObject(o, "email", doc_str(user, "email"));
-    const char *name = doc_str(user, "name"), *bio = doc_str(user, "bio"),
-               *avatar = doc_str(user, "avatar_media_id");
+        cJSON_AddStringToObject(o, "email", db_doc_str(user, "email"));
+    const char *name = db_doc_str(user, "name"), *bio = db_doc_str(user, "bio"),
+               *avatar = db_doc_str(user, "avatar_media_id");
     cJSON_AddStringToObject(o, "name", name != NULL ? name : "");
     cJSON_AddStringToObject(o, "bio", bio != NULL ? bio : "");
     if (avatar != NULL)
         cJSON_AddStringToObject(o, "avatar_media_id", avatar);
     else
         cJSON_AddNullToObject(o, "avatar_media_id");
-    json_add_time(o, "created_at", doc_ms(user, "created_at"));
+    json_add_time(o, "created_at", db_doc_ms(user, "created_at"));
     long c[3] = {0, 0, 0};
     if (counter_get(a, uid, c) != 0)
         log_warn(NULL, "counters of %s unavailable", uid);
@@ -37,7 +37,7 @@ cJSON *user_account_json(auth_t *a, const bson_t *user, int with_email)
 int user_by_id(auth_t *a, const char *id, bson_t *out)
 {
     bson_t *f = BCON_NEW("_id", BCON_UTF8(id));
-    int rc = st_find_one(a, "users", f, NULL, out);
+    int rc = db_find_one(a->db, "users", f, NULL, out);
     bson_destroy(f);
     return rc;
 }
@@ -55,18 +55,18 @@ int user_caller(auth_t *a, const mq_message_t *req, mq_reply_t *r, bson_t *out)
 cJSON *user_updated_event(const bson_t *user)
 {
     cJSON *e = cJSON_CreateObject();
-    const char *name = doc_str(user, "name"), *bio = doc_str(user, "bio"),
-               *avatar = doc_str(user, "avatar_media_id");
-    cJSON_AddStringToObject(e, "user_id", doc_str(user, "_id"));
-    cJSON_AddStringToObject(e, "username", doc_str(user, "username"));
-    cJSON_AddStringToObject(e, "email", doc_str(user, "email"));
+    const char *name = db_doc_str(user, "name"), *bio = db_doc_str(user, "bio"),
+               *avatar = db_doc_str(user, "avatar_media_id");
+    cJSON_AddStringToObject(e, "user_id", db_doc_str(user, "_id"));
+    cJSON_AddStringToObject(e, "username", db_doc_str(user, "username"));
+    cJSON_AddStringToObject(e, "email", db_doc_str(user, "email"));
     cJSON_AddStringToObject(e, "name", name != NULL ? name : "");
     cJSON_AddStringToObject(e, "bio", bio != NULL ? bio : "");
     if (avatar != NULL)
         cJSON_AddStringToObject(e, "avatar_media_id", avatar);
     else
         cJSON_AddNullToObject(e, "avatar_media_id");
-    json_add_time(e, "updated_at", doc_ms(user, "updated_at"));
+    json_add_time(e, "updated_at", db_doc_ms(user, "updated_at"));
     return e;
 }
 
@@ -74,7 +74,7 @@ cJSON *user_updated_event(const bson_t *user)
 static int acc__collect(const bson_t *doc, void *ud)
 {
     cJSON *arr = ud;
-    const char *v = doc_str(doc, cJSON_GetStringValue(cJSON_GetArrayItem(arr, 0)));
+    const char *v = db_doc_str(doc, cJSON_GetStringValue(cJSON_GetArrayItem(arr, 0)));
     if (v != NULL)
         cJSON_AddItemToArray(arr, cJSON_CreateString(v));
     return 0;
@@ -87,7 +87,7 @@ static int acc__drop_follows(auth_t *a, const char *user_id, const char *side)
     cJSON *ids = cJSON_CreateArray();
     cJSON_AddItemToArray(ids, cJSON_CreateString(other)); /* item 0: the field to collect */
     bson_t *f = BCON_NEW(side, BCON_UTF8(user_id));
-    int rc = st_each(a, "follows", f, NULL, acc__collect, ids) < 0 ? -1 : 0;
+    int rc = db_each(a->db, "follows", f, NULL, acc__collect, ids) < 0 ? -1 : 0;
     bson_destroy(f);
     for (int i = 1; rc == 0 && i < cJSON_GetArraySize(ids); i++) {
         const char *o = cJSON_GetArrayItem(ids, i)->valuestring;
@@ -106,14 +106,14 @@ int user_cleanup(auth_t *a, const char *user_id)
         {"blocks", "from"}, {"blocks", "to"}, {"devices", "user_id"}, {"user_posts", "user_id"}};
     for (size_t i = 0; rc == 0 && i < CORE_ARRAY_SIZE(by_user); i++) {
         bson_t *f = BCON_NEW(by_user[i][1], BCON_UTF8(user_id));
-        rc = st_delete_many(a, by_user[i][0], f) < 0 ? -1 : 0;
+        rc = db_delete_many(a->db, by_user[i][0], f) < 0 ? -1 : 0;
         bson_destroy(f);
     }
     if (rc == 0)
         rc = tokens_revoke_user(a, user_id);
     if (rc == 0) {
         bson_t *f = BCON_NEW("_id", BCON_UTF8(user_id));
-        rc = st_delete_many(a, "counters", f) < 0 ? -1 : 0;
+        rc = db_delete_many(a->db, "counters", f) < 0 ? -1 : 0;
         bson_destroy(f);
     }
     return rc;
@@ -125,7 +125,7 @@ static void acc__conflict(auth_t *a, mq_reply_t *r, const char *username, const 
     int taken = 0;
     if (username != NULL) {
         bson_t *f = BCON_NEW("username", BCON_UTF8(username));
-        taken = st_exists(a, "users", f);
+        taken = db_exists(a->db, "users", f);
         bson_destroy(f);
     }
     const char *field = taken == 1 || email == NULL ? "username" : "email";
@@ -160,11 +160,8 @@ void accounts_register(auth_t *a, const mq_message_t *req, mq_reply_t *r)
         cJSON_AddStringToObject(errors, "username", "must be 3 to 30 characters of a-z, 0-9, _ and .");
     if (e != NULL && !cJSON_HasObjectItem(errors, "email") && auth_email_normalize(e, email, &why) != 0)
         cJSON_AddStringToObject(errors, "email", why);
-    if (cJSON_GetArraySize(errors) > 0) {
-        rpc_problem(r, 422, "invalid-field", "some fields are not valid", errors);
-        errors = NULL;
+    if (rpc_invalid_fields(r, &errors))
         goto out;
-    }
     if (req->client_addr != NULL) {
         char *key = xasprintf("register:%s", req->client_addr);
         long wait = limit_check(a, key, a->conf->registrations_per_address, a->conf->registration_window_ms);
@@ -187,7 +184,7 @@ void accounts_register(auth_t *a, const mq_message_t *req, mq_reply_t *r)
         goto out;
     }
     char id[25];
-    st_new_id(id);
+    db_new_id(id);
     int64_t now = core_wall_ms();
     const char *name = auth_field_str(body, "name");
     payload = cJSON_CreateObject();
@@ -205,7 +202,7 @@ void accounts_register(auth_t *a, const mq_message_t *req, mq_reply_t *r)
                    "password_hash", BCON_UTF8(hash), "created_at", BCON_DATE_TIME(now), "updated_at",
                    BCON_DATE_TIME(now));
     sodium_memzero(hash, sizeof(hash));
-    int rc = st_insert(a, "users", doc);
+    int rc = db_insert(a->db, "users", doc);
     if (rc != 0) {
         outbox_abort(a, evid);
         if (rc == 1)
@@ -239,11 +236,9 @@ void accounts_login(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     cJSON *errors = cJSON_CreateObject();
     bson_t user = BSON_INITIALIZER;
     char *acct_key = NULL, *addr_key = NULL;
-    if (auth_fields_check(body, fields, CORE_ARRAY_SIZE(fields), errors) > 0) {
-        rpc_problem(r, 422, "invalid-field", "the body does not have the expected fields", errors);
-        errors = NULL;
+    auth_fields_check(body, fields, CORE_ARRAY_SIZE(fields), errors);
+    if (rpc_invalid_fields(r, &errors))
         goto out;
-    }
     const char *login = auth_field_str(body, "login"), *password = auth_field_str(body, "password");
     char norm[AUTH_EMAIL_MAX + 1];
     const char *why;
@@ -251,12 +246,12 @@ void accounts_login(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     if (strchr(login, '@') != NULL) {
         if (auth_email_normalize(login, norm, &why) == 0) {
             bson_t *f = BCON_NEW("email", BCON_UTF8(norm));
-            found = st_find_one(a, "users", f, NULL, &user);
+            found = db_find_one(a->db, "users", f, NULL, &user);
             bson_destroy(f);
         }
     } else if (auth_username_normalize(login, norm) == 0) {
         bson_t *f = BCON_NEW("username", BCON_UTF8(norm));
-        found = st_find_one(a, "users", f, NULL, &user);
+        found = db_find_one(a->db, "users", f, NULL, &user);
         bson_destroy(f);
     }
     if (found < 0) {
@@ -266,7 +261,7 @@ void accounts_login(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     /* Per account; a login naming nobody is limited the same way, so the answers do not tell
      * whether the account exists. */
     if (found == 1) {
-        acct_key = xasprintf("login-account:%s", doc_str(&user, "_id"));
+        acct_key = xasprintf("login-account:%s", db_doc_str(&user, "_id"));
     } else {
         char lower[1001];
         size_t n = strlen(login) < sizeof(lower) - 1 ? strlen(login) : sizeof(lower) - 1;
@@ -292,7 +287,7 @@ void accounts_login(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     }
 
     /* One argon2id verification either way, so both answers take as long. */
-    const char *hash = found == 1 ? doc_str(&user, "password_hash") : NULL;
+    const char *hash = found == 1 ? db_doc_str(&user, "password_hash") : NULL;
     int ok = password_verify(hash != NULL ? hash : a->dummy_hash, password) && hash != NULL;
     const char *outcome = ok ? "ok" : "failed";
     metrics_counter_add(a->logins, &outcome, 1);
@@ -305,14 +300,14 @@ void accounts_login(auth_t *a, const mq_message_t *req, mq_reply_t *r)
         goto out;
     }
     bson_t *f = BCON_NEW("key", BCON_UTF8(acct_key));
-    st_delete_many(a, "attempts", f); /* a success forgives the account's earlier failures */
+    db_delete_many(a->db, "attempts", f); /* a success forgives the account's earlier failures */
     bson_destroy(f);
     if (password_needs_rehash(a, hash)) {
         char fresh[crypto_pwhash_STRBYTES];
         if (password_hash(a, password, fresh) == 0) {
-            bson_t *uf = BCON_NEW("_id", BCON_UTF8(doc_str(&user, "_id")));
+            bson_t *uf = BCON_NEW("_id", BCON_UTF8(db_doc_str(&user, "_id")));
             bson_t *up = BCON_NEW("$set", "{", "password_hash", BCON_UTF8(fresh), "}");
-            st_update_one(a, "users", uf, up, 0);
+            db_update_one(a->db, "users", uf, up, 0);
             bson_destroy(uf);
             bson_destroy(up);
         }
@@ -358,11 +353,8 @@ void accounts_me_update(auth_t *a, const mq_message_t *req, mq_reply_t *r)
         cJSON_AddStringToObject(errors, "email", why);
     if (avatar != NULL && !cJSON_HasObjectItem(errors, "avatar_media_id") && !auth_media_id_valid(avatar))
         cJSON_AddStringToObject(errors, "avatar_media_id", "must be a media id");
-    if (cJSON_GetArraySize(errors) > 0) {
-        rpc_problem(r, 422, "invalid-field", "some fields are not valid", errors);
-        errors = NULL;
+    if (rpc_invalid_fields(r, &errors))
         goto out;
-    }
     if (user_caller(a, req, r, &user) != 1)
         goto out;
     if (body->child == NULL) { /* nothing to change */
@@ -401,7 +393,7 @@ void accounts_me_update(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     }
     filter = BCON_NEW("_id", BCON_UTF8(req->user_id));
     update = BCON_NEW("$set", BCON_DOCUMENT(set));
-    int rc = st_update_one(a, "users", filter, update, 0);
+    int rc = db_update_one(a->db, "users", filter, update, 0);
     if (rc <= 0) {
         outbox_abort(a, evid);
         if (rc == -2)
@@ -437,14 +429,14 @@ void accounts_me_delete(auth_t *a, const mq_message_t *req, mq_reply_t *r)
         goto out;
     payload = cJSON_CreateObject();
     cJSON_AddStringToObject(payload, "user_id", req->user_id);
-    cJSON_AddStringToObject(payload, "username", doc_str(&user, "username"));
+    cJSON_AddStringToObject(payload, "username", db_doc_str(&user, "username"));
     json_add_time(payload, "deleted_at", core_wall_ms());
     if (outbox_begin(a, "user.deleted", payload, req->user_id, NULL, req->request_id, evid) != 0) {
         rpc_db_error(r);
         goto out;
     }
     bson_t *f = BCON_NEW("_id", BCON_UTF8(req->user_id));
-    int rc = st_delete_one(a, "users", f);
+    int rc = db_delete_one(a->db, "users", f);
     bson_destroy(f);
     if (rc <= 0) {
         outbox_abort(a, evid);

@@ -46,37 +46,6 @@ typedef struct {
     metrics_counter_t *events_stored, *events_published, *logins;
 } auth_t;
 
-/* ================================================================ store (store.c)
- *
- * Every function borrows a pooled client for one operation. Documents passed in are borrowed.
- * -1 always means the database failed (the caller answers 503). */
-
-int st_find_one(auth_t *a, const char *coll, const bson_t *filter, const bson_t *opts, bson_t *out);
-/* 1 if a document matches, 0 if not, -1. */
-int st_exists(auth_t *a, const char *coll, const bson_t *filter);
-/* 0 inserted, 1 a unique index refused it (duplicate), -1. */
-int st_insert(auth_t *a, const char *coll, const bson_t *doc);
-/* The number deleted (0 or 1), or -1. */
-int st_delete_one(auth_t *a, const char *coll, const bson_t *filter);
-/* The number deleted, or -1. */
-long st_delete_many(auth_t *a, const char *coll, const bson_t *filter);
-/* The number matched, or -1 (1 with upsert when inserted). A duplicate key is -2. */
-int st_update_one(auth_t *a, const char *coll, const bson_t *filter, const bson_t *update, int upsert);
-/* The number of matching documents, or -1. */
-long st_count(auth_t *a, const char *coll, const bson_t *filter);
-/* Runs find and calls fn for each document (stop early by returning non-zero). Returns the number
- * of documents seen, or -1. */
-long st_each(auth_t *a, const char *coll, const bson_t *filter, const bson_t *opts,
-             int (*fn)(const bson_t *doc, void *ud), void *ud);
-
-/* Field readers: NULL / 0 when absent or of another type; strings are borrowed from doc. */
-const char *doc_str(const bson_t *doc, const char *key);
-int64_t doc_ms(const bson_t *doc, const char *key); /* a date (or an integer) as ms */
-int64_t doc_int(const bson_t *doc, const char *key);
-
-/* A fresh id: 24 hex digits of a new ObjectId (time-ordered). */
-void st_new_id(char out[25]);
-
 /* ================================================================ counters (counters.c) */
 
 typedef enum { CTR_FOLLOWERS, CTR_FOLLOWING, CTR_POSTS } auth_counter_t;
@@ -101,6 +70,9 @@ void rpc_json(mq_reply_t *r, int status, cJSON *body);
 void rpc_problem(mq_reply_t *r, int status, const char *type, const char *detail, cJSON *errors);
 /* 422 with errors {field: why}. */
 void rpc_invalid(mq_reply_t *r, const char *field, const char *why);
+/* When *errors ({field: why}) has members: answers 422 with them (taking *errors, which becomes
+ * NULL) and returns 1; else returns 0. */
+int rpc_invalid_fields(mq_reply_t *r, cJSON **errors);
 void rpc_db_error(mq_reply_t *r);
 /* 401 with WWW-Authenticate: Bearer error="invalid_token" (a token whose account is gone). */
 void rpc_unauthorized(mq_reply_t *r, const char *type, const char *detail);
@@ -231,7 +203,7 @@ void auth_rpc(mq_t *mq, const mq_message_t *req, mq_reply_t *reply, void *ud);
 /* post.created / post.deleted consumer (posts.c). */
 mq_disposition_t posts_on_event(mq_t *mq, const mq_message_t *msg, void *ud);
 
-/* RFC 3339 of ms into a cJSON string member. */
+/* RFC 3339 of ms into a cJSON string member (rpc.c). */
 void json_add_time(cJSON *obj, const char *name, int64_t ms);
 
 #endif

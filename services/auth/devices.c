@@ -18,7 +18,7 @@ static int dev__remove(auth_t *a, const char *user_id, const char *token, const 
     if (rc != 0)
         return -1;
     bson_t *f = BCON_NEW("_id", BCON_UTF8(token), "user_id", BCON_UTF8(user_id));
-    rc = st_delete_one(a, "devices", f);
+    rc = db_delete_one(a->db, "devices", f);
     bson_destroy(f);
     if (rc == 1)
         outbox_commit(a, evid);
@@ -34,7 +34,7 @@ typedef struct {
 static int dev__collect(const bson_t *doc, void *ud)
 {
     dev__list_t *l = ud;
-    const char *t = doc_str(doc, "_id");
+    const char *t = db_doc_str(doc, "_id");
     if (t != NULL)
         cJSON_AddItemToArray(l->tokens, cJSON_CreateString(t));
     return 0;
@@ -61,19 +61,16 @@ void devices_add(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     if (platform != NULL && !cJSON_HasObjectItem(errors, "platform") && strcmp(platform, "android") != 0 &&
         strcmp(platform, "ios") != 0 && strcmp(platform, "web") != 0)
         cJSON_AddStringToObject(errors, "platform", "must be android, ios or web");
-    if (cJSON_GetArraySize(errors) > 0) {
-        rpc_problem(r, 422, "invalid-field", "some fields are not valid", errors);
-        errors = NULL;
+    if (rpc_invalid_fields(r, &errors))
         goto out;
-    }
     if (user_caller(a, req, r, &me) != 1)
         goto out;
     const char *uid = req->user_id;
 
     /* A token another account registered moves here (the phone changed hands or accounts). */
     f = BCON_NEW("_id", BCON_UTF8(token));
-    int rc = st_find_one(a, "devices", f, NULL, &old);
-    const char *owner = rc == 1 ? doc_str(&old, "user_id") : NULL;
+    int rc = db_find_one(a->db, "devices", f, NULL, &old);
+    const char *owner = rc == 1 ? db_doc_str(&old, "user_id") : NULL;
     if (rc < 0 || (owner != NULL && strcmp(owner, uid) != 0 &&
                    dev__remove(a, owner, token, "moved", req->request_id) < 0)) {
         rpc_db_error(r);
@@ -91,7 +88,7 @@ void devices_add(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     }
     doc = BCON_NEW("$set", "{", "user_id", BCON_UTF8(uid), "platform", BCON_UTF8(platform), "created_at",
                    BCON_DATE_TIME(now), "op", BCON_UTF8(evid), "}");
-    if (st_update_one(a, "devices", f, doc, 1) < 0) {
+    if (db_update_one(a->db, "devices", f, doc, 1) < 0) {
         outbox_abort(a, evid);
         rpc_db_error(r);
         goto out;
@@ -103,7 +100,7 @@ void devices_add(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     f = BCON_NEW("user_id", BCON_UTF8(uid));
     opts = BCON_NEW("sort", "{", "created_at", BCON_INT32(1), "_id", BCON_INT32(1), "}", "projection", "{",
                     "_id", BCON_INT32(1), "}");
-    if (st_each(a, "devices", f, opts, dev__collect, &list) < 0) {
+    if (db_each(a->db, "devices", f, opts, dev__collect, &list) < 0) {
         rpc_db_error(r);
         goto out;
     }

@@ -22,7 +22,7 @@ static int gr__edge(auth_t *a, const char *coll, const char *from, const char *t
     char id[64];
     gr__edge_id(from, to, id);
     bson_t *f = BCON_NEW("_id", BCON_UTF8(id));
-    int rc = st_exists(a, coll, f);
+    int rc = db_exists(a->db, coll, f);
     bson_destroy(f);
     return rc;
 }
@@ -51,7 +51,7 @@ int graph_unfollow_edge(auth_t *a, const char *from, const char *to)
     char id[64];
     gr__edge_id(from, to, id);
     bson_t *f = BCON_NEW("_id", BCON_UTF8(id));
-    int rc = st_delete_one(a, "follows", f);
+    int rc = db_delete_one(a->db, "follows", f);
     bson_destroy(f);
     /* Only the request whose delete removed the edge counts it, so concurrent unfollows count once. */
     if (rc == 1 &&
@@ -69,7 +69,7 @@ static int gr__target(auth_t *a, const mq_message_t *req, mq_reply_t *r, bson_t 
     int rc = 0;
     if (rpc_param(req, "username", raw, sizeof(raw)) == 0 && auth_username_normalize(raw, username) == 0) {
         bson_t *f = BCON_NEW("username", BCON_UTF8(username));
-        rc = st_find_one(a, "users", f, NULL, out);
+        rc = db_find_one(a->db, "users", f, NULL, out);
         bson_destroy(f);
     }
     if (rc < 0)
@@ -101,9 +101,9 @@ static int gr__flags(auth_t *a, const char *caller, const char *target, cJSON *o
 static void gr__relationship(auth_t *a, const mq_message_t *req, mq_reply_t *r, const bson_t *target)
 {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", doc_str(target, "_id"));
-    cJSON_AddStringToObject(o, "username", doc_str(target, "username"));
-    if (gr__flags(a, req->user_id, doc_str(target, "_id"), o) != 0) {
+    cJSON_AddStringToObject(o, "id", db_doc_str(target, "_id"));
+    cJSON_AddStringToObject(o, "username", db_doc_str(target, "username"));
+    if (gr__flags(a, req->user_id, db_doc_str(target, "_id"), o) != 0) {
         cJSON_Delete(o);
         rpc_db_error(r);
         return;
@@ -118,7 +118,7 @@ void graph_user_get(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     bson_t target = BSON_INITIALIZER;
     if (gr__target(a, req, r, &target) != 1)
         goto out;
-    const char *tid = doc_str(&target, "_id");
+    const char *tid = db_doc_str(&target, "_id");
     int other = req->user_id != NULL && strcmp(req->user_id, tid) != 0;
     int f = 0, fb = 0, b = 0, bb = 0;
     if (other && (gr__pair(a, "blocks", req->user_id, tid, &b, &bb) != 0 ||
@@ -152,12 +152,12 @@ typedef struct {
 static int gr__page_edge(const bson_t *doc, void *ud)
 {
     gr__page_t *p = ud;
-    const char *id = doc_str(doc, "_id"), *o = doc_str(doc, p->other);
+    const char *id = db_doc_str(doc, "_id"), *o = db_doc_str(doc, p->other);
     if (id == NULL || o == NULL)
         return 0;
     cJSON *e = cJSON_CreateObject();
     cJSON_AddStringToObject(e, "o", o);
-    cJSON_AddNumberToObject(e, "t", (double)doc_ms(doc, "created_at"));
+    cJSON_AddNumberToObject(e, "t", (double)db_doc_ms(doc, "created_at"));
     cJSON_AddStringToObject(e, "id", id);
     cJSON_AddItemToArray(p->edges, e);
     return 0;
@@ -166,16 +166,16 @@ static int gr__page_edge(const bson_t *doc, void *ud)
 static int gr__page_user(const bson_t *doc, void *ud)
 {
     cJSON *byid = ud;
-    const char *avatar = doc_str(doc, "avatar_media_id"), *name = doc_str(doc, "name");
+    const char *avatar = db_doc_str(doc, "avatar_media_id"), *name = db_doc_str(doc, "name");
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", doc_str(doc, "_id"));
-    cJSON_AddStringToObject(o, "username", doc_str(doc, "username"));
+    cJSON_AddStringToObject(o, "id", db_doc_str(doc, "_id"));
+    cJSON_AddStringToObject(o, "username", db_doc_str(doc, "username"));
     cJSON_AddStringToObject(o, "name", name != NULL ? name : "");
     if (avatar != NULL)
         cJSON_AddStringToObject(o, "avatar_media_id", avatar);
     else
         cJSON_AddNullToObject(o, "avatar_media_id");
-    cJSON_AddItemToObject(byid, doc_str(doc, "_id"), o);
+    cJSON_AddItemToObject(byid, db_doc_str(doc, "_id"), o);
     return 0;
 }
 
@@ -209,7 +209,7 @@ static void gr__list(auth_t *a, const mq_message_t *req, mq_reply_t *r, const ch
     }
     if (gr__target(a, req, r, &target) != 1)
         goto out;
-    const char *tid = doc_str(&target, "_id");
+    const char *tid = db_doc_str(&target, "_id");
     if (req->user_id != NULL && strcmp(req->user_id, tid) != 0) {
         int h = gr__hidden(a, req->user_id, tid);
         if (h != 0) {
@@ -238,7 +238,7 @@ static void gr__list(auth_t *a, const mq_message_t *req, mq_reply_t *r, const ch
     }
     opts = BCON_NEW("sort", "{", "created_at", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "limit",
                     BCON_INT64(limit + 1));
-    if (st_each(a, "follows", &filter, opts, gr__page_edge, &page) < 0) {
+    if (db_each(a->db, "follows", &filter, opts, gr__page_edge, &page) < 0) {
         rpc_db_error(r);
         goto out;
     }
@@ -263,7 +263,7 @@ static void gr__list(auth_t *a, const mq_message_t *req, mq_reply_t *r, const ch
         }
         bson_append_array_end(&in, &arr);
         bson_append_document_end(uf, &in);
-        if (st_each(a, "users", uf, NULL, gr__page_user, byid) < 0) {
+        if (db_each(a->db, "users", uf, NULL, gr__page_user, byid) < 0) {
             rpc_db_error(r);
             goto out;
         }
@@ -332,7 +332,7 @@ static int gr__insert_edge(auth_t *a, const char *coll, const char *from, const 
     gr__edge_id(from, to, edge);
     bson_t *doc = BCON_NEW("_id", BCON_UTF8(edge), "from", BCON_UTF8(from), "to", BCON_UTF8(to), "created_at",
                            BCON_DATE_TIME(now), "op", BCON_UTF8(evid));
-    int rc = st_insert(a, coll, doc);
+    int rc = db_insert(a->db, coll, doc);
     bson_destroy(doc);
     return rc;
 }
@@ -342,7 +342,7 @@ static int gr__begin(auth_t *a, const mq_message_t *req, mq_reply_t *r, bson_t *
 {
     if (gr__target(a, req, r, target) != 1)
         return 0;
-    if (strcmp(doc_str(target, "_id"), req->user_id) == 0) {
+    if (strcmp(db_doc_str(target, "_id"), req->user_id) == 0) {
         char *why = xasprintf("you cannot %s yourself", verb);
         rpc_invalid(r, "username", why);
         free(why);
@@ -358,7 +358,7 @@ void graph_follow(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     char evid[37], edge[64];
     if (!gr__begin(a, req, r, &target, "follow") || user_caller(a, req, r, &me) != 1)
         goto out;
-    const char *tid = doc_str(&target, "_id"), *uid = req->user_id;
+    const char *tid = db_doc_str(&target, "_id"), *uid = req->user_id;
     int h = gr__hidden(a, uid, tid), e = h == 0 ? gr__edge(a, "follows", uid, tid) : 0;
     if (h < 0 || e < 0) {
         rpc_db_error(r);
@@ -374,8 +374,8 @@ void graph_follow(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     }
     int64_t now = core_wall_ms();
     payload = gr__edge_event("follower_id", uid, "followee_id", tid, "created_at", now);
-    cJSON_AddStringToObject(payload, "follower_username", doc_str(&me, "username"));
-    cJSON_AddStringToObject(payload, "followee_username", doc_str(&target, "username"));
+    cJSON_AddStringToObject(payload, "follower_username", db_doc_str(&me, "username"));
+    cJSON_AddStringToObject(payload, "followee_username", db_doc_str(&target, "username"));
     if (outbox_begin(a, "follow.created", payload, uid, tid, req->request_id, evid) != 0) {
         rpc_db_error(r);
         goto out;
@@ -391,7 +391,7 @@ void graph_follow(auth_t *a, const mq_message_t *req, mq_reply_t *r)
      * again now that it is stored (the block removes edges it sees, this removes the rest). */
     if (gr__hidden(a, uid, tid) != 0) {
         bson_t *f = BCON_NEW("_id", BCON_UTF8(edge), "op", BCON_UTF8(evid));
-        st_delete_one(a, "follows", f);
+        db_delete_one(a->db, "follows", f);
         bson_destroy(f);
         outbox_abort(a, evid);
         gr__not_found(r);
@@ -406,14 +406,42 @@ out:
     cJSON_Delete(payload);
 }
 
+/* Removes the edge uid -> tid of coll with its event (key, payload, taken). 1 removed, 0 it was
+ * not there (or a concurrent request removed it and publishes), -1 after answering 503. */
+static int gr__remove_edge(auth_t *a, const mq_message_t *req, mq_reply_t *r, const char *coll,
+                           const char *tid, const char *key, cJSON *payload)
+{
+    const char *uid = req->user_id;
+    char evid[37], edge[64];
+    int rc = outbox_begin(a, key, payload, uid, tid, req->request_id, evid);
+    cJSON_Delete(payload);
+    if (rc != 0) {
+        rpc_db_error(r);
+        return -1;
+    }
+    if (strcmp(coll, "follows") == 0) {
+        rc = graph_unfollow_edge(a, uid, tid); /* -2: removed, counts not yet: recovery recounts */
+    } else {
+        gr__edge_id(uid, tid, edge);
+        bson_t *f = BCON_NEW("_id", BCON_UTF8(edge));
+        rc = db_delete_one(a->db, coll, f);
+        bson_destroy(f);
+    }
+    if (rc == 1)
+        outbox_commit(a, evid);
+    else if (rc == 0 || rc == -1)
+        outbox_abort(a, evid);
+    if (rc == -1)
+        rpc_db_error(r);
+    return rc == -2 ? 1 : rc;
+}
+
 void graph_unfollow(auth_t *a, const mq_message_t *req, mq_reply_t *r)
 {
     bson_t target = BSON_INITIALIZER;
-    cJSON *payload = NULL;
-    char evid[37];
     if (!gr__begin(a, req, r, &target, "unfollow"))
         goto out;
-    const char *tid = doc_str(&target, "_id"), *uid = req->user_id;
+    const char *tid = db_doc_str(&target, "_id"), *uid = req->user_id;
     int h = gr__hidden(a, uid, tid), e = h == 0 ? gr__edge(a, "follows", uid, tid) : 0;
     if (h < 0 || e < 0) {
         rpc_db_error(r);
@@ -423,26 +451,13 @@ void graph_unfollow(auth_t *a, const mq_message_t *req, mq_reply_t *r)
         gr__not_found(r);
         goto out;
     }
-    if (e == 1) {
-        payload = gr__edge_event("follower_id", uid, "followee_id", tid, "deleted_at", core_wall_ms());
-        if (outbox_begin(a, "follow.deleted", payload, uid, tid, req->request_id, evid) != 0) {
-            rpc_db_error(r);
-            goto out;
-        }
-        int rc = graph_unfollow_edge(a, uid, tid);
-        if (rc == 1)
-            outbox_commit(a, evid);
-        else if (rc == 0 || rc == -1)
-            outbox_abort(a, evid); /* a concurrent unfollow removed it (and publishes), or nothing happened */
-        if (rc == -1) {
-            rpc_db_error(r);
-            goto out;
-        }
-    }
+    if (e == 1 && gr__remove_edge(a, req, r, "follows", tid, "follow.deleted",
+                                  gr__edge_event("follower_id", uid, "followee_id", tid, "deleted_at",
+                                                 core_wall_ms())) < 0)
+        goto out;
     gr__relationship(a, req, r, &target);
 out:
     bson_destroy(&target);
-    cJSON_Delete(payload);
 }
 
 void graph_block(auth_t *a, const mq_message_t *req, mq_reply_t *r)
@@ -452,7 +467,7 @@ void graph_block(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     char evid[37], edge[64];
     if (!gr__begin(a, req, r, &target, "block") || user_caller(a, req, r, &me) != 1)
         goto out;
-    const char *tid = doc_str(&target, "_id"), *uid = req->user_id;
+    const char *tid = db_doc_str(&target, "_id"), *uid = req->user_id;
     int e = gr__edge(a, "blocks", uid, tid);
     if (e != 0) {
         e < 0 ? rpc_db_error(r) : gr__relationship(a, req, r, &target);
@@ -487,38 +502,19 @@ out:
 void graph_unblock(auth_t *a, const mq_message_t *req, mq_reply_t *r)
 {
     bson_t target = BSON_INITIALIZER;
-    cJSON *payload = NULL;
-    char evid[37], edge[64];
     if (!gr__begin(a, req, r, &target, "unblock"))
         goto out;
-    const char *tid = doc_str(&target, "_id"), *uid = req->user_id;
+    const char *tid = db_doc_str(&target, "_id"), *uid = req->user_id;
     int e = gr__edge(a, "blocks", uid, tid);
     if (e < 0) {
         rpc_db_error(r);
         goto out;
     }
-    if (e == 1) {
-        payload = gr__edge_event("blocker_id", uid, "blocked_id", tid, "deleted_at", core_wall_ms());
-        if (outbox_begin(a, "block.deleted", payload, uid, tid, req->request_id, evid) != 0) {
-            rpc_db_error(r);
-            goto out;
-        }
-        gr__edge_id(uid, tid, edge);
-        bson_t *f = BCON_NEW("_id", BCON_UTF8(edge));
-        int rc = st_delete_one(a, "blocks", f);
-        bson_destroy(f);
-        if (rc == 1) {
-            outbox_commit(a, evid);
-        } else {
-            outbox_abort(a, evid);
-            if (rc < 0) {
-                rpc_db_error(r);
-                goto out;
-            }
-        }
-    }
+    if (e == 1 && gr__remove_edge(
+                      a, req, r, "blocks", tid, "block.deleted",
+                      gr__edge_event("blocker_id", uid, "blocked_id", tid, "deleted_at", core_wall_ms())) < 0)
+        goto out;
     gr__relationship(a, req, r, &target);
 out:
     bson_destroy(&target);
-    cJSON_Delete(payload);
 }

@@ -7,34 +7,31 @@
 
 long limit_check(auth_t *a, const char *key, long max, long window_ms)
 {
+    /* Limited while the max-th most recent attempt is inside the window: one lookup, allowed
+     * again when that attempt ages out of it. */
     int64_t now = core_wall_ms();
     bson_t *f = BCON_NEW("key", BCON_UTF8(key), "at", "{", "$gt", BCON_DATE_TIME(now - window_ms), "}");
-    long n = st_count(a, "attempts", f);
-    long wait = n < 0 ? -1 : 0;
-    if (n >= max) {
-        /* Allowed again when the oldest attempts of the window have aged out of it. */
-        bson_t *opts = BCON_NEW("sort", "{", "at", BCON_INT32(-1), "}", "skip", BCON_INT64(max - 1));
-        bson_t doc = BSON_INITIALIZER;
-        int rc = st_find_one(a, "attempts", f, opts, &doc);
-        if (rc < 0)
-            wait = -1;
-        else
-            wait = rc == 1 ? (long)((doc_ms(&doc, "at") + window_ms - now + 999) / 1000) : 1;
-        if (wait == 0)
+    bson_t *opts = BCON_NEW("sort", "{", "at", BCON_INT32(-1), "}", "skip", BCON_INT64(max - 1));
+    bson_t doc = BSON_INITIALIZER;
+    int rc = db_find_one(a->db, "attempts", f, opts, &doc);
+    long wait = rc < 0 ? -1 : 0;
+    if (rc == 1) {
+        wait = (long)((db_doc_ms(&doc, "at") + window_ms - now + 999) / 1000);
+        if (wait < 1)
             wait = 1;
-        bson_destroy(opts);
-        bson_destroy(&doc);
     }
     bson_destroy(f);
+    bson_destroy(opts);
+    bson_destroy(&doc);
     return wait;
 }
 
 int limit_record(auth_t *a, const char *key)
 {
     char id[25];
-    st_new_id(id);
+    db_new_id(id);
     bson_t *doc = BCON_NEW("_id", BCON_UTF8(id), "key", BCON_UTF8(key), "at", BCON_DATE_TIME(core_wall_ms()));
-    int rc = st_insert(a, "attempts", doc);
+    int rc = db_insert(a->db, "attempts", doc);
     bson_destroy(doc);
     return rc == 0 ? 0 : -1;
 }
@@ -42,6 +39,6 @@ int limit_record(auth_t *a, const char *key)
 void limit_purge(auth_t *a, long older_than_ms)
 {
     bson_t *f = BCON_NEW("at", "{", "$lt", BCON_DATE_TIME(core_wall_ms() - older_than_ms), "}");
-    st_delete_many(a, "attempts", f);
+    db_delete_many(a->db, "attempts", f);
     bson_destroy(f);
 }

@@ -47,7 +47,7 @@ int outbox_begin(auth_t *a, const char *key, const cJSON *payload, const char *r
         BSON_APPEND_UTF8(doc, "b", ref_b);
     if (request_id != NULL)
         BSON_APPEND_UTF8(doc, "request_id", request_id);
-    int rc = st_insert(a, "outbox", doc);
+    int rc = db_insert(a->db, "outbox", doc);
     bson_destroy(doc);
     free(body);
     return rc == 0 ? 0 : -1;
@@ -67,7 +67,7 @@ static int ob__set_ready(auth_t *a, const char *id, const char *body)
     bson_t *u = body != NULL ? BCON_NEW("$set", "{", "state", BCON_UTF8("ready"), "owner",
                                         BCON_UTF8(a->outbox->owner), "body", BCON_UTF8(body), "}")
                              : BCON_NEW("$set", "{", "state", BCON_UTF8("ready"), "}");
-    int rc = st_update_one(a, "outbox", f, u, 0);
+    int rc = db_update_one(a->db, "outbox", f, u, 0);
     bson_destroy(f);
     bson_destroy(u);
     return rc < 0 ? -1 : 0;
@@ -87,7 +87,7 @@ int outbox_commit(auth_t *a, const char *id)
 void outbox_abort(auth_t *a, const char *id)
 {
     bson_t *f = BCON_NEW("_id", BCON_UTF8(id));
-    st_delete_one(a, "outbox", f); /* if this fails, recovery drops it: the write is not there */
+    db_delete_one(a->db, "outbox", f); /* if this fails, recovery drops it: the write is not there */
     bson_destroy(f);
 }
 
@@ -100,7 +100,7 @@ static int ob__has(auth_t *a, const char *coll, const char *id, const char *k2, 
     bson_t *f = BCON_NEW("_id", BCON_UTF8(id));
     if (k2 != NULL)
         BSON_APPEND_UTF8(f, k2, v2);
-    int rc = st_exists(a, coll, f);
+    int rc = db_exists(a->db, coll, f);
     bson_destroy(f);
     return rc;
 }
@@ -108,8 +108,8 @@ static int ob__has(auth_t *a, const char *coll, const char *id, const char *k2, 
 /* What to do with the pending event doc; may set *body to a new payload (malloc'd). */
 static ob__verdict_t ob__recover(auth_t *a, const bson_t *doc, char **body)
 {
-    const char *id = doc_str(doc, "_id"), *key = doc_str(doc, "key"), *ra = doc_str(doc, "a"),
-               *rb = doc_str(doc, "b");
+    const char *id = db_doc_str(doc, "_id"), *key = db_doc_str(doc, "key"), *ra = db_doc_str(doc, "a"),
+               *rb = db_doc_str(doc, "b");
     if (id == NULL || key == NULL || ra == NULL)
         return OB__DROP;
     char edge[160];
@@ -172,53 +172,55 @@ static ob__verdict_t ob__recover(auth_t *a, const bson_t *doc, char **body)
     return OB__DROP;
 }
 
+/* Copies of the documents of one find, handled after its cursor (and pooled client) is given
+ * back: handling them makes further queries. */
 typedef struct {
-    auth_t *a;
-    cJSON *docs; /* copies, processed after the cursor is closed */
+    bson_t *docs[OB__BATCH];
+    size_t n;
 } ob__batch_t;
 
 static int ob__collect(const bson_t *doc, void *ud)
 {
     ob__batch_t *b = ud;
-    char *json = bson_as_relaxed_extended_json(doc, NULL);
-    cJSON_AddItemToArray(b->docs, cJSON_CreateString(json));
-    bson_free(json);
-    return 0;
+    b->docs[b->n++] = bson_copy(doc);
+    return b->n == OB__BATCH;
+}
+
+static void ob__batch_free(ob__batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        bson_destroy(b->docs[i]);
+    b->n = 0;
 }
 
 static long ob__recover_pass(auth_t *a, int64_t now_ms)
 {
-    ob__batch_t b = {a, cJSON_CreateArray()};
+    ob__batch_t b = {.n = 0};
     bson_t *f = BCON_NEW("state", BCON_UTF8("pending"), "created_at", "{", "$lt",
                          BCON_DATE_TIME(now_ms - a->conf->outbox_recover_after_ms), "}");
-    bson_t *opts = BCON_NEW("limit", BCON_INT64(OB__BATCH));
-    long n = st_each(a, "outbox", f, opts, ob__collect, &b);
-    const cJSON *j;
-    cJSON_ArrayForEach(j, b.docs)
-    {
-        bson_t *doc = bson_new_from_json((const uint8_t *)j->valuestring, -1, NULL);
-        if (doc == NULL)
-            continue;
+    bson_t *opts = BCON_NEW("sort", "{", "created_at", BCON_INT32(1), "}", "limit", BCON_INT64(OB__BATCH));
+    long n = db_each(a->db, "outbox", f, opts, ob__collect, &b);
+    for (size_t i = 0; i < b.n; i++) {
+        const bson_t *doc = b.docs[i];
         char *body = NULL;
         ob__verdict_t v = ob__recover(a, doc, &body);
-        const char *id = doc_str(doc, "_id");
+        const char *id = db_doc_str(doc, "_id");
         if (v == OB__READY) {
-            log_info(doc_str(doc, "request_id"), "outbox %s (%s): recovered, will be published", id,
-                     doc_str(doc, "key"));
+            log_info(db_doc_str(doc, "request_id"), "outbox %s (%s): recovered, will be published", id,
+                     db_doc_str(doc, "key"));
             if (body == NULL)
-                body = xstrdup(doc_str(doc, "body"));
+                body = xstrdup(db_doc_str(doc, "body"));
             ob__set_ready(a, id, body);
         } else if (v == OB__DROP) {
-            log_info(doc_str(doc, "request_id"), "outbox %s (%s): its write never happened; dropped", id,
-                     doc_str(doc, "key"));
+            log_info(db_doc_str(doc, "request_id"), "outbox %s (%s): its write never happened; dropped", id,
+                     db_doc_str(doc, "key"));
             outbox_abort(a, id);
         }
         free(body);
-        bson_destroy(doc);
     }
     bson_destroy(f);
     bson_destroy(opts);
-    cJSON_Delete(b.docs);
+    ob__batch_free(&b);
     return n;
 }
 
@@ -228,43 +230,36 @@ long outbox_pass(auth_t *a, mq_t *publisher, int64_t now_ms)
 {
     if (ob__recover_pass(a, now_ms) < 0)
         return -1;
-    ob__batch_t b = {a, cJSON_CreateArray()};
+    ob__batch_t b = {.n = 0};
     bson_t *f = BCON_NEW("state", BCON_UTF8("ready"));
     bson_t *opts = BCON_NEW("sort", "{", "created_at", BCON_INT32(1), "_id", BCON_INT32(1), "}", "limit",
                             BCON_INT64(OB__BATCH));
-    long published = st_each(a, "outbox", f, opts, ob__collect, &b) < 0 ? -1 : 0;
-    const cJSON *j;
-    cJSON_ArrayForEach(j, b.docs)
-    {
-        if (published < 0)
-            break;
-        bson_t *doc = bson_new_from_json((const uint8_t *)j->valuestring, -1, NULL);
-        if (doc == NULL)
-            continue;
-        const char *id = doc_str(doc, "_id"), *key = doc_str(doc, "key"), *body = doc_str(doc, "body"),
-                   *owner = doc_str(doc, "owner");
+    long published = db_each(a->db, "outbox", f, opts, ob__collect, &b) < 0 ? -1 : 0;
+    for (size_t i = 0; i < b.n && published >= 0; i++) {
+        const bson_t *doc = b.docs[i];
+        const char *id = db_doc_str(doc, "_id"), *key = db_doc_str(doc, "key"),
+                   *body = db_doc_str(doc, "body"), *owner = db_doc_str(doc, "owner");
         /* Another live copy publishes its own events; take them over only when they linger. */
         int mine = owner != NULL && strcmp(owner, a->outbox->owner) == 0;
         if (id != NULL && key != NULL && body != NULL &&
-            (mine || doc_ms(doc, "created_at") < now_ms - OB__OTHERS_GRACE_MS)) {
-            int rc = mq_publish_event(publisher, key, id, doc_str(doc, "request_id"), body, strlen(body),
+            (mine || db_doc_ms(doc, "created_at") < now_ms - OB__OTHERS_GRACE_MS)) {
+            int rc = mq_publish_event(publisher, key, id, db_doc_str(doc, "request_id"), body, strlen(body),
                                       OB__CONFIRM_MS);
             if (rc != 0) {
                 log_warn(NULL, "outbox: cannot publish %s %s: %s; will retry", key, id, mq_strerror(rc));
                 published = -1;
             } else {
                 bson_t *df = BCON_NEW("_id", BCON_UTF8(id));
-                st_delete_one(a, "outbox", df); /* if this fails it goes again, same message_id */
+                db_delete_one(a->db, "outbox", df); /* if this fails it goes again, same message_id */
                 bson_destroy(df);
                 metrics_counter_add(a->events_published, &key, 1);
                 published++;
             }
         }
-        bson_destroy(doc);
     }
     bson_destroy(f);
     bson_destroy(opts);
-    cJSON_Delete(b.docs);
+    ob__batch_free(&b);
     return published;
 }
 
@@ -278,7 +273,7 @@ static void ob__housekeeping(auth_t *a)
     static const char *const expiring[] = {"refresh_tokens", "refresh_spent", "revoked_families"};
     for (size_t i = 0; i < CORE_ARRAY_SIZE(expiring); i++) {
         bson_t *f = BCON_NEW("expires_at", "{", "$lt", BCON_DATE_TIME(now), "}");
-        st_delete_many(a, expiring[i], f);
+        db_delete_many(a->db, expiring[i], f);
         bson_destroy(f);
     }
 }

@@ -33,14 +33,14 @@ mq_disposition_t posts_on_event(mq_t *mq, const mq_message_t *msg, void *ud)
     pthread_mutex_lock(&a->counters_lock);
     if (created) {
         bson_t *doc = BCON_NEW("_id", BCON_UTF8(post), "user_id", BCON_UTF8(author));
-        rc = st_insert(a, "user_posts", doc);
+        rc = db_insert(a->db, "user_posts", doc);
         bson_destroy(doc);
         rc = rc == 0   ? counter_add_locked(a, author, CTR_POSTS, 1)
              : rc == 1 ? counter_recount_locked(a, author)
                        : -1;
     } else {
         bson_t *f = BCON_NEW("_id", BCON_UTF8(post));
-        rc = st_delete_one(a, "user_posts", f);
+        rc = db_delete_one(a->db, "user_posts", f);
         bson_destroy(f);
         rc = rc == 1   ? counter_add_locked(a, author, CTR_POSTS, -1)
              : rc == 0 ? counter_recount_locked(a, author)

@@ -41,6 +41,15 @@ void rpc_invalid(mq_reply_t *r, const char *field, const char *why)
     free(detail);
 }
 
+int rpc_invalid_fields(mq_reply_t *r, cJSON **errors)
+{
+    if (cJSON_GetArraySize(*errors) == 0)
+        return 0;
+    rpc_problem(r, 422, "invalid-field", "some fields are not valid", *errors);
+    *errors = NULL;
+    return 1;
+}
+
 void rpc_db_error(mq_reply_t *r)
 {
     rpc_problem(r, 503, "database-unavailable", "the account database is unavailable; try again", NULL);
@@ -64,6 +73,13 @@ void rpc_rate_limited(mq_reply_t *r, long retry_after_s, const char *detail)
     rpc_problem(r, 429, "rate-limited", detail, NULL);
     free(r->headers_json);
     r->headers_json = xasprintf("{\"retry-after\":\"%ld\"}", retry_after_s < 1 ? 1 : retry_after_s);
+}
+
+void json_add_time(cJSON *obj, const char *name, int64_t ms)
+{
+    char buf[32];
+    core_rfc3339(ms, buf);
+    cJSON_AddStringToObject(obj, name, buf);
 }
 
 /* ================================================================ requests */

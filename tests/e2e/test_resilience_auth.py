@@ -13,7 +13,7 @@ import uuid
 
 import httpx
 
-from conftest import bearer, h2_client, stack, wait_until
+from conftest import bearer, h2_client, is_problem, stack, wait_until
 from rabbitlib import EventQueue, client as rabbit_client, q as quote
 from test_resilience import alive, pid_of
 
@@ -102,3 +102,34 @@ def test_accounts_and_sessions_survive_kill9():
         assert r.status_code == 200, r.text
         r = c.post("/v1/auth/login", json={"login": u["user"]["username"], "password": "correct horse"})
         assert r.status_code == 200, r.text
+
+
+def test_database_outage_is_503_not_a_wrong_answer_and_auth_recovers_by_itself():
+    with h2_client() as c:
+        u = register(c, "dbo")
+        h, name = bearer(u["access_token"]), u["user"]["username"]
+        pid = pid_of("auth")
+        stack("stop", "ferretdb")
+        try:
+            wait_until(lambda: c.get("/v1/me", headers=h).status_code == 503, timeout=15,
+                       what="503 while the database is down")
+            body = is_problem(c.get("/v1/me", headers=h), 503)
+            assert "database" in body["detail"]
+            # A login must not look like bad credentials, nor a register like a taken name.
+            r = c.post("/v1/auth/login", json={"login": name, "password": "correct horse"})
+            is_problem(r, 503)
+            assert r.headers.get("retry-after")
+            is_problem(c.post("/v1/auth/register", json={"username": name, "email": "x" + u["user"]["email"],
+                                                         "password": "correct horse"}), 503)
+            r = httpx.get(f"{AUTH_ADMIN}/readyz", timeout=5)
+            assert r.status_code == 503 and r.json()["checks"]["database"] == "down"
+        finally:
+            stack("start", "ferretdb")
+        wait_until(lambda: c.get("/v1/me", headers=h).status_code == 200, timeout=30,
+                   what="auth answering again after the database came back")
+        assert pid_of("auth") == pid and alive(pid), "auth must not need a restart"
+        with EventQueue(["follow.created"]) as q:
+            other = register(c, "dbo")
+            r = c.post(f"/v1/users/{other['user']['username']}/follow", headers=h)
+            assert r.status_code == 200
+            assert len(q.take(want=1, timeout=10, predicate=lambda m: m["body"]["follower_id"] == u["user"]["id"])) == 1

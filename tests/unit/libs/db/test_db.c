@@ -373,3 +373,78 @@ Test(db, purge_of_an_empty_collection_is_zero)
 {
     cr_assert_eq(db_messages_purge(db, 1000), 0);
 }
+
+/* ================================================================ single operations */
+
+static int test_collect_first_two(const bson_t *doc, void *ud)
+{
+    long *seen = ud;
+    *seen += db_doc_int(doc, "n");
+    return db_doc_int(doc, "n") >= 2; /* stop after n == 2 */
+}
+
+Test(db, single_operations_report_duplicates_counts_and_misses)
+{
+    char coll[64];
+    snprintf(coll, sizeof(coll), "ops_%s", suffix);
+    cr_assert_eq(db_ensure_indexes(db, coll, test_indexes, 1, err, sizeof(err)), 0, "%s", err);
+    bson_t *a = BCON_NEW("_id", "a", "email", "a@x.io", "n", BCON_INT32(1), "at", BCON_DATE_TIME(1234));
+    bson_t *b = BCON_NEW("_id", "b", "email", "b@x.io", "n", BCON_INT32(2));
+    bson_t *c = BCON_NEW("_id", "c", "email", "c@x.io", "n", BCON_INT32(3));
+    cr_assert_eq(db_insert(db, coll, a), 0);
+    cr_assert_eq(db_insert(db, coll, b), 0);
+    cr_assert_eq(db_insert(db, coll, c), 0);
+    cr_assert_eq(db_insert(db, coll, a), 1, "the same _id again is a duplicate, not an error");
+
+    /* An update that breaks a unique index is -2 (FerretDB says so with code 1, not 11000). */
+    bson_t *fb = BCON_NEW("_id", "b"), *taken = BCON_NEW("$set", "{", "email", "a@x.io", "}");
+    cr_assert_eq(db_update_one(db, coll, fb, taken, 0), -2);
+    bson_t *fz = BCON_NEW("_id", "z"), *set = BCON_NEW("$set", "{", "n", BCON_INT32(9), "}");
+    cr_assert_eq(db_update_one(db, coll, fz, set, 0), 0);
+    cr_assert_eq(db_update_one(db, coll, fz, set, 1), 1, "an upsert counts as one");
+
+    bson_t out = BSON_INITIALIZER;
+    bson_t *fa = BCON_NEW("_id", "a");
+    cr_assert_eq(db_find_one(db, coll, fa, NULL, &out), 1);
+    cr_assert_str_eq(db_doc_str(&out, "email"), "a@x.io");
+    cr_assert_eq(db_doc_ms(&out, "at"), 1234);
+    cr_assert_null(db_doc_str(&out, "n"), "a number is not a string");
+    cr_assert_eq(db_exists(db, coll, fa), 1);
+    cr_assert_eq(db_exists(db, coll, fz), 1);
+    bson_t *all = bson_new();
+    cr_assert_eq(db_count(db, coll, all), 4);
+
+    long seen = 0;
+    bson_t *sorted = BCON_NEW("sort", "{", "n", BCON_INT32(1), "}");
+    cr_assert_eq(db_each(db, coll, all, sorted, test_collect_first_two, &seen), 2, "stops when fn says so");
+    cr_assert_eq(seen, 3);
+
+    cr_assert_eq(db_delete_one(db, coll, fa), 1);
+    cr_assert_eq(db_delete_one(db, coll, fa), 0, "only the first delete removes it");
+    cr_assert_eq(db_delete_many(db, coll, all), 3);
+    cr_assert_eq(db_find_one(db, coll, fa, NULL, NULL), 0);
+
+    char id1[25], id2[25];
+    db_new_id(id1);
+    db_new_id(id2);
+    cr_assert_eq(strlen(id1), 24);
+    cr_assert_str_neq(id1, id2);
+    bson_t *docs[] = {a, b, c, fb, taken, fz, set, fa, all, sorted};
+    for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++)
+        bson_destroy(docs[i]);
+    bson_destroy(&out);
+}
+
+Test(db, single_operations_on_a_dead_server_return_minus_1)
+{
+    db_t *dead = db_open(DEAD_URI, "x", "test", err, sizeof(err));
+    cr_assert_not_null(dead);
+    bson_t *doc = BCON_NEW("_id", "a");
+    cr_assert_eq(db_insert(dead, "c", doc), -1);
+    cr_assert_eq(db_find_one(dead, "c", doc, NULL, NULL), -1);
+    cr_assert_eq(db_update_one(dead, "c", doc, doc, 0), -1);
+    cr_assert_eq(db_delete_one(dead, "c", doc), -1);
+    cr_assert_eq(db_count(dead, "c", doc), -1);
+    bson_destroy(doc);
+    db_close(dead);
+}

@@ -13,7 +13,6 @@
 #include "../../../../services/auth/outbox.c"
 #include "../../../../services/auth/posts.c"
 #include "../../../../services/auth/rpc.c"
-#include "../../../../services/auth/store.c"
 #include "../../../../services/auth/tokens.c"
 #include "../../../../services/auth/validate.c"
 
@@ -82,7 +81,7 @@ static void pending(const char *key, const char *a, const char *b, int64_t age_m
     cJSON_Delete(p);
     bson_t *f = BCON_NEW("_id", BCON_UTF8(id));
     bson_t *u = BCON_NEW("$set", "{", "created_at", BCON_DATE_TIME(core_wall_ms() - age_ms), "}");
-    cr_assert_eq(st_update_one(&app, "outbox", f, u, 0), 1);
+    cr_assert_eq(db_update_one(app.db, "outbox", f, u, 0), 1);
     bson_destroy(f);
     bson_destroy(u);
 }
@@ -93,10 +92,10 @@ static const char *state(const char *id)
     static char buf[16];
     bson_t *f = BCON_NEW("_id", BCON_UTF8(id));
     bson_t doc = BSON_INITIALIZER;
-    int rc = st_find_one(&app, "outbox", f, NULL, &doc);
+    int rc = db_find_one(app.db, "outbox", f, NULL, &doc);
     bson_destroy(f);
     cr_assert_geq(rc, 0);
-    const char *s = rc == 1 ? doc_str(&doc, "state") : NULL;
+    const char *s = rc == 1 ? db_doc_str(&doc, "state") : NULL;
     if (s != NULL)
         snprintf(buf, sizeof(buf), "%s", s);
     bson_destroy(&doc);
@@ -105,7 +104,7 @@ static const char *state(const char *id)
 
 static void insert(const char *coll, bson_t *doc)
 {
-    cr_assert_eq(st_insert(&app, coll, doc), 0);
+    cr_assert_eq(db_insert(app.db, coll, doc), 0);
     bson_destroy(doc);
 }
 
@@ -149,7 +148,7 @@ Test(outbox, recovery_completes_writes_that_happened_and_drops_the_others)
     cr_assert_eq(counter_get(&app, "u1", c), 0);
     cr_assert_eq(c[CTR_FOLLOWING], 1);
     bson_t *f = BCON_NEW("from", "u5");
-    cr_assert_eq(st_count(&app, "follows", f), 0);
+    cr_assert_eq(db_count(app.db, "follows", f), 0);
     bson_destroy(f);
 }
 

@@ -1,21 +1,21 @@
-/* store.c -- one MongoDB operation per call on a pooled client, and readers of document fields. */
+/* ops.c -- one MongoDB operation per call on a pooled client, and readers of document fields. */
 #include <string.h>
 
-#include "auth.h"
 #include "core/core.h"
+#include "db/db.h"
 #include "log/log.h"
 
-#define ST__DUPLICATE_KEY 11000
+#define DB__DUPLICATE_KEY 11000
 
 /* A unique index refused the write. FerretDB reports a violating update with code 1 and
  * SQLite's words rather than 11000. */
-static int st__duplicate(const bson_error_t *e)
+static int db__duplicate(const bson_error_t *e)
 {
-    return e->code == ST__DUPLICATE_KEY || strstr(e->message, "E11000") != NULL ||
+    return e->code == DB__DUPLICATE_KEY || strstr(e->message, "E11000") != NULL ||
            strstr(e->message, "UNIQUE constraint failed") != NULL;
 }
 
-static void st__log(const char *op, const char *coll, const bson_error_t *e)
+static void db__log(const char *op, const char *coll, const bson_error_t *e)
 {
     log_warn(NULL, "mongo %s %s: %s (code %u)", op, coll, e->message, e->code);
 }
@@ -23,24 +23,24 @@ static void st__log(const char *op, const char *coll, const bson_error_t *e)
 typedef struct {
     mongoc_client_t *client;
     mongoc_collection_t *coll;
-} st__handle_t;
+} db__handle_t;
 
-static void st__open(auth_t *a, const char *coll, st__handle_t *h)
+static void db__open(db_t *db, const char *coll, db__handle_t *h)
 {
-    h->client = db_acquire(a->db);
-    h->coll = db_collection(a->db, h->client, coll);
+    h->client = db_acquire(db);
+    h->coll = db_collection(db, h->client, coll);
 }
 
-static void st__close(auth_t *a, st__handle_t *h)
+static void db__close(db_t *db, db__handle_t *h)
 {
     mongoc_collection_destroy(h->coll);
-    db_release(a->db, h->client);
+    db_release(db, h->client);
 }
 
-int st_find_one(auth_t *a, const char *coll, const bson_t *filter, const bson_t *opts, bson_t *out)
+int db_find_one(db_t *db, const char *coll, const bson_t *filter, const bson_t *opts, bson_t *out)
 {
-    st__handle_t h;
-    st__open(a, coll, &h);
+    db__handle_t h;
+    db__open(db, coll, &h);
     bson_t o = BSON_INITIALIZER;
     if (opts != NULL)
         bson_concat(&o, opts);
@@ -55,42 +55,42 @@ int st_find_one(auth_t *a, const char *coll, const bson_t *filter, const bson_t 
     }
     bson_error_t e;
     if (rc == 0 && mongoc_cursor_error(cur, &e)) {
-        st__log("find", coll, &e);
+        db__log("find", coll, &e);
         rc = -1;
     }
     mongoc_cursor_destroy(cur);
     bson_destroy(&o);
-    st__close(a, &h);
+    db__close(db, &h);
     return rc;
 }
 
-int st_exists(auth_t *a, const char *coll, const bson_t *filter)
+int db_exists(db_t *db, const char *coll, const bson_t *filter)
 {
     bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}");
-    int rc = st_find_one(a, coll, filter, opts, NULL);
+    int rc = db_find_one(db, coll, filter, opts, NULL);
     bson_destroy(opts);
     return rc;
 }
 
-int st_insert(auth_t *a, const char *coll, const bson_t *doc)
+int db_insert(db_t *db, const char *coll, const bson_t *doc)
 {
-    st__handle_t h;
-    st__open(a, coll, &h);
+    db__handle_t h;
+    db__open(db, coll, &h);
     bson_error_t e;
     int rc = 0;
     if (!mongoc_collection_insert_one(h.coll, doc, NULL, NULL, &e)) {
-        if (st__duplicate(&e)) {
+        if (db__duplicate(&e)) {
             rc = 1;
         } else {
-            st__log("insert", coll, &e);
+            db__log("insert", coll, &e);
             rc = -1;
         }
     }
-    st__close(a, &h);
+    db__close(db, &h);
     return rc;
 }
 
-static int64_t st__reply_int(const bson_t *reply, const char *key)
+static int64_t db__reply_int(const bson_t *reply, const char *key)
 {
     bson_iter_t it;
     if (bson_iter_init_find(&it, reply, key) && BSON_ITER_HOLDS_NUMBER(&it))
@@ -98,76 +98,76 @@ static int64_t st__reply_int(const bson_t *reply, const char *key)
     return 0;
 }
 
-static long st__delete(auth_t *a, const char *coll, const bson_t *filter, int many)
+static long db__delete(db_t *db, const char *coll, const bson_t *filter, int many)
 {
-    st__handle_t h;
-    st__open(a, coll, &h);
+    db__handle_t h;
+    db__open(db, coll, &h);
     bson_error_t e;
     bson_t reply;
     long rc;
     int ok = many ? mongoc_collection_delete_many(h.coll, filter, NULL, &reply, &e)
                   : mongoc_collection_delete_one(h.coll, filter, NULL, &reply, &e);
     if (ok) {
-        rc = (long)st__reply_int(&reply, "deletedCount");
+        rc = (long)db__reply_int(&reply, "deletedCount");
     } else {
-        st__log("delete", coll, &e);
+        db__log("delete", coll, &e);
         rc = -1;
     }
     bson_destroy(&reply);
-    st__close(a, &h);
+    db__close(db, &h);
     return rc;
 }
 
-int st_delete_one(auth_t *a, const char *coll, const bson_t *filter)
+int db_delete_one(db_t *db, const char *coll, const bson_t *filter)
 {
-    return (int)st__delete(a, coll, filter, 0);
+    return (int)db__delete(db, coll, filter, 0);
 }
 
-long st_delete_many(auth_t *a, const char *coll, const bson_t *filter)
+long db_delete_many(db_t *db, const char *coll, const bson_t *filter)
 {
-    return st__delete(a, coll, filter, 1);
+    return db__delete(db, coll, filter, 1);
 }
 
-int st_update_one(auth_t *a, const char *coll, const bson_t *filter, const bson_t *update, int upsert)
+int db_update_one(db_t *db, const char *coll, const bson_t *filter, const bson_t *update, int upsert)
 {
-    st__handle_t h;
-    st__open(a, coll, &h);
+    db__handle_t h;
+    db__open(db, coll, &h);
     bson_error_t e;
     bson_t reply;
     bson_t *opts = upsert ? BCON_NEW("upsert", BCON_BOOL(true)) : NULL;
     int rc;
     if (mongoc_collection_update_one(h.coll, filter, update, opts, &reply, &e)) {
-        rc = (int)(st__reply_int(&reply, "matchedCount") + st__reply_int(&reply, "upsertedCount"));
-    } else if (st__duplicate(&e)) {
+        rc = (int)(db__reply_int(&reply, "matchedCount") + db__reply_int(&reply, "upsertedCount"));
+    } else if (db__duplicate(&e)) {
         rc = -2;
     } else {
-        st__log("update", coll, &e);
+        db__log("update", coll, &e);
         rc = -1;
     }
     bson_destroy(&reply);
     if (opts != NULL)
         bson_destroy(opts);
-    st__close(a, &h);
+    db__close(db, &h);
     return rc;
 }
 
-long st_count(auth_t *a, const char *coll, const bson_t *filter)
+long db_count(db_t *db, const char *coll, const bson_t *filter)
 {
-    st__handle_t h;
-    st__open(a, coll, &h);
+    db__handle_t h;
+    db__open(db, coll, &h);
     bson_error_t e;
     int64_t n = mongoc_collection_count_documents(h.coll, filter, NULL, NULL, NULL, &e);
     if (n < 0)
-        st__log("count", coll, &e);
-    st__close(a, &h);
+        db__log("count", coll, &e);
+    db__close(db, &h);
     return n < 0 ? -1 : (long)n;
 }
 
-long st_each(auth_t *a, const char *coll, const bson_t *filter, const bson_t *opts,
+long db_each(db_t *db, const char *coll, const bson_t *filter, const bson_t *opts,
              int (*fn)(const bson_t *doc, void *ud), void *ud)
 {
-    st__handle_t h;
-    st__open(a, coll, &h);
+    db__handle_t h;
+    db__open(db, coll, &h);
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(h.coll, filter, opts, NULL);
     const bson_t *doc;
     long n = 0;
@@ -178,15 +178,15 @@ long st_each(auth_t *a, const char *coll, const bson_t *filter, const bson_t *op
     }
     bson_error_t e;
     if (mongoc_cursor_error(cur, &e)) {
-        st__log("find", coll, &e);
+        db__log("find", coll, &e);
         n = -1;
     }
     mongoc_cursor_destroy(cur);
-    st__close(a, &h);
+    db__close(db, &h);
     return n;
 }
 
-const char *doc_str(const bson_t *doc, const char *key)
+const char *db_doc_str(const bson_t *doc, const char *key)
 {
     bson_iter_t it;
     if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it))
@@ -194,7 +194,7 @@ const char *doc_str(const bson_t *doc, const char *key)
     return NULL;
 }
 
-int64_t doc_ms(const bson_t *doc, const char *key)
+int64_t db_doc_ms(const bson_t *doc, const char *key)
 {
     bson_iter_t it;
     if (!bson_iter_init_find(&it, doc, key))
@@ -206,7 +206,7 @@ int64_t doc_ms(const bson_t *doc, const char *key)
     return 0;
 }
 
-int64_t doc_int(const bson_t *doc, const char *key)
+int64_t db_doc_int(const bson_t *doc, const char *key)
 {
     bson_iter_t it;
     if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_NUMBER(&it))
@@ -214,16 +214,9 @@ int64_t doc_int(const bson_t *doc, const char *key)
     return 0;
 }
 
-void st_new_id(char out[25])
+void db_new_id(char out[25])
 {
     bson_oid_t oid;
     bson_oid_init(&oid, NULL);
     bson_oid_to_string(&oid, out);
-}
-
-void json_add_time(cJSON *obj, const char *name, int64_t ms)
-{
-    char buf[32];
-    core_rfc3339(ms, buf);
-    cJSON_AddStringToObject(obj, name, buf);
 }

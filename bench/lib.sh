@@ -1,0 +1,27 @@
+# lib.sh -- what the benchmark scripts share; sourced, not run.
+
+# bench_run OUT FILE NAME URL [h2load args...]: one measured h2load run (warm-up WARMUP s, then
+# DURATION s, one thread), its per-request log in OUT/FILE.tsv; prints a Markdown table row:
+# | NAME | req/s | p50 ms | p99 ms | max ms | 2xx | failed |
+bench_run() {
+    local out="$1" file="$2" name="$3" url="$4"
+    shift 4
+    rm -f "$out/$file.tsv" # h2load appends to its log
+    h2load -t 1 --warm-up-time="$WARMUP" -D "$DURATION" --log-file="$out/$file.tsv" "$@" "$url" >"$out/$file.txt"
+    local rps ok fail
+    rps=$(grep -o '[0-9.]* req/s' "$out/$file.txt" | head -n1 | cut -d' ' -f1)
+    ok=$(awk '/^status codes:/ {print $3}' "$out/$file.txt")
+    fail=$(awk '/^requests:/ {print $10}' "$out/$file.txt")
+    # Columns of the log: start (us since epoch), status, duration (us).
+    sort -n -k3,3 "$out/$file.tsv" | awk -v name="$name" -v rps="$rps" -v ok="$ok" -v fail="$fail" '
+        { d[NR] = $3 }
+        END {
+            p50 = d[int(NR * 0.50) > 0 ? int(NR * 0.50) : 1]; p99 = d[int(NR * 0.99) > 0 ? int(NR * 0.99) : 1]
+            printf "| %s | %s | %.2f | %.2f | %.2f | %s | %s |\n", name, rps, p50 / 1000, p99 / 1000, d[NR] / 1000, ok, fail
+        }'
+}
+
+bench_header() {
+    echo "| target | req/s | p50 ms | p99 ms | max ms | 2xx | failed |"
+    echo "|---|---|---|---|---|---|---|"
+}
