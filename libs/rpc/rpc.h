@@ -1,0 +1,47 @@
+/* rpc.h -- what a service's RPC handlers share: replies (JSON, problem+json) and request parts
+ * (body, path and query parameters). */
+#ifndef RPC_H
+#define RPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "mq/mq.h"
+
+/* ================================================================ replies */
+
+/* Takes body. */
+void rpc_json(mq_reply_t *r, int status, cJSON *body);
+/* Takes errors (may be NULL). Replaces whatever r held. */
+void rpc_problem(mq_reply_t *r, int status, const char *type, const char *detail, cJSON *errors);
+/* 422 with errors {field: why}. */
+void rpc_invalid(mq_reply_t *r, const char *field, const char *why);
+/* When *errors ({field: why}) has members: answers 422 with them (taking *errors, which becomes
+ * NULL) and returns 1; else returns 0. */
+int rpc_invalid_fields(mq_reply_t *r, cJSON **errors);
+/* 503 database-unavailable with Retry-After: 1. */
+void rpc_db_error(mq_reply_t *r);
+/* 401 with WWW-Authenticate: Bearer error="invalid_token" (a token whose account is gone). */
+void rpc_unauthorized(mq_reply_t *r, const char *type, const char *detail);
+void rpc_no_content(mq_reply_t *r);
+void rpc_rate_limited(mq_reply_t *r, long retry_after_s, const char *detail);
+/* 404 not-found with detail. */
+void rpc_not_found(mq_reply_t *r, const char *detail);
+
+/* ================================================================ requests */
+
+/* The request body as a JSON object, or NULL after answering 400/413/415. Caller frees. */
+cJSON *rpc_body(const mq_message_t *req, mq_reply_t *r);
+/* A path parameter (x-params) copied into out; 0, or -1 if absent or too long. */
+int rpc_param(const mq_message_t *req, const char *name, char *out, size_t outlen);
+/* A query parameter, percent-decoded, copied into out; 1 found, 0 absent, -1 too long or bad. */
+int rpc_query(const mq_message_t *req, const char *name, char *out, size_t outlen);
+
+/* ================================================================ JSON */
+
+/* RFC 3339 (UTC, milliseconds) of ms as a string member of obj. */
+void json_add_time(cJSON *obj, const char *name, int64_t ms);
+
+#endif
