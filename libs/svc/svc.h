@@ -16,12 +16,19 @@ typedef struct {
 } svc_conf_t;
 
 #define SVC_CFG_COMMON(c, admin_default)                                                                     \
-    {"AMQP_URL", CFG_STRING, "amqp://guest:guest@127.0.0.1:5672", "RabbitMQ URL", &(c).amqp_url, 0, 0},     \
+    {"AMQP_URL", CFG_STRING, "amqp://guest:guest@127.0.0.1:5672", "RabbitMQ URL", &(c).amqp_url, 0, 0},      \
         {"LOG_LEVEL", CFG_STRING, "info", "debug, info, warn or error", &(c).log_level, 0, 0},               \
-        {"ADMIN_LISTEN", CFG_STRING, admin_default, "admin HTTP listener (/healthz /readyz /metrics)",       \
-         &(c).admin_listen, 0, 0},                                                                           \
-        {"WORKERS", CFG_INT, "4", "consumer threads, each with its own broker connection", &(c).workers, 1,  \
-         64}
+        {"ADMIN_LISTEN",                                                                                     \
+         CFG_STRING,                                                                                         \
+         admin_default,                                                                                      \
+         "admin HTTP listener (/healthz /readyz /metrics)",                                                  \
+         &(c).admin_listen,                                                                                  \
+         0,                                                                                                  \
+         0},                                                                                                 \
+    {                                                                                                        \
+        "WORKERS", CFG_INT, "4", "consumer threads, each with its own broker connection", &(c).workers, 1,   \
+            64                                                                                               \
+    }
 
 typedef struct svc svc_t;
 
@@ -42,6 +49,9 @@ typedef struct {
     /* Called after the workers have stopped, if start succeeded: stop what start started. May be
      * NULL. */
     void (*stop)(svc_t *svc, void *ud);
+    /* Unacked deliveries per worker connection; 0 means mq's default (100). A daemon whose
+     * messages are large or slow (images) takes 1, leaving the rest to other copies. */
+    unsigned prefetch;
     void *ud;
 } svc_def_t;
 
