@@ -19,7 +19,7 @@ APT_OPTIONAL=(docker-compose)
 FERRETDB_MODULE=github.com/FerretDB/FerretDB
 FERRETDB_VERSION=v1.24.2
 
-PIP_PACKAGES=(pytest 'httpx[http2]' 'pyjwt[crypto]' pyyaml jsonschema)
+PIP_PACKAGES=(pytest 'httpx[http2]' 'pyjwt[crypto]' pyyaml jsonschema pillow pillow-heif)
 
 log() { printf 'setup: %s\n' "$*"; }
 warn() { printf 'setup: WARNING: %s\n' "$*" >&2; }

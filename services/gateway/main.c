@@ -230,7 +230,11 @@ int main(int argc, char **argv)
     }
 
     h2o_config_init(&gw.globalconf);
-    gw.globalconf.max_request_entity_size = gw_routes_max_body((size_t)gw.conf.max_body);
+    /* h2o 2.2 reads a whole body before any handler sees the request, so only its own cap stops
+     * a body early: HTTP/1.1 gets h2o's 413 from the Content-Length alone, HTTP/2 a reset stream
+     * (REFUSED_STREAM) once the cap is passed. Twice the largest route cap leaves room for the
+     * routes to answer a body that is merely too large with their own 413 problem+json. */
+    gw.globalconf.max_request_entity_size = 2 * gw_routes_max_body((size_t)gw.conf.max_body);
     gw.globalconf.server_name = h2o_iovec_init(H2O_STRLIT("photo-gateway"));
     h2o_hostconf_t *host =
         h2o_config_register_host(&gw.globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);

@@ -28,6 +28,11 @@ static const gw_route_t gw__table[] = {
     {"POST", "/v1/users/{username}/block", "auth", "auth.block", GW_AUTH_REQUIRED, 0, 0, 0},
     {"DELETE", "/v1/users/{username}/block", "auth", "auth.unblock", GW_AUTH_REQUIRED, 0, 0, 0},
 
+    /* Media (resize-image): a 20 MiB image plus room for its multipart envelope; decoding and
+     * encoding every variant of a large photo takes seconds, not the default 5. */
+    {"POST", "/v1/media", "resize-image", "media.upload", GW_AUTH_REQUIRED, 20 * MiB + 64 * KiB, 30000, 0},
+    {"GET", "/v1/media/{id}", "resize-image", "media.show", GW_AUTH_REQUIRED, 0, 0, 0},
+
     /* Test and benchmark routes, served by tests/echod; only with GATEWAY_DEBUG_ROUTES=true. */
     {"GET", "/v1/debug/echo", "echo", "echo.echo", GW_AUTH_REQUIRED, 0, 0, 1},
     {"POST", "/v1/debug/echo", "echo", "echo.echo", GW_AUTH_REQUIRED, 64 * KiB, 0, 1},

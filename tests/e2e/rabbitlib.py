@@ -79,3 +79,39 @@ def queue_info(name):
         r = c.get(f"/queues/%2F/{q(name)}")
         r.raise_for_status()
         return r.json()
+
+
+def rpc_call(service, method, body, user_id=None, timeout=10.0):
+    """Calls a service's RPC method as another service would (reply to a queue of the test's own).
+    Returns (status, parsed body)."""
+    with client() as c:
+        reply = f"test.reply.{uuid.uuid4().hex[:12]}"
+        r = c.put(f"/queues/%2F/{q(reply)}",
+                  json={"durable": False, "auto_delete": False, "arguments": {"x-expires": 60000}})
+        assert r.status_code in (201, 204), r.text
+        try:
+            corr = uuid.uuid4().hex
+            headers = {"x-request-id": str(uuid.uuid4())}
+            if user_id is not None:
+                headers["x-user-id"] = user_id
+            props = {"type": method, "reply_to": reply, "correlation_id": corr, "app_id": "test",
+                     "content_type": "application/json", "headers": headers,
+                     "expiration": str(int(timeout * 1000))}
+            r = c.post("/exchanges/%2F/rpc/publish",
+                       json={"properties": props, "routing_key": service, "payload": json.dumps(body),
+                             "payload_encoding": "string"})
+            r.raise_for_status()
+            assert r.json()["routed"], f"nothing bound to rpc/{service}"
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                r = c.post(f"/queues/%2F/{q(reply)}/get",
+                           json={"count": 1, "ackmode": "ack_requeue_false", "encoding": "auto"})
+                r.raise_for_status()
+                for m in r.json():
+                    if m["properties"].get("correlation_id") == corr:
+                        status = int(m["properties"].get("headers", {}).get("x-status", 0))
+                        return status, json.loads(m["payload"]) if m["payload"] else None
+                time.sleep(0.05)
+            raise AssertionError(f"no reply to {method} within {timeout} s")
+        finally:
+            c.delete(f"/queues/%2F/{q(reply)}")
