@@ -21,8 +21,9 @@ export GATEWAY_RATE_IP_PER_SEC=1 GATEWAY_RATE_IP_BURST=300
 export GATEWAY_RATE_USER_PER_SEC=1 GATEWAY_RATE_USER_BURST=150
 # auth's abuse limits, low enough for tests to reach (each test speaks from its own address).
 export AUTH_LOGIN_FAILURES_PER_ACCOUNT=5 AUTH_LOGIN_FAILURES_PER_ADDRESS=12 AUTH_REGISTRATIONS_PER_ADDRESS=10
-# Uploads killed half-way are cleaned up this long after (test_resilience_media.py).
-export RESIZE_IMAGE_OUTBOX_RECOVER_AFTER=3s
+# Uploads killed half-way are cleaned up this long after (test_resilience_media.py); longer
+# than any upload of the tests takes in the ASan build.
+export RESIZE_IMAGE_OUTBOX_RECOVER_AFTER=8s
 export LOG_LEVEL=info
 export TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$STACK_AMQP_PORT"
 export TEST_MONGO_URI="mongodb://127.0.0.1:$STACK_MONGO_PORT/unit_tests"

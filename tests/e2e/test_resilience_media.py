@@ -1,7 +1,7 @@
 """test_resilience_media.py -- resize-image killed with SIGKILL in the middle of a burst of uploads:
 every upload that was answered 201 is there (document and files) with its media.created event
 delivered once, and what the killed uploads left half-way is cleaned up by the outbox's
-recovery (RESIZE_IMAGE_OUTBOX_RECOVER_AFTER is 3 s in the test stack)."""
+recovery (RESIZE_IMAGE_OUTBOX_RECOVER_AFTER is 8 s in the test stack)."""
 import collections
 import os
 import threading
