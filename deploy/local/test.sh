@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test.sh -- the whole test run behind `make test`: a stack of its own on test ports, unit tests,
-# black-box tests over HTTP/2, then a scan of every log for sanitizer reports.
+# a short libFuzzer run, black-box tests over HTTP/2, then a scan of every log for sanitizer reports.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -34,6 +34,22 @@ while IFS= read -r t; do
         echo "ok   $name: $(grep -o 'Tested: [0-9]* | Passing: [0-9]*' "$STACK_VAR/log/unit-${name//\//_}.log" | tail -n1)"
     fi
 done < <(find build/asan/tests -type f -name 'test_*' -perm -u+x | sort)
+
+# Each libFuzzer target on a copy of its seed corpus (what it finds stays in $STACK_VAR, not the repo).
+FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
+echo "== fuzzing (libFuzzer, $FUZZ_SECONDS s per target)"
+while IFS= read -r t; do
+    name="${t#build/asan/fuzz/fuzz_}"
+    mkdir -p "$STACK_VAR/fuzz/$name"
+    [[ -d tests/fuzz/corpus/$name ]] && cp tests/fuzz/corpus/"$name"/* "$STACK_VAR/fuzz/$name/"
+    if ! "$t" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=1024 -timeout=5 -print_final_stats=1 \
+        -artifact_prefix="$STACK_VAR/fuzz/$name-" "$STACK_VAR/fuzz/$name" >"$STACK_VAR/log/fuzz-$name.log" 2>&1; then
+        failures+=("fuzz: $name")
+        echo "FAIL fuzz_$name"; tail -n 40 "$STACK_VAR/log/fuzz-$name.log"
+    else
+        echo "ok   fuzz_$name: $(grep -o 'cov: [0-9]* ft: [0-9]* .* exec/s: [0-9]*' "$STACK_VAR/log/fuzz-$name.log" | tail -n1)"
+    fi
+done < <(find build/asan/fuzz -type f -name 'fuzz_*' -perm -u+x | sort)
 
 echo "== test stack: daemons and gateway"
 "$STACK" daemons-up
