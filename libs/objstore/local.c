@@ -10,9 +10,9 @@
 #include "core/core.h"
 #include "objstore/objstore_internal.h"
 
-/* How often a put re-creates its directory when a concurrent delete removed it (emptied)
- * between our mkdir and our create. */
-#define LOCAL__CREATE_ATTEMPTS 8
+/* How often a put makes its directory and tries to create its temp file there, when concurrent
+ * deletes keep removing that directory (empty) between the two. */
+#define LOCAL__CREATE_ATTEMPTS 16
 
 typedef struct {
     struct objstore base;
@@ -81,11 +81,13 @@ static int local__put(objstore_t *base, const char *key, const void *data, size_
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd >= 0 || errno != ENOENT || attempt == LOCAL__CREATE_ATTEMPTS)
             break;
+        /* Its directory is missing: make it. A concurrent delete may remove (as empty) what we
+         * make before we create our file in it; ENOENT then means: again. */
         char *dir = xstrndup(path, (size_t)(strrchr(path, '/') - path));
         int r = local__mkdirs(dir);
         int e = errno;
         free(dir);
-        if (r != 0) {
+        if (r != 0 && e != ENOENT) {
             rc = local__fail_errno(e, err, errlen, "put", key, "mkdir");
             goto out;
         }
