@@ -438,13 +438,18 @@ s3_request() {
 # The bucket, made by a signed PUT: versitygw keeps a bucket's owner and ACL in extended
 # attributes of its directory, and answers 500 for a bucket that is a bare mkdir.
 ensure_s3_bucket() {
-	local out code
+	local out code why
 	out=$(s3_request PUT "/$S3_BUCKET" 2>&1) || true
 	code=${out##*$'\n'}
 	case $code in
 	200) log "versitygw: made bucket $S3_BUCKET" ;;
 	409) ;; # BucketAlreadyOwnedByYou: made at an earlier start
-	*) fail_with_logs "versitygw: could not create bucket $S3_BUCKET: ${out//$'\n'/ }" versitygw ;;
+	*)
+		# The S3 error code (SignatureDoesNotMatch: other keys than the running versitygw's),
+		# else what curl said.
+		why=$(sed -n 's:.*<Code>\([^<]*\)</Code>.*:\1:p' <<<"$out" | head -n 1)
+		fail_with_logs "versitygw: could not create bucket $S3_BUCKET: HTTP $code ${why:-${out%$'\n'*}}" versitygw
+		;;
 	esac
 }
 
