@@ -379,6 +379,8 @@ Test(local, concurrent_puts_and_deletes_share_directories_safely)
 
 /* ================================================================ open */
 
+TestSuite(open, .timeout = 10);
+
 static void assert_open_fails(const objstore_conf_t *conf, const char *words)
 {
     err[0] = '\0';
