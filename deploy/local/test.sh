@@ -20,7 +20,7 @@ trap cleanup EXIT
 "$STACK" down >/dev/null 2>&1 || true
 rm -rf "$STACK_VAR"
 
-echo "== test stack: broker and database"
+echo "== test stack: broker, database and S3 (versitygw)"
 "$STACK" infra-up
 
 echo "== unit tests"
@@ -63,10 +63,10 @@ echo "== stopping the test stack"
 "$STACK" down
 
 echo "== sanitizer reports"
-# Our processes only: FerretDB (Go) and RabbitMQ write "runtime error" lines of their own.
+# Our processes only: FerretDB and versitygw (Go) and RabbitMQ write "runtime error" lines of their own.
 ours=()
 for f in "$STACK_VAR"/log/*.log; do
-    case "$(basename "$f")" in ferretdb.log | rabbitmq*.log | epmd.log) ;; *) ours+=("$f") ;; esac
+    case "$(basename "$f")" in ferretdb.log | versitygw.log | rabbitmq*.log | epmd.log) ;; *) ours+=("$f") ;; esac
 done
 if grep -l -E 'ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:' "${ours[@]}"; then
     grep -h -A 30 -E 'ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:' "${ours[@]}" | head -n 120
