@@ -1,4 +1,4 @@
-/* auth.h -- what the files of the auth daemon share: its context, store access, replies, outbox. */
+/* auth.h -- what the files of the auth daemon share: its context, store access, outbox. */
 #ifndef AUTH_H
 #define AUTH_H
 
@@ -13,6 +13,7 @@
 #include "cursor/cursor.h"
 #include "db/db.h"
 #include "mq/mq.h"
+#include "rpc/rpc.h"
 #include "svc/svc.h"
 
 /* ================================================================ configuration and context */
@@ -61,30 +62,6 @@ int counter_add_locked(auth_t *a, const char *user_id, auth_counter_t which, int
 int counter_recount_locked(auth_t *a, const char *user_id);
 /* Reads the counters (zeros when there is no document). Returns 0 or -1. */
 int counter_get(auth_t *a, const char *user_id, long out[3]);
-
-/* ================================================================ replies (rpc.c) */
-
-/* Takes body. */
-void rpc_json(mq_reply_t *r, int status, cJSON *body);
-/* Takes errors (may be NULL). */
-void rpc_problem(mq_reply_t *r, int status, const char *type, const char *detail, cJSON *errors);
-/* 422 with errors {field: why}. */
-void rpc_invalid(mq_reply_t *r, const char *field, const char *why);
-/* When *errors ({field: why}) has members: answers 422 with them (taking *errors, which becomes
- * NULL) and returns 1; else returns 0. */
-int rpc_invalid_fields(mq_reply_t *r, cJSON **errors);
-void rpc_db_error(mq_reply_t *r);
-/* 401 with WWW-Authenticate: Bearer error="invalid_token" (a token whose account is gone). */
-void rpc_unauthorized(mq_reply_t *r, const char *type, const char *detail);
-void rpc_no_content(mq_reply_t *r);
-void rpc_rate_limited(mq_reply_t *r, long retry_after_s, const char *detail);
-
-/* The request body as a JSON object, or NULL after answering 400/415. Caller frees. */
-cJSON *rpc_body(const mq_message_t *req, mq_reply_t *r);
-/* A path parameter (x-params) copied into out; 0, or -1 if absent or too long. */
-int rpc_param(const mq_message_t *req, const char *name, char *out, size_t outlen);
-/* A query parameter, percent-decoded, copied into out; 1 found, 0 absent, -1 too long or bad. */
-int rpc_query(const mq_message_t *req, const char *name, char *out, size_t outlen);
 
 /* ================================================================ validation (validate.c) */
 
@@ -202,8 +179,5 @@ void devices_remove(auth_t *a, const mq_message_t *req, mq_reply_t *r);
 void auth_rpc(mq_t *mq, const mq_message_t *req, mq_reply_t *reply, void *ud);
 /* post.created / post.deleted consumer (posts.c). */
 mq_disposition_t posts_on_event(mq_t *mq, const mq_message_t *msg, void *ud);
-
-/* RFC 3339 of ms into a cJSON string member (rpc.c). */
-void json_add_time(cJSON *obj, const char *name, int64_t ms);
 
 #endif

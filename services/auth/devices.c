@@ -136,7 +136,7 @@ void devices_remove(auth_t *a, const mq_message_t *req, mq_reply_t *r)
 {
     char token[4097];
     if (rpc_param(req, "token", token, sizeof(token)) != 0 || !auth_device_token_valid(token)) {
-        rpc_problem(r, 404, "not-found", "no such device", NULL);
+        rpc_not_found(r, "no such device");
         return;
     }
     if (dev__remove(a, req->user_id, token, "removed", req->request_id) < 0)

@@ -75,13 +75,13 @@ static int gr__target(auth_t *a, const mq_message_t *req, mq_reply_t *r, bson_t 
     if (rc < 0)
         rpc_db_error(r);
     else if (rc == 0)
-        rpc_problem(r, 404, "not-found", "no such user", NULL);
+        rpc_not_found(r, "no such user");
     return rc;
 }
 
 static void gr__not_found(mq_reply_t *r)
 {
-    rpc_problem(r, 404, "not-found", "no such user", NULL);
+    rpc_not_found(r, "no such user");
 }
 
 /* {following, followed_by, blocking} of caller towards target, into o. -1 on a database error. */
