@@ -1,4 +1,4 @@
-/* auth.h -- what the files of the auth daemon share: its context, store access, outbox. */
+/* auth.h -- what the files of the auth daemon share: its context, store access, outbox recovery. */
 #ifndef AUTH_H
 #define AUTH_H
 
@@ -13,6 +13,7 @@
 #include "cursor/cursor.h"
 #include "db/db.h"
 #include "mq/mq.h"
+#include "outbox/outbox.h"
 #include "rpc/rpc.h"
 #include "svc/svc.h"
 
@@ -32,8 +33,6 @@ typedef struct {
     long outbox_recover_after_ms, outbox_poll_ms;
 } auth_conf_t;
 
-typedef struct auth_outbox auth_outbox_t;
-
 typedef struct {
     const auth_conf_t *conf;
     db_t *db;
@@ -43,8 +42,8 @@ typedef struct {
      * about 160), so every counter update of this process goes through this lock; MongoDB's $inc
      * is atomic by itself. */
     pthread_mutex_t counters_lock;
-    auth_outbox_t *outbox;
-    metrics_counter_t *events_stored, *events_published, *logins;
+    outbox_t *outbox; /* events go out through it (libs/outbox) */
+    metrics_counter_t *logins;
 } auth_t;
 
 /* ================================================================ counters (counters.c) */
@@ -138,21 +137,13 @@ void limit_purge(auth_t *a, long older_than_ms);
 /* Removes the follow edge from -> to and its counts; 1 removed, 0 absent, -1. */
 int graph_unfollow_edge(auth_t *a, const char *from, const char *to);
 
-/* ================================================================ outbox (outbox.c)
- *
- * outbox_begin stores the event as pending before the write; outbox_commit marks it ready once
- * the write is done (the relay then publishes it); outbox_abort drops it when the write did not
- * happen. a and b name what the write touched, for recovery (see outbox.c). */
+/* ================================================================ outbox recovery (recover.c) */
 
-int outbox_begin(auth_t *a, const char *key, const cJSON *payload, const char *ref_a, const char *ref_b,
-                 const char *request_id, char id[37]);
-int outbox_commit(auth_t *a, const char *id);
-void outbox_abort(auth_t *a, const char *id);
-
-int outbox_start(auth_t *a, const char *amqp_url, char *err, size_t errlen);
-void outbox_stop(auth_t *a);
-/* Runs recovery and one relay pass now (tests). Returns the number published, or -1. */
-long outbox_pass(auth_t *a, mq_t *publisher, int64_t now_ms);
+/* auth's outbox_recover_fn (ud is the auth_t): looks at the decisive write of an abandoned
+ * event's request (the account, the edge with this event's op id, the device) and finishes what
+ * followed it (counts, unfollows, cleanup) before it says OUTBOX_READY, or says OUTBOX_DROP when
+ * the write is not there. Runs on the relay thread. */
+outbox_verdict_t auth_outbox_recover(void *ud, const bson_t *doc, char **body);
 
 /* ================================================================ handlers */
 
