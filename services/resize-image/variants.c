@@ -145,13 +145,26 @@ static int var__jpeg_add_icc(void **buf, size_t *len, const uint8_t *icc, size_t
     return 0;
 }
 
-/* WebP with an ICCP chunk (libwebpmux turns a simple file into an extended one). Takes *buf. */
-static int var__webp_add_icc(void **buf, size_t *len, const uint8_t *icc, size_t icc_len)
+/* WebP: no EXIF, no XMP, and the profile as the ICCP chunk (libwebpmux turns a simple file into
+ * an extended one). libvips 8.14.1's webpsave ignores "strip" (its own, never-set flag shadows the
+ * saver's) and writes EXIF rebuilt from the image, so the chunks are removed here whatever it
+ * did. Takes *buf. */
+static int var__webp_metadata(void **buf, size_t *len, const uint8_t *icc, size_t icc_len)
 {
     WebPData in = {*buf, *len}, profile = {icc, icc_len}, out = {NULL, 0};
     WebPMux *mux = WebPMuxCreate(&in, 0);
-    int ok = mux != NULL && WebPMuxSetChunk(mux, "ICCP", &profile, 0) == WEBP_MUX_OK &&
-             WebPMuxAssemble(mux, &out) == WEBP_MUX_OK;
+    int ok = mux != NULL;
+    static const char *const drop[] = {"EXIF", "XMP "};
+    for (size_t i = 0; ok && i < CORE_ARRAY_SIZE(drop); i++) {
+        WebPMuxError e = WebPMuxDeleteChunk(mux, drop[i]);
+        ok = e == WEBP_MUX_OK || e == WEBP_MUX_NOT_FOUND;
+    }
+    if (ok) {
+        WebPMuxError e =
+            icc != NULL ? WebPMuxSetChunk(mux, "ICCP", &profile, 0) : WebPMuxDeleteChunk(mux, "ICCP");
+        ok = e == WEBP_MUX_OK || e == WEBP_MUX_NOT_FOUND;
+    }
+    ok = ok && WebPMuxAssemble(mux, &out) == WEBP_MUX_OK;
     WebPMuxDelete(mux);
     if (!ok) {
         WebPDataClear(&out);
@@ -163,6 +176,17 @@ static int var__webp_add_icc(void **buf, size_t *len, const uint8_t *icc, size_t
     *len = out.size;
     WebPDataClear(&out);
     return 0;
+}
+
+/* Forgets every metadata item of im but its colour profile (EXIF with GPS, XMP, IPTC, comments,
+ * PNG text), so that no saver can write any of them whatever its options. */
+static void var__drop_metadata(VipsImage *im)
+{
+    gchar **fields = vips_image_get_fields(im);
+    for (int i = 0; fields[i] != NULL; i++)
+        if (strcmp(fields[i], VIPS_META_ICC_NAME) != 0)
+            vips_image_remove(im, fields[i]);
+    g_strfreev(fields);
 }
 
 static int var__encode(const variants_conf_t *c, VipsImage *im, int no_subsample, const uint8_t *icc,
@@ -188,8 +212,8 @@ static int var__encode(const variants_conf_t *c, VipsImage *im, int no_subsample
         var__error(err, errlen, "cannot decode the image");
         return VARIANTS_ECORRUPT;
     }
-    if (icc != NULL && (var__jpeg_add_icc(&out->jpeg, &out->jpeg_len, icc, icc_len) != 0 ||
-                        var__webp_add_icc(&out->webp, &out->webp_len, icc, icc_len) != 0)) {
+    if ((icc != NULL && var__jpeg_add_icc(&out->jpeg, &out->jpeg_len, icc, icc_len) != 0) ||
+        var__webp_metadata(&out->webp, &out->webp_len, icc, icc_len) != 0) {
         snprintf(err, errlen, "cannot attach the colour profile");
         return VARIANTS_ECORRUPT;
     }
@@ -321,6 +345,7 @@ int variants_make(const variants_conf_t *c, image_format_t fmt, const void *data
 
     /* 4. Encodings. */
     for (int v = 0; v < VARIANT_COUNT; v++) {
+        var__drop_metadata(img[v]);
         rc = var__encode(c, img[v], v == VARIANT_LARGE, icc, icc_len, &out->v[v], err, errlen);
         if (rc != VARIANTS_OK)
             goto out;

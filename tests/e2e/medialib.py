@@ -1,5 +1,6 @@
 """medialib.py -- images for the upload tests, made on the fly with Pillow, and checks of what
 the store holds."""
+import functools
 import io
 import os
 import struct
@@ -15,8 +16,10 @@ RED, BLUE = (220, 20, 20), (20, 20, 220)
 VARIANTS = {"thumb": 150, "small": 320, "medium": 640, "large": 1080}
 
 
+@functools.lru_cache(maxsize=None)
 def icc_profile():
-    """A real ICC profile (sRGB, made by LittleCMS) to follow through the pipeline."""
+    """A real ICC profile (sRGB, made by LittleCMS) to follow through the pipeline; made once
+    (its header holds the time it was made)."""
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
