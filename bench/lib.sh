@@ -25,3 +25,16 @@ bench_header() {
     echo "| target | req/s | p50 ms | p99 ms | max ms | 2xx | failed |"
     echo "|---|---|---|---|---|---|---|"
 }
+
+# bench_quantiles COLUMN < FILE: the median and the 90th percentile (nearest rank) of one
+# whitespace-separated column of numbers, as "median p90".
+bench_quantiles() {
+    awk -v c="$1" '{ print $c }' | sort -g | awk '
+        { d[NR] = $1 }
+        END {
+            if (NR == 0) { print "nan nan"; exit }
+            med = NR % 2 ? d[(NR + 1) / 2] : (d[NR / 2] + d[NR / 2 + 1]) / 2
+            r = int(NR * 0.9); if (r < NR * 0.9) r++
+            print med, d[r]
+        }'
+}

@@ -1,5 +1,5 @@
 # bench/module.mk -- the reference programs benchmarks compare against.
-BENCH_BINS := $(BUILD)/bin/bench-hello $(BUILD)/bin/bench-hash
+BENCH_BINS := $(BUILD)/bin/bench-hello $(BUILD)/bin/bench-hash $(BUILD)/bin/bench-variants
 
 $(BUILD)/bin/bench-hello: $(BUILD)/obj/bench/gateway/hello.o
 	@mkdir -p $(@D)
@@ -8,6 +8,17 @@ $(BUILD)/bin/bench-hello: $(BUILD)/obj/bench/gateway/hello.o
 $(BUILD)/bin/bench-hash: $(BUILD)/obj/bench/auth/hash.o
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# resize-image's variant pipeline alone: its image objects and libs/core, not the daemon (no
+# database, broker or object store), so no more shared libraries than libvips needs.
+BENCH_VARIANTS_OBJS := $(BUILD)/obj/bench/media/variants.o \
+	$(patsubst %,$(BUILD)/obj/services/resize-image/%.o,variants blurhash sniff) $(BUILD)/obj/libs/core/core.o
+
+$(BUILD)/obj/bench/media/variants.o: CFLAGS += -Iservices/resize-image
+
+$(BUILD)/bin/bench-variants: $(BENCH_VARIANTS_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(VIPS_LIBS) $(shell pkg-config --libs uuid) -lpthread -lm
 
 .PHONY: bench-binaries
 bench-binaries: $(BENCH_BINS)

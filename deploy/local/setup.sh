@@ -12,7 +12,10 @@ APT_PACKAGES=(
 	libh2o-evloop-dev libjwt-dev libvips-dev libcurl4-openssl-dev libcjson-dev
 	libsodium-dev uuid-dev libsqlite3-dev rabbitmq-server libcriterion-dev
 	nghttp2-client wrk hyperfine clang-format openssl curl python3-venv
+	# tests/fuzz: libFuzzer
 	clang libclang-rt-14-dev
+	# bench/media: GNU time for peak RSS, ImageMagick (WebP is a hard dependency) as the reference
+	time imagemagick
 )
 # Wanted, but the setup goes on without them (with a warning) if apt cannot install them.
 APT_OPTIONAL=(docker-compose)
