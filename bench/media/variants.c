@@ -75,6 +75,7 @@ int main(int argc, char **argv)
         .max_pixels = env_long("MEDIA_MAX_PIXELS", 50000000),
         .jpeg_quality = env_long("MEDIA_JPEG_QUALITY", 82),
         .webp_quality = env_long("MEDIA_WEBP_QUALITY", 80),
+        .webp_effort = env_long("MEDIA_WEBP_EFFORT", 1),
     };
     int threads = (int)env_long("RESIZE_IMAGE_VIPS_THREADS", 2);
     variants_t v = {0};

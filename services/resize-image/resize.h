@@ -20,6 +20,7 @@ typedef struct {
     long max_pixels;   /* width x height of the upright original */
     long jpeg_quality; /* 1..100 */
     long webp_quality; /* 1..100 */
+    long webp_effort;  /* 0 (fastest) .. 6 (smallest) */
 } variants_conf_t;
 
 typedef struct {

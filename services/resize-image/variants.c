@@ -26,10 +26,22 @@ const char *variant_name(variant_t v)
     return var__spec[v].name;
 }
 
+/* libvips' warnings ("VipsJpeg: Premature end of JPEG file") as our log lines, at debug: the
+ * upload's own log line says what was refused and why. */
+static void var__glib_log(const gchar *domain, GLogLevelFlags level, const gchar *message, gpointer ud)
+{
+    (void)level;
+    (void)ud;
+    log_debug(NULL, "%s: %s", domain != NULL ? domain : "glib", message);
+}
+
 int variants_init(const char *argv0, int threads)
 {
     if (VIPS_INIT(argv0) != 0)
         return -1;
+    g_log_set_handler("VIPS",
+                      G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO | G_LOG_LEVEL_DEBUG,
+                      var__glib_log, NULL);
     vips_block_untrusted_set(TRUE);
     vips_cache_set_max(0);
     vips_cache_set_max_mem(0);
@@ -207,8 +219,8 @@ static int var__encode(const variants_conf_t *c, VipsImage *im, int no_subsample
         var__error(err, errlen, "cannot decode the image");
         return VARIANTS_ECORRUPT;
     }
-    if (vips_webpsave_buffer(im, &out->webp, &out->webp_len, "Q", (int)c->webp_quality, "strip", TRUE,
-                             NULL) != 0) {
+    if (vips_webpsave_buffer(im, &out->webp, &out->webp_len, "Q", (int)c->webp_quality, "effort",
+                             (int)c->webp_effort, "strip", TRUE, NULL) != 0) {
         var__error(err, errlen, "cannot decode the image");
         return VARIANTS_ECORRUPT;
     }
@@ -254,18 +266,22 @@ out:
 
 /* ================================================================ the pipeline */
 
-/* Downsizes mem to width (never up), keeping the aspect ratio. Returns a new reference. */
-static VipsImage *var__narrow(VipsImage *mem, int width)
+/* Downsizes in to width (never up), keeping the aspect ratio, into memory. Returns a new
+ * reference. */
+static VipsImage *var__narrow(VipsImage *in, int width)
 {
     VipsImage *out = NULL;
-    if (mem->Xsize <= width) {
-        g_object_ref(mem);
-        return mem;
+    if (in->Xsize <= width) {
+        g_object_ref(in);
+        return in;
     }
-    if (vips_thumbnail_image(mem, &out, width, "height", VIPS_MAX_COORD, "size", VIPS_SIZE_DOWN, "no_rotate",
+    if (vips_thumbnail_image(in, &out, width, "height", VIPS_MAX_COORD, "size", VIPS_SIZE_DOWN, "no_rotate",
                              TRUE, NULL) != 0)
         return NULL;
-    return out;
+    /* Into memory: each variant is encoded twice (JPEG, WebP) and the next is made from it. */
+    VipsImage *copy = vips_image_copy_memory(out);
+    g_object_unref(out);
+    return copy;
 }
 
 int variants_make(const variants_conf_t *c, image_format_t fmt, const void *data, size_t len, variants_t *out,
@@ -312,22 +328,28 @@ int variants_make(const variants_conf_t *c, image_format_t fmt, const void *data
         icc_len = blob_len;
     }
 
-    /* 3. The smaller ones from it. The square thumb needs 150 pixels on the short side: a
-     * panorama whose large variant is thinner than that gets its thumb from the original. */
+    /* 3. The smaller ones from it, each from the next larger. The square thumb comes from the
+     * smallest variant with 150 pixels on its short side; a panorama thinner than that even at
+     * 1080 wide gets its thumb from the original. */
     img[VARIANT_LARGE] = mem;
     g_object_ref(mem);
     if ((img[VARIANT_MEDIUM] = var__narrow(mem, var__spec[VARIANT_MEDIUM].width)) == NULL ||
-        (img[VARIANT_SMALL] = var__narrow(mem, var__spec[VARIANT_SMALL].width)) == NULL) {
+        (img[VARIANT_SMALL] = var__narrow(img[VARIANT_MEDIUM], var__spec[VARIANT_SMALL].width)) == NULL) {
         var__error(err, errlen, "cannot resize the image");
         goto out;
     }
     int side = var__spec[VARIANT_THUMB].width;
-    int mem_short = mem->Xsize < mem->Ysize ? mem->Xsize : mem->Ysize;
     int orig_short = out->width < out->height ? out->width : out->height;
-    VipsImage *thumb = NULL;
-    if (mem_short >= side || orig_short <= mem_short) {
-        side = mem_short < side ? mem_short : side;
-        if (vips_thumbnail_image(mem, &thumb, side, "height", side, "crop", VIPS_INTERESTING_CENTRE, "size",
+    VipsImage *thumb = NULL, *from = NULL;
+    for (int v = VARIANT_SMALL; v <= VARIANT_LARGE && from == NULL; v++) {
+        int s = img[v]->Xsize < img[v]->Ysize ? img[v]->Xsize : img[v]->Ysize;
+        if (s >= side || s >= orig_short) /* enough, or all there is */
+            from = img[v];
+    }
+    if (from != NULL) {
+        int s = from->Xsize < from->Ysize ? from->Xsize : from->Ysize;
+        side = s < side ? s : side;
+        if (vips_thumbnail_image(from, &thumb, side, "height", side, "crop", VIPS_INTERESTING_CENTRE, "size",
                                  VIPS_SIZE_DOWN, "no_rotate", TRUE, NULL) != 0)
             thumb = NULL;
     } else {
