@@ -1,7 +1,8 @@
 # Makefile -- builds libs, daemons and tests; runs the local stack, the tests and the benchmarks.
 #
 # Each directory brings its own fragment (libs/module.mk, services/<name>/module.mk,
-# tests/module.mk); this file holds the flags and the targets a newcomer expects:
+# tests/module.mk, tests/fuzz/module.mk); this file holds the flags and the targets a newcomer
+# expects:
 #   make deps build up down logs test bench fmt clean
 
 SHELL := /bin/bash
@@ -34,6 +35,7 @@ UNIT_TESTS :=
 include libs/module.mk
 include $(wildcard services/*/module.mk)
 include tests/module.mk
+include tests/fuzz/module.mk
 include bench/module.mk
 
 $(BUILD)/obj/%.o: %.c
@@ -63,9 +65,10 @@ down:
 logs:
 	@deploy/local/stack.sh logs
 
-# The whole test run: sanitizer build, a stack of its own on other ports, unit and e2e tests.
+# The whole test run: sanitizer build, a stack of its own on other ports, unit tests, a short
+# fuzzing run, e2e tests.
 test: deps
-	@$(MAKE) --no-print-directory -j$(JOBS) SAN=1 binaries unit-binaries
+	@$(MAKE) --no-print-directory -j$(JOBS) SAN=1 binaries unit-binaries fuzz-binaries
 	@deploy/local/test.sh
 
 bench: build

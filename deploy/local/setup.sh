@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# deploy/local/setup.sh -- idempotent installer of what builds and runs the suite locally (apt packages, FerretDB, Python venv); run by `make deps`.
+# deploy/local/setup.sh -- idempotent installer of what builds and runs the suite locally (apt packages, FerretDB, versitygw, Python venv); run by `make deps`.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -12,12 +12,17 @@ APT_PACKAGES=(
 	libh2o-evloop-dev libjwt-dev libvips-dev libcurl4-openssl-dev libcjson-dev
 	libsodium-dev uuid-dev libsqlite3-dev rabbitmq-server libcriterion-dev
 	nghttp2-client wrk hyperfine clang-format openssl curl python3-venv
+	clang libclang-rt-14-dev
 )
 # Wanted, but the setup goes on without them (with a warning) if apt cannot install them.
 APT_OPTIONAL=(docker-compose)
 
 FERRETDB_MODULE=github.com/FerretDB/FerretDB
 FERRETDB_VERSION=v1.24.2
+
+# The S3-compatible server the object store's tests run against (posix backend).
+VERSITYGW_MODULE=github.com/versity/versitygw
+VERSITYGW_VERSION=v1.8.0
 
 PIP_PACKAGES=(pytest 'httpx[http2]' 'pyjwt[crypto]' pyyaml jsonschema pillow pillow-heif)
 
@@ -149,6 +154,39 @@ step_ferretdb() {
 	log "ferretdb $FERRETDB_VERSION: built"
 }
 
+# True when tools/bin/versitygw runs and reports versitygw $VERSITYGW_VERSION.
+versitygw_ok() {
+	local bin=$TOOLS/bin/versitygw out
+	[[ -x $bin ]] || return 1
+	out=$("$bin" --version 2>/dev/null) || return 1
+	grep -qxF "Version  : $VERSITYGW_VERSION" <<<"$out"
+}
+
+# A plain `go install` leaves the version that `versitygw --version` prints at "git" (upstream's
+# Makefile sets it with -X); we stamp it the same way, so versitygw_ok can check it.
+build_versitygw() {
+	local go=$1
+	GOFLAGS=-buildvcs=false GOBIN="$TOOLS/bin" "$go" install -trimpath \
+		-ldflags "-X=main.Version=$VERSITYGW_VERSION" "$VERSITYGW_MODULE/cmd/versitygw@$VERSITYGW_VERSION"
+}
+
+step_versitygw() {
+	if versitygw_ok; then
+		log "versitygw $VERSITYGW_VERSION: present ($TOOLS/bin/versitygw)"
+		return
+	fi
+	local go
+	go=$(find_go) || die "versitygw: Go is needed to build versitygw $VERSITYGW_VERSION and was not found"
+	log "versitygw $VERSITYGW_VERSION: building into $TOOLS/bin (about 100 s)"
+	mkdir -p "$TOOLS/bin"
+	rm -f "$TOOLS/bin/versitygw"
+	local build_log=$TOOLS/versitygw-build.log
+	build_versitygw "$go" >"$build_log" 2>&1 ||
+		die "versitygw: build failed (full output in $build_log): $(tail -n 5 "$build_log")"
+	versitygw_ok || die "versitygw: $TOOLS/bin/versitygw was built but does not run as $VERSITYGW_VERSION"
+	log "versitygw $VERSITYGW_VERSION: built"
+}
+
 step_venv() {
 	local stamp=$STAMPS/venv want
 	want="$(python3 --version 2>&1) ${PIP_PACKAGES[*]}"
@@ -165,6 +203,18 @@ step_venv() {
 	log "python venv: done"
 }
 
+# `setup.sh versitygw` runs that one step (the others: `setup.sh apt`, ...); no argument, all.
+if (($# > 0)); then
+	for step in "$@"; do
+		case $step in
+		apt | ferretdb | versitygw | venv) "step_$step" ;;
+		*) die "unknown step '$step' (apt, ferretdb, versitygw, venv)" ;;
+		esac
+	done
+	exit 0
+fi
+
 step_apt
 step_ferretdb
+step_versitygw
 step_venv

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# deploy/local/stack.sh -- starts, stops and inspects one local suite (epmd, RabbitMQ, FerretDB, daemons, gateway) under its own var dir.
+# deploy/local/stack.sh -- starts, stops and inspects one local suite (epmd, RabbitMQ, FerretDB, optionally versitygw, daemons, gateway) under its own var dir.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -15,6 +15,12 @@ MONGO_PORT=${STACK_MONGO_PORT:-27017}
 HTTP_PORT=${STACK_HTTP_PORT:-8080}
 HTTPS_PORT=${STACK_HTTPS_PORT:-8443}
 ADMIN_BASE=${STACK_ADMIN_BASE:-9100}
+# versitygw (S3) runs only when STACK_S3_PORT is set: the tests of the object store use it.
+S3_PORT=${STACK_S3_PORT:-}
+S3_ACCESS_KEY=${STACK_S3_ACCESS_KEY:-stack-access-key}
+S3_SECRET_KEY=${STACK_S3_SECRET_KEY:-stack-secret-key}
+S3_BUCKET=${STACK_S3_BUCKET:-media-test}
+S3_REGION=${STACK_S3_REGION:-us-east-1}
 
 RUN=$VAR/run
 LOGDIR=$VAR/log
@@ -23,6 +29,8 @@ MEDIA=$VAR/media
 RMQ=$VAR/rabbitmq
 RMQ_BIN=/usr/lib/rabbitmq/bin
 FERRETDB=$ROOT/tools/bin/ferretdb
+VERSITYGW=$ROOT/tools/bin/versitygw
+S3=$VAR/s3 # versitygw's posix root: one directory per bucket
 
 # No trailing slash: rabbitmq-c's amqp_parse_url reads ".../" as the empty vhost "" (our mq_new
 # maps that to "/", but amqp-tools and other clients would be refused with 530 NOT_ALLOWED).
@@ -32,10 +40,10 @@ DIST_ERL_ARGS='-kernel inet_dist_use_interface {127,0,0,1}'
 # Daemons with a fixed admin port: ADMIN_BASE+1 is auth, +2 resize-image, and so on;
 # any other daemon (echod, ...) gets the next ports in the order it is listed.
 KNOWN_DAEMONS=(auth resize-image publication notification search)
-INFRA=(epmd rabbitmq ferretdb gateway)
+INFRA=(epmd rabbitmq ferretdb versitygw gateway)
 
 STOP_TIMEOUT=${STACK_STOP_TIMEOUT:-30}   # seconds a process gets after SIGTERM before SIGKILL
-INFRA_TIMEOUT=${STACK_INFRA_TIMEOUT:-90} # seconds RabbitMQ and FerretDB get to accept connections
+INFRA_TIMEOUT=${STACK_INFRA_TIMEOUT:-90} # seconds RabbitMQ, FerretDB and versitygw get to accept connections
 READY_TIMEOUT=${STACK_READY_TIMEOUT:-60} # seconds the gateway gets to answer /readyz with 200
 
 log() { printf 'stack: %s\n' "$*"; }
@@ -49,10 +57,10 @@ usage() {
 	cat <<EOF
 usage: ${0##*/} COMMAND
   up            infra-up, then daemons-up
-  infra-up      epmd, RabbitMQ and FerretDB; waits until they accept connections
+  infra-up      epmd, RabbitMQ, FerretDB (and versitygw when STACK_S3_PORT is set); waits until they accept connections
   daemons-up    daemons and gateway; waits until the gateway's /readyz answers 200
   down          stops every process with a pid file in $RUN
-  start NAME    starts one process (epmd, rabbitmq, ferretdb, gateway or a daemon)
+  start NAME    starts one process (epmd, rabbitmq, ferretdb, versitygw, gateway or a daemon)
   stop NAME     SIGTERM, waits until it exited (SIGKILL after ${STOP_TIMEOUT}s)
   kill9 NAME    SIGKILL to the process and its process group
   status        each pid file: running or not
@@ -323,6 +331,7 @@ require_infra_bins() {
 	require_bin "$(command -v epmd || echo /usr/bin/epmd)" "install erlang-base: make deps"
 	require_bin "$RMQ_BIN/rabbitmq-server" "install rabbitmq-server: make deps"
 	require_bin "$FERRETDB" "build it: make deps"
+	[[ -z $S3_PORT ]] || require_bin "$VERSITYGW" "build it: make deps"
 	command -v curl >/dev/null || die "missing curl (make deps)"
 }
 
@@ -411,10 +420,63 @@ start_ferretdb() {
 	log "ferretdb: ready"
 }
 
+# A signed S3 request to versitygw with an empty payload: s3_request METHOD PATH. Prints the
+# answer's body, then a line with its HTTP status. The keys reach curl on stdin, in its config
+# syntax, rather than on its command line.
+s3_request() {
+	local method=$1 path=$2 user="$S3_ACCESS_KEY:$S3_SECRET_KEY"
+	user=${user//\\/\\\\}
+	user=${user//\"/\\\"}
+	# SHA-256 of the empty payload: curl 7.88 does not send x-amz-content-sha256, and
+	# versitygw refuses requests without it.
+	local empty_sha=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+	printf 'user = "%s"\n' "$user" |
+		curl -sS --max-time 10 -K - -X "$method" --aws-sigv4 "aws:amz:$S3_REGION:s3" \
+			-H "x-amz-content-sha256: $empty_sha" -w '\n%{http_code}' "http://127.0.0.1:$S3_PORT$path"
+}
+
+# The bucket, made by a signed PUT: versitygw keeps a bucket's owner and ACL in extended
+# attributes of its directory, and answers 500 for a bucket that is a bare mkdir.
+ensure_s3_bucket() {
+	local out code why
+	out=$(s3_request PUT "/$S3_BUCKET" 2>&1) || true
+	code=${out##*$'\n'}
+	case $code in
+	200) log "versitygw: made bucket $S3_BUCKET" ;;
+	409) ;; # BucketAlreadyOwnedByYou: made at an earlier start
+	*)
+		# The S3 error code (SignatureDoesNotMatch: other keys than the running versitygw's),
+		# else what curl said.
+		why=$(sed -n 's:.*<Code>\([^<]*\)</Code>.*:\1:p' <<<"$out" | head -n 1)
+		fail_with_logs "versitygw: could not create bucket $S3_BUCKET: HTTP $code ${why:-${out%$'\n'*}}" versitygw
+		;;
+	esac
+}
+
+start_versitygw() {
+	[[ -n $S3_PORT ]] || die "versitygw: set STACK_S3_PORT to run it"
+	if ! running versitygw; then
+		require_free_port versitygw "$S3_PORT"
+		mkdir -p "$S3"
+		# Keys through the environment (ROOT_ACCESS_KEY, ROOT_SECRET_KEY), so ps does not show them.
+		start_proc versitygw \
+			ROOT_ACCESS_KEY="$S3_ACCESS_KEY" \
+			ROOT_SECRET_KEY="$S3_SECRET_KEY" \
+			-- "$VERSITYGW" \
+			--port "127.0.0.1:$S3_PORT" \
+			--region "$S3_REGION" \
+			posix "$S3"
+	fi
+	wait_for versitygw "$INFRA_TIMEOUT" "S3 on port $S3_PORT" port_open "$S3_PORT"
+	ensure_s3_bucket
+	log "versitygw: ready (http://127.0.0.1:$S3_PORT, bucket $S3_BUCKET)"
+}
+
 infra_up() {
 	require_infra_bins
 	start_rabbitmq
 	start_ferretdb
+	[[ -z $S3_PORT ]] || start_versitygw
 }
 
 # ---------------------------------------------------------------- suite
@@ -518,6 +580,8 @@ print_urls() {
   MongoDB (FerretDB):     mongodb://127.0.0.1:$MONGO_PORT/
   Logs:                   $LOGDIR  (${0##*/} logs)
 EOF
+	[[ -z $S3_PORT ]] ||
+		printf '  %-24shttp://127.0.0.1:%s/%s  (region %s)\n' "S3 (versitygw):" "$S3_PORT" "$S3_BUCKET" "$S3_REGION"
 	while IFS= read -r d; do
 		printf '  %-24shttp://127.0.0.1:%s\n' "Admin of $d:" "$(admin_port "$d")"
 	done < <(daemon_names)
@@ -538,6 +602,8 @@ down() {
 	shopt -u nullglob
 	((${#daemons[@]} == 0)) || stop_procs "${daemons[@]}"
 	stop_procs gateway
+	# Optional: stopped when this var dir runs one, whatever STACK_S3_PORT says now.
+	[[ ! -f $RUN/versitygw.pid ]] || stop_procs versitygw
 	stop_procs ferretdb
 	stop_procs rabbitmq
 	stop_procs epmd
@@ -549,6 +615,7 @@ start_one() {
 	epmd) start_epmd ;;
 	rabbitmq) require_infra_bins && start_rabbitmq ;;
 	ferretdb) require_infra_bins && start_ferretdb ;;
+	versitygw) require_infra_bins && start_versitygw ;;
 	gateway)
 		start_gateway
 		wait_for gateway 30 "its listener on port $HTTP_PORT" port_open "$HTTP_PORT"
@@ -587,7 +654,7 @@ logs() {
 	exec tail -n 20 -F "${files[@]}"
 }
 
-need_name() { [[ -n ${1:-} ]] || die "$2 needs a NAME (epmd, rabbitmq, ferretdb, gateway or a daemon)"; }
+need_name() { [[ -n ${1:-} ]] || die "$2 needs a NAME (epmd, rabbitmq, ferretdb, versitygw, gateway or a daemon)"; }
 
 main() {
 	local cmd=${1:-}

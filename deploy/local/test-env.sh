@@ -10,6 +10,9 @@ export STACK_NODE="rabbit-test@localhost"
 export STACK_AMQP_PORT=5673 STACK_MGMT_PORT=15673 STACK_DIST_PORT=25673 STACK_EPMD_PORT=4370
 export STACK_MONGO_PORT=27018 STACK_HTTP_PORT=8081 STACK_HTTPS_PORT=8444 STACK_ADMIN_BASE=9200
 export STACK_EXTRA_DAEMONS="echod"
+# versitygw for the object store's tests (tests/unit/libs/objstore): infra-up starts it.
+export STACK_S3_PORT=7073 STACK_S3_BUCKET=media-test
+export STACK_S3_ACCESS_KEY=test-access-key STACK_S3_SECRET_KEY=test-secret-key
 
 # Gateway settings the tests rely on (documented in the tests that use them).
 export GATEWAY_DEBUG_ROUTES=true GATEWAY_TRUSTED_PROXIES=1
@@ -21,10 +24,15 @@ export GATEWAY_RATE_IP_PER_SEC=1 GATEWAY_RATE_IP_BURST=300
 export GATEWAY_RATE_USER_PER_SEC=1 GATEWAY_RATE_USER_BURST=150
 # auth's abuse limits, low enough for tests to reach (each test speaks from its own address).
 export AUTH_LOGIN_FAILURES_PER_ACCOUNT=5 AUTH_LOGIN_FAILURES_PER_ADDRESS=12 AUTH_REGISTRATIONS_PER_ADDRESS=10
+# Uploads killed half-way are cleaned up this long after (test_resilience_media.py); longer
+# than any upload of the tests takes in the ASan build.
+export RESIZE_IMAGE_OUTBOX_RECOVER_AFTER=8s
 export LOG_LEVEL=info
 export TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$STACK_AMQP_PORT"
 export TEST_MONGO_URI="mongodb://127.0.0.1:$STACK_MONGO_PORT/unit_tests"
 export TEST_RABBITMQ_API="http://127.0.0.1:$STACK_MGMT_PORT/api"
+export TEST_S3_ENDPOINT="http://127.0.0.1:$STACK_S3_PORT" TEST_S3_BUCKET="$STACK_S3_BUCKET" TEST_S3_REGION=us-east-1
+export TEST_S3_ACCESS_KEY="$STACK_S3_ACCESS_KEY" TEST_S3_SECRET_KEY="$STACK_S3_SECRET_KEY"
 
 # Sanitizers: reports go to the process's stderr (its log); the scan at the end fails the run.
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:print_summary=1"

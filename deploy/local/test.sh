@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test.sh -- the whole test run behind `make test`: a stack of its own on test ports, unit tests,
-# black-box tests over HTTP/2, then a scan of every log for sanitizer reports.
+# a short libFuzzer run, black-box tests over HTTP/2, then a scan of every log for sanitizer reports.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -20,7 +20,7 @@ trap cleanup EXIT
 "$STACK" down >/dev/null 2>&1 || true
 rm -rf "$STACK_VAR"
 
-echo "== test stack: broker and database"
+echo "== test stack: broker, database and S3 (versitygw)"
 "$STACK" infra-up
 
 echo "== unit tests"
@@ -35,6 +35,22 @@ while IFS= read -r t; do
     fi
 done < <(find build/asan/tests -type f -name 'test_*' -perm -u+x | sort)
 
+# Each libFuzzer target on a copy of its seed corpus (what it finds stays in $STACK_VAR, not the repo).
+FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
+echo "== fuzzing (libFuzzer, $FUZZ_SECONDS s per target)"
+while IFS= read -r t; do
+    name="${t#build/asan/fuzz/fuzz_}"
+    mkdir -p "$STACK_VAR/fuzz/$name"
+    [[ -d tests/fuzz/corpus/$name ]] && cp tests/fuzz/corpus/"$name"/* "$STACK_VAR/fuzz/$name/"
+    if ! "$t" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=1024 -timeout=5 -print_final_stats=1 \
+        -artifact_prefix="$STACK_VAR/fuzz/$name-" "$STACK_VAR/fuzz/$name" >"$STACK_VAR/log/fuzz-$name.log" 2>&1; then
+        failures+=("fuzz: $name")
+        echo "FAIL fuzz_$name"; tail -n 40 "$STACK_VAR/log/fuzz-$name.log"
+    else
+        echo "ok   fuzz_$name: $(grep -o 'cov: [0-9]* ft: [0-9]* .* exec/s: [0-9]*' "$STACK_VAR/log/fuzz-$name.log" | tail -n1)"
+    fi
+done < <(find build/asan/fuzz -type f -name 'fuzz_*' -perm -u+x | sort)
+
 echo "== test stack: daemons and gateway"
 "$STACK" daemons-up
 
@@ -47,10 +63,10 @@ echo "== stopping the test stack"
 "$STACK" down
 
 echo "== sanitizer reports"
-# Our processes only: FerretDB (Go) and RabbitMQ write "runtime error" lines of their own.
+# Our processes only: FerretDB and versitygw (Go) and RabbitMQ write "runtime error" lines of their own.
 ours=()
 for f in "$STACK_VAR"/log/*.log; do
-    case "$(basename "$f")" in ferretdb.log | rabbitmq*.log | epmd.log) ;; *) ours+=("$f") ;; esac
+    case "$(basename "$f")" in ferretdb.log | versitygw.log | rabbitmq*.log | epmd.log) ;; *) ours+=("$f") ;; esac
 done
 if grep -l -E 'ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:' "${ours[@]}"; then
     grep -h -A 30 -E 'ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:' "${ours[@]}" | head -n 120

@@ -10,7 +10,8 @@ typedef struct {
     const char *backend; /* "local" or "s3" */
     /* local */
     const char *dir; /* created if missing */
-    /* s3 (path-style requests to endpoint/bucket/key, signed with AWS SigV4 by libcurl) */
+    /* s3 (path-style requests to endpoint/bucket/key, signed with AWS SigV4 by libcurl);
+     * every one required but session_token and timeout_ms */
     const char *endpoint; /* "https://s3.eu-west-1.amazonaws.com" or "http://127.0.0.1:7070" */
     const char *bucket, *region;
     const char *access_key, *secret_key, *session_token; /* session_token may be NULL */
@@ -20,6 +21,7 @@ typedef struct {
 /* Opens a store. The strings of conf are copied. Returns NULL with a message in err naming the
  * setting at fault ("s3: bucket is required"). Does no I/O. */
 objstore_t *objstore_open(const objstore_conf_t *conf, char *err, size_t errlen);
+/* Frees the store (NULL is fine). No call on it may still be running. */
 void objstore_close(objstore_t *s);
 
 /* Keys are relative paths of segments [A-Za-z0-9._-] not starting with '.', at most 512 bytes:

@@ -42,15 +42,17 @@ typedef outbox_verdict_t (*outbox_recover_fn)(void *ud, const bson_t *doc, char 
 typedef void (*outbox_housekeeping_fn)(void *ud);
 
 typedef struct {
-    db_t *db;                 /* borrowed; the outbox lives in its collection "outbox" */
-    const char *amqp_url;     /* NULL: no relay thread (tests drive outbox_pass themselves) */
-    const char *app_id;       /* the daemon's name, app_id of the events */
-    long recover_after_ms;    /* age after which a pending event counts as abandoned */
-    long poll_ms;             /* how often the relay looks when not woken */
+    db_t *db;              /* borrowed; the outbox lives in its collection "outbox" */
+    const char *amqp_url;  /* NULL: no relay thread (tests drive outbox_pass themselves) */
+    const char *app_id;    /* the daemon's name, app_id of the events */
+    long recover_after_ms; /* age after which a pending event counts as abandoned */
+    long poll_ms;          /* how often the relay looks when not woken */
     outbox_recover_fn recover;
     outbox_housekeeping_fn housekeeping;
-    void *ud;                 /* for both callbacks */
-    metrics_registry_t *metrics; /* may be NULL; else <app_id>_outbox_* counters are registered */
+    void *ud; /* for both callbacks */
+    /* may be NULL; else the counters <app_id>_outbox_committed_total and
+     * <app_id>_events_published_total{key} are registered (a '-' in app_id becomes '_') */
+    metrics_registry_t *metrics;
 } outbox_conf_t;
 
 /* The index the outbox's queries need, for the daemon's db_ensure_indexes at start. */

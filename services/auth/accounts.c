@@ -193,7 +193,7 @@ void accounts_register(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     cJSON_AddStringToObject(payload, "email", email);
     cJSON_AddStringToObject(payload, "name", name != NULL ? name : "");
     json_add_time(payload, "created_at", now);
-    if (outbox_begin(a, "user.registered", payload, id, NULL, req->request_id, evid) != 0) {
+    if (outbox_begin(a->outbox, "user.registered", payload, id, NULL, req->request_id, evid) != 0) {
         rpc_db_error(r);
         goto out;
     }
@@ -204,14 +204,14 @@ void accounts_register(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     sodium_memzero(hash, sizeof(hash));
     int rc = db_insert(a->db, "users", doc);
     if (rc != 0) {
-        outbox_abort(a, evid);
+        outbox_abort(a->outbox, evid);
         if (rc == 1)
             acc__conflict(a, r, username, email);
         else
             rpc_db_error(r);
         goto out;
     }
-    outbox_commit(a, evid); /* if this fails, recovery finds the account and publishes */
+    outbox_commit(a->outbox, evid); /* if this fails, recovery finds the account and publishes */
     log_info(req->request_id, "registered %s (%s)", username, id);
     tokens_issue(a, doc, NULL, 201, r);
 out:
@@ -387,7 +387,7 @@ void accounts_me_update(auth_t *a, const mq_message_t *req, mq_reply_t *r)
                 bson_append_iter(&after, bson_iter_key(&it), -1, &it);
     bson_concat(&after, set);
     payload = user_updated_event(&after);
-    if (outbox_begin(a, "user.updated", payload, req->user_id, NULL, req->request_id, evid) != 0) {
+    if (outbox_begin(a->outbox, "user.updated", payload, req->user_id, NULL, req->request_id, evid) != 0) {
         rpc_db_error(r);
         goto out;
     }
@@ -395,7 +395,7 @@ void accounts_me_update(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     update = BCON_NEW("$set", BCON_DOCUMENT(set));
     int rc = db_update_one(a->db, "users", filter, update, 0);
     if (rc <= 0) {
-        outbox_abort(a, evid);
+        outbox_abort(a->outbox, evid);
         if (rc == -2)
             acc__conflict(a, r, NULL, email);
         else if (rc == 0)
@@ -404,7 +404,7 @@ void accounts_me_update(auth_t *a, const mq_message_t *req, mq_reply_t *r)
             rpc_db_error(r);
         goto out;
     }
-    outbox_commit(a, evid);
+    outbox_commit(a->outbox, evid);
     rpc_json(r, 200, user_account_json(a, &after, 1));
 out:
     if (set != NULL)
@@ -431,7 +431,7 @@ void accounts_me_delete(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     cJSON_AddStringToObject(payload, "user_id", req->user_id);
     cJSON_AddStringToObject(payload, "username", db_doc_str(&user, "username"));
     json_add_time(payload, "deleted_at", core_wall_ms());
-    if (outbox_begin(a, "user.deleted", payload, req->user_id, NULL, req->request_id, evid) != 0) {
+    if (outbox_begin(a->outbox, "user.deleted", payload, req->user_id, NULL, req->request_id, evid) != 0) {
         rpc_db_error(r);
         goto out;
     }
@@ -439,7 +439,7 @@ void accounts_me_delete(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     int rc = db_delete_one(a->db, "users", f);
     bson_destroy(f);
     if (rc <= 0) {
-        outbox_abort(a, evid);
+        outbox_abort(a->outbox, evid);
         if (rc == 0)
             rpc_unauthorized(r, "account-gone", "the account of this access token no longer exists");
         else
@@ -448,7 +448,7 @@ void accounts_me_delete(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     }
     /* The account is gone from here on; if the rest fails, recovery finishes it. */
     if (user_cleanup(a, req->user_id) == 0)
-        outbox_commit(a, evid);
+        outbox_commit(a->outbox, evid);
     log_info(req->request_id, "deleted account %s", req->user_id);
     rpc_no_content(r);
 out:

@@ -1,4 +1,4 @@
-/* auth.h -- what the files of the auth daemon share: its context, store access, replies, outbox. */
+/* auth.h -- what the files of the auth daemon share: its context, store access, outbox recovery. */
 #ifndef AUTH_H
 #define AUTH_H
 
@@ -13,6 +13,8 @@
 #include "cursor/cursor.h"
 #include "db/db.h"
 #include "mq/mq.h"
+#include "outbox/outbox.h"
+#include "rpc/rpc.h"
 #include "svc/svc.h"
 
 /* ================================================================ configuration and context */
@@ -31,8 +33,6 @@ typedef struct {
     long outbox_recover_after_ms, outbox_poll_ms;
 } auth_conf_t;
 
-typedef struct auth_outbox auth_outbox_t;
-
 typedef struct {
     const auth_conf_t *conf;
     db_t *db;
@@ -42,8 +42,8 @@ typedef struct {
      * about 160), so every counter update of this process goes through this lock; MongoDB's $inc
      * is atomic by itself. */
     pthread_mutex_t counters_lock;
-    auth_outbox_t *outbox;
-    metrics_counter_t *events_stored, *events_published, *logins;
+    outbox_t *outbox; /* events go out through it (libs/outbox) */
+    metrics_counter_t *logins;
 } auth_t;
 
 /* ================================================================ counters (counters.c) */
@@ -61,30 +61,6 @@ int counter_add_locked(auth_t *a, const char *user_id, auth_counter_t which, int
 int counter_recount_locked(auth_t *a, const char *user_id);
 /* Reads the counters (zeros when there is no document). Returns 0 or -1. */
 int counter_get(auth_t *a, const char *user_id, long out[3]);
-
-/* ================================================================ replies (rpc.c) */
-
-/* Takes body. */
-void rpc_json(mq_reply_t *r, int status, cJSON *body);
-/* Takes errors (may be NULL). */
-void rpc_problem(mq_reply_t *r, int status, const char *type, const char *detail, cJSON *errors);
-/* 422 with errors {field: why}. */
-void rpc_invalid(mq_reply_t *r, const char *field, const char *why);
-/* When *errors ({field: why}) has members: answers 422 with them (taking *errors, which becomes
- * NULL) and returns 1; else returns 0. */
-int rpc_invalid_fields(mq_reply_t *r, cJSON **errors);
-void rpc_db_error(mq_reply_t *r);
-/* 401 with WWW-Authenticate: Bearer error="invalid_token" (a token whose account is gone). */
-void rpc_unauthorized(mq_reply_t *r, const char *type, const char *detail);
-void rpc_no_content(mq_reply_t *r);
-void rpc_rate_limited(mq_reply_t *r, long retry_after_s, const char *detail);
-
-/* The request body as a JSON object, or NULL after answering 400/415. Caller frees. */
-cJSON *rpc_body(const mq_message_t *req, mq_reply_t *r);
-/* A path parameter (x-params) copied into out; 0, or -1 if absent or too long. */
-int rpc_param(const mq_message_t *req, const char *name, char *out, size_t outlen);
-/* A query parameter, percent-decoded, copied into out; 1 found, 0 absent, -1 too long or bad. */
-int rpc_query(const mq_message_t *req, const char *name, char *out, size_t outlen);
 
 /* ================================================================ validation (validate.c) */
 
@@ -161,21 +137,13 @@ void limit_purge(auth_t *a, long older_than_ms);
 /* Removes the follow edge from -> to and its counts; 1 removed, 0 absent, -1. */
 int graph_unfollow_edge(auth_t *a, const char *from, const char *to);
 
-/* ================================================================ outbox (outbox.c)
- *
- * outbox_begin stores the event as pending before the write; outbox_commit marks it ready once
- * the write is done (the relay then publishes it); outbox_abort drops it when the write did not
- * happen. a and b name what the write touched, for recovery (see outbox.c). */
+/* ================================================================ outbox recovery (recover.c) */
 
-int outbox_begin(auth_t *a, const char *key, const cJSON *payload, const char *ref_a, const char *ref_b,
-                 const char *request_id, char id[37]);
-int outbox_commit(auth_t *a, const char *id);
-void outbox_abort(auth_t *a, const char *id);
-
-int outbox_start(auth_t *a, const char *amqp_url, char *err, size_t errlen);
-void outbox_stop(auth_t *a);
-/* Runs recovery and one relay pass now (tests). Returns the number published, or -1. */
-long outbox_pass(auth_t *a, mq_t *publisher, int64_t now_ms);
+/* auth's outbox_recover_fn (ud is the auth_t): looks at the decisive write of an abandoned
+ * event's request (the account, the edge with this event's op id, the device) and finishes what
+ * followed it (counts, unfollows, cleanup) before it says OUTBOX_READY, or says OUTBOX_DROP when
+ * the write is not there. Runs on the relay thread. */
+outbox_verdict_t auth_outbox_recover(void *ud, const bson_t *doc, char **body);
 
 /* ================================================================ handlers */
 
@@ -202,8 +170,5 @@ void devices_remove(auth_t *a, const mq_message_t *req, mq_reply_t *r);
 void auth_rpc(mq_t *mq, const mq_message_t *req, mq_reply_t *reply, void *ud);
 /* post.created / post.deleted consumer (posts.c). */
 mq_disposition_t posts_on_event(mq_t *mq, const mq_message_t *msg, void *ud);
-
-/* RFC 3339 of ms into a cJSON string member (rpc.c). */
-void json_add_time(cJSON *obj, const char *name, int64_t ms);
 
 #endif

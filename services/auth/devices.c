@@ -13,7 +13,7 @@ static int dev__remove(auth_t *a, const char *user_id, const char *token, const 
     cJSON_AddStringToObject(payload, "reason", reason);
     json_add_time(payload, "removed_at", core_wall_ms());
     char evid[37];
-    int rc = outbox_begin(a, "device.removed", payload, user_id, token, rid, evid);
+    int rc = outbox_begin(a->outbox, "device.removed", payload, user_id, token, rid, evid);
     cJSON_Delete(payload);
     if (rc != 0)
         return -1;
@@ -21,9 +21,9 @@ static int dev__remove(auth_t *a, const char *user_id, const char *token, const 
     rc = db_delete_one(a->db, "devices", f);
     bson_destroy(f);
     if (rc == 1)
-        outbox_commit(a, evid);
+        outbox_commit(a->outbox, evid);
     else
-        outbox_abort(a, evid);
+        outbox_abort(a->outbox, evid);
     return rc;
 }
 
@@ -82,18 +82,18 @@ void devices_add(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     cJSON_AddStringToObject(payload, "token", token);
     cJSON_AddStringToObject(payload, "platform", platform);
     json_add_time(payload, "created_at", now);
-    if (outbox_begin(a, "device.registered", payload, uid, token, req->request_id, evid) != 0) {
+    if (outbox_begin(a->outbox, "device.registered", payload, uid, token, req->request_id, evid) != 0) {
         rpc_db_error(r);
         goto out;
     }
     doc = BCON_NEW("$set", "{", "user_id", BCON_UTF8(uid), "platform", BCON_UTF8(platform), "created_at",
                    BCON_DATE_TIME(now), "op", BCON_UTF8(evid), "}");
     if (db_update_one(a->db, "devices", f, doc, 1) < 0) {
-        outbox_abort(a, evid);
+        outbox_abort(a->outbox, evid);
         rpc_db_error(r);
         goto out;
     }
-    outbox_commit(a, evid);
+    outbox_commit(a->outbox, evid);
 
     /* The oldest beyond the cap go. */
     bson_destroy(f);
@@ -136,7 +136,7 @@ void devices_remove(auth_t *a, const mq_message_t *req, mq_reply_t *r)
 {
     char token[4097];
     if (rpc_param(req, "token", token, sizeof(token)) != 0 || !auth_device_token_valid(token)) {
-        rpc_problem(r, 404, "not-found", "no such device", NULL);
+        rpc_not_found(r, "no such device");
         return;
     }
     if (dev__remove(a, req->user_id, token, "removed", req->request_id) < 0)

@@ -75,13 +75,13 @@ static int gr__target(auth_t *a, const mq_message_t *req, mq_reply_t *r, bson_t 
     if (rc < 0)
         rpc_db_error(r);
     else if (rc == 0)
-        rpc_problem(r, 404, "not-found", "no such user", NULL);
+        rpc_not_found(r, "no such user");
     return rc;
 }
 
 static void gr__not_found(mq_reply_t *r)
 {
-    rpc_problem(r, 404, "not-found", "no such user", NULL);
+    rpc_not_found(r, "no such user");
 }
 
 /* {following, followed_by, blocking} of caller towards target, into o. -1 on a database error. */
@@ -376,14 +376,14 @@ void graph_follow(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     payload = gr__edge_event("follower_id", uid, "followee_id", tid, "created_at", now);
     cJSON_AddStringToObject(payload, "follower_username", db_doc_str(&me, "username"));
     cJSON_AddStringToObject(payload, "followee_username", db_doc_str(&target, "username"));
-    if (outbox_begin(a, "follow.created", payload, uid, tid, req->request_id, evid) != 0) {
+    if (outbox_begin(a->outbox, "follow.created", payload, uid, tid, req->request_id, evid) != 0) {
         rpc_db_error(r);
         goto out;
     }
     gr__edge_id(uid, tid, edge);
     int rc = gr__insert_edge(a, "follows", uid, tid, now, evid);
     if (rc != 0) { /* 1: a concurrent follow won; it publishes */
-        outbox_abort(a, evid);
+        outbox_abort(a->outbox, evid);
         rc < 0 ? rpc_db_error(r) : gr__relationship(a, req, r, &target);
         goto out;
     }
@@ -393,12 +393,12 @@ void graph_follow(auth_t *a, const mq_message_t *req, mq_reply_t *r)
         bson_t *f = BCON_NEW("_id", BCON_UTF8(edge), "op", BCON_UTF8(evid));
         db_delete_one(a->db, "follows", f);
         bson_destroy(f);
-        outbox_abort(a, evid);
+        outbox_abort(a->outbox, evid);
         gr__not_found(r);
         goto out;
     }
     if (counter_add(a, tid, CTR_FOLLOWERS, 1) == 0 && counter_add(a, uid, CTR_FOLLOWING, 1) == 0)
-        outbox_commit(a, evid); /* else it stays pending: recovery recounts and publishes */
+        outbox_commit(a->outbox, evid); /* else it stays pending: recovery recounts and publishes */
     gr__relationship(a, req, r, &target);
 out:
     bson_destroy(&target);
@@ -413,7 +413,7 @@ static int gr__remove_edge(auth_t *a, const mq_message_t *req, mq_reply_t *r, co
 {
     const char *uid = req->user_id;
     char evid[37], edge[64];
-    int rc = outbox_begin(a, key, payload, uid, tid, req->request_id, evid);
+    int rc = outbox_begin(a->outbox, key, payload, uid, tid, req->request_id, evid);
     cJSON_Delete(payload);
     if (rc != 0) {
         rpc_db_error(r);
@@ -428,9 +428,9 @@ static int gr__remove_edge(auth_t *a, const mq_message_t *req, mq_reply_t *r, co
         bson_destroy(f);
     }
     if (rc == 1)
-        outbox_commit(a, evid);
+        outbox_commit(a->outbox, evid);
     else if (rc == 0 || rc == -1)
-        outbox_abort(a, evid);
+        outbox_abort(a->outbox, evid);
     if (rc == -1)
         rpc_db_error(r);
     return rc == -2 ? 1 : rc;
@@ -475,21 +475,21 @@ void graph_block(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     }
     int64_t now = core_wall_ms();
     payload = gr__edge_event("blocker_id", uid, "blocked_id", tid, "created_at", now);
-    if (outbox_begin(a, "block.created", payload, uid, tid, req->request_id, evid) != 0) {
+    if (outbox_begin(a->outbox, "block.created", payload, uid, tid, req->request_id, evid) != 0) {
         rpc_db_error(r);
         goto out;
     }
     gr__edge_id(uid, tid, edge);
     int rc = gr__insert_edge(a, "blocks", uid, tid, now, evid);
     if (rc != 0) {
-        outbox_abort(a, evid);
+        outbox_abort(a->outbox, evid);
         rc < 0 ? rpc_db_error(r) : gr__relationship(a, req, r, &target);
         goto out;
     }
     /* Both follows go; block.created says so to consumers (no follow.deleted for them). */
     int d1 = graph_unfollow_edge(a, uid, tid), d2 = graph_unfollow_edge(a, tid, uid);
     if (d1 >= 0 && d2 >= 0)
-        outbox_commit(a, evid); /* else recovery finishes the unfollows and publishes */
+        outbox_commit(a->outbox, evid); /* else recovery finishes the unfollows and publishes */
     else
         log_warn(req->request_id, "block %s: follows not all removed yet; recovery finishes it", edge);
     gr__relationship(a, req, r, &target);

@@ -64,12 +64,12 @@ static const db_index_t idx_refresh[] = {{"family_1", "{\"family\": 1}", 0},
 static const db_index_t idx_expires[] = {{"expires_at_1", "{\"expires_at\": 1}", 0}};
 static const db_index_t idx_attempts[] = {{"key_1_at_-1", "{\"key\": 1, \"at\": -1}", 0},
                                           {"at_1", "{\"at\": 1}", 0}};
-static const db_index_t idx_outbox[] = {{"state_1_created_at_1", "{\"state\": 1, \"created_at\": 1}", 0}};
 static const db_index_t idx_posts[] = {{"user_id_1", "{\"user_id\": 1}", 0}};
 
 static int auth_indexes(char *err, size_t errlen)
 {
-    static const struct {
+    /* Not static: outbox_nindexes is a constant of another file, not a constant expression. */
+    const struct {
         const char *coll;
         const db_index_t *idx;
         size_t n;
@@ -82,13 +82,31 @@ static int auth_indexes(char *err, size_t errlen)
         {"refresh_spent", idx_expires, CORE_ARRAY_SIZE(idx_expires)},
         {"revoked_families", idx_expires, CORE_ARRAY_SIZE(idx_expires)},
         {"attempts", idx_attempts, CORE_ARRAY_SIZE(idx_attempts)},
-        {"outbox", idx_outbox, CORE_ARRAY_SIZE(idx_outbox)},
+        {"outbox", outbox_indexes, outbox_nindexes},
         {"user_posts", idx_posts, CORE_ARRAY_SIZE(idx_posts)},
     };
     for (size_t i = 0; i < CORE_ARRAY_SIZE(all); i++)
         if (db_ensure_indexes(app.db, all[i].coll, all[i].idx, all[i].n, err, errlen) != 0)
             return -1;
     return 0;
+}
+
+/* The outbox relay's chores, about once a minute (outbox_housekeeping_fn): forgets old login and
+ * registration attempts and expired refresh-token documents (no TTL indexes on every target). */
+static void auth_housekeeping(void *ud)
+{
+    auth_t *a = ud;
+    int64_t now = core_wall_ms();
+    long window = a->conf->login_failure_window_ms > a->conf->registration_window_ms
+                      ? a->conf->login_failure_window_ms
+                      : a->conf->registration_window_ms;
+    limit_purge(a, window);
+    static const char *const expiring[] = {"refresh_tokens", "refresh_spent", "revoked_families"};
+    for (size_t i = 0; i < CORE_ARRAY_SIZE(expiring); i++) {
+        bson_t *f = BCON_NEW("expires_at", "{", "$lt", BCON_DATE_TIME(now), "}");
+        db_delete_many(a->db, expiring[i], f);
+        bson_destroy(f);
+    }
 }
 
 static int auth_start(svc_t *svc, void *ud)
@@ -135,14 +153,21 @@ static int auth_start(svc_t *svc, void *ud)
         core_sleep_ms(1000, NULL);
     }
     metrics_registry_t *m = svc_metrics(svc);
-    static const char *const key_label[] = {"key", NULL};
     static const char *const outcome_label[] = {"outcome", NULL};
-    app.events_stored =
-        metrics_counter(m, "auth_outbox_committed_total", "events stored ready for the relay", NULL);
-    app.events_published = metrics_counter(m, "auth_events_published_total",
-                                           "events the broker confirmed, by routing key", key_label);
     app.logins = metrics_counter(m, "auth_logins_total", "password checks, by outcome", outcome_label);
-    if (outbox_start(&app, conf.svc.amqp_url, err, sizeof(err)) != 0) {
+    outbox_conf_t oc = {
+        .db = app.db,
+        .amqp_url = conf.svc.amqp_url,
+        .app_id = "auth",
+        .recover_after_ms = conf.outbox_recover_after_ms,
+        .poll_ms = conf.outbox_poll_ms,
+        .recover = auth_outbox_recover,
+        .housekeeping = auth_housekeeping,
+        .ud = &app,
+        .metrics = m, /* auth_outbox_committed_total, auth_events_published_total */
+    };
+    app.outbox = outbox_start(&oc, err, sizeof(err));
+    if (app.outbox == NULL) {
         log_error(NULL, "outbox: %s", err);
         return -1;
     }
@@ -153,7 +178,8 @@ static void auth_stop(svc_t *svc, void *ud)
 {
     (void)svc;
     (void)ud;
-    outbox_stop(&app);
+    outbox_stop(app.outbox);
+    app.outbox = NULL;
     db_close(app.db);
     pthread_mutex_destroy(&app.counters_lock);
     cfg_free(conf_table);

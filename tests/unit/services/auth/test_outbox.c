@@ -1,5 +1,6 @@
-/* test_outbox.c -- auth against a real FerretDB (TEST_MONGO_URI): outbox recovery after a crash,
- * refresh-token rotation and reuse, password hashes. Includes the daemon's files (not main.c). */
+/* test_outbox.c -- auth against a real FerretDB (TEST_MONGO_URI): outbox recovery after a crash
+ * (libs/outbox driving auth's recover callback), refresh-token rotation and reuse, password hashes.
+ * Includes the daemon's files (not main.c). */
 #include <criterion/criterion.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -10,8 +11,8 @@
 #include "../../../../services/auth/devices.c"
 #include "../../../../services/auth/graph.c"
 #include "../../../../services/auth/limits.c"
-#include "../../../../services/auth/outbox.c"
 #include "../../../../services/auth/posts.c"
+#include "../../../../services/auth/recover.c"
 #include "../../../../services/auth/rpc.c"
 #include "../../../../services/auth/tokens.c"
 #include "../../../../services/auth/validate.c"
@@ -53,10 +54,16 @@ static void setup(void)
     cursor_key_init(&app.cursor, "test");
     reg = metrics_registry_new();
     static const char *const key_label[] = {"key", NULL};
-    app.events_stored = metrics_counter(reg, "c", "c", NULL);
-    app.events_published = metrics_counter(reg, "p", "p", key_label);
     app.logins = metrics_counter(reg, "l", "l", key_label);
-    cr_assert_eq(outbox_start(&app, NULL, err, sizeof(err)), 0);
+    outbox_conf_t oc = {.db = app.db,
+                        .app_id = "auth",
+                        .recover_after_ms = conf.outbox_recover_after_ms,
+                        .poll_ms = conf.outbox_poll_ms,
+                        .recover = auth_outbox_recover,
+                        .ud = &app,
+                        .metrics = reg};
+    app.outbox = outbox_start(&oc, err, sizeof(err)); /* no AMQP URL: no relay thread */
+    cr_assert_not_null(app.outbox, "%s", err);
     mq_conf_t mc = {.url = "amqp://guest:guest@127.0.0.1:1", .app_id = "auth", .confirms = 1};
     dead_broker = mq_new(&mc);
 }
@@ -64,7 +71,8 @@ static void setup(void)
 static void teardown(void)
 {
     mq_free(dead_broker);
-    outbox_stop(&app);
+    outbox_stop(app.outbox);
+    app.outbox = NULL;
     db_close(app.db);
     metrics_registry_free(reg);
     pthread_mutex_destroy(&app.counters_lock);
@@ -77,7 +85,7 @@ static void pending(const char *key, const char *a, const char *b, int64_t age_m
 {
     cJSON *p = cJSON_CreateObject();
     cJSON_AddStringToObject(p, "x", "y");
-    cr_assert_eq(outbox_begin(&app, key, p, a, b, NULL, id), 0);
+    cr_assert_eq(outbox_begin(app.outbox, key, p, a, b, NULL, id), 0);
     cJSON_Delete(p);
     bson_t *f = BCON_NEW("_id", BCON_UTF8(id));
     bson_t *u = BCON_NEW("$set", "{", "created_at", BCON_DATE_TIME(core_wall_ms() - age_ms), "}");
@@ -133,7 +141,7 @@ Test(outbox, recovery_completes_writes_that_happened_and_drops_the_others)
     /* Young: its request may still be running. */
     pending("user.registered", "u9", NULL, 0, young);
 
-    cr_assert_eq(outbox_pass(&app, dead_broker, core_wall_ms()), -1); /* nothing can be published */
+    cr_assert_eq(outbox_pass(app.outbox, dead_broker, core_wall_ms()), -1); /* nothing can be published */
 
     cr_assert_str_eq(state(reg_done), "ready");
     cr_assert_null(state(reg_lost));
@@ -156,13 +164,17 @@ Test(outbox, a_committed_event_waits_for_the_broker)
 {
     char id[37];
     cJSON *p = cJSON_CreateObject();
-    cr_assert_eq(outbox_begin(&app, "block.deleted", p, "a", "b", "rid", id), 0);
+    cr_assert_eq(outbox_begin(app.outbox, "block.deleted", p, "a", "b", "rid", id), 0);
     cJSON_Delete(p);
     cr_assert_str_eq(state(id), "pending");
-    cr_assert_eq(outbox_commit(&app, id), 0);
-    cr_assert_eq(outbox_pass(&app, dead_broker, core_wall_ms()), -1);
+    cr_assert_eq(outbox_commit(app.outbox, id), 0);
+    cr_assert_eq(outbox_pass(app.outbox, dead_broker, core_wall_ms()), -1);
     cr_assert_str_eq(state(id), "ready");
-    outbox_abort(&app, id);
+    char *text = metrics_render(reg, NULL); /* the names auth's dashboards know */
+    cr_assert(strstr(text, "\nauth_outbox_committed_total 1\n") != NULL, "%s", text);
+    cr_assert(strstr(text, "# TYPE auth_events_published_total counter\n") != NULL, "%s", text);
+    free(text);
+    outbox_abort(app.outbox, id);
     cr_assert_null(state(id));
 }
 

@@ -1,0 +1,172 @@
+/* rpc.c -- the reply and request helpers every service's RPC handlers use. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/core.h"
+#include "json/json.h"
+#include "problem/problem.h"
+#include "rpc/rpc.h"
+
+#define RPC__MAX_BODY (64 * 1024)
+#define RPC__MAX_DEPTH 8
+#define RPC__MAX_PARAMS 16384
+
+/* ================================================================ replies */
+
+void rpc_json(mq_reply_t *r, int status, cJSON *body)
+{
+    r->status = status;
+    r->body = json_print(body);
+    r->body_len = strlen(r->body);
+    cJSON_Delete(body);
+}
+
+void rpc_problem(mq_reply_t *r, int status, const char *type, const char *detail, cJSON *errors)
+{
+    free(r->body);
+    free(r->content_type);
+    free(r->headers_json);
+    r->headers_json = NULL;
+    r->status = status;
+    r->content_type = xstrdup(PROBLEM_CONTENT_TYPE);
+    r->body = problem_json(status, type, detail, errors);
+    r->body_len = strlen(r->body);
+}
+
+void rpc_invalid(mq_reply_t *r, const char *field, const char *why)
+{
+    cJSON *errors = cJSON_CreateObject();
+    cJSON_AddStringToObject(errors, field, why);
+    char *detail = xasprintf("%s: %s", field, why);
+    rpc_problem(r, 422, "invalid-field", detail, errors);
+    free(detail);
+}
+
+int rpc_invalid_fields(mq_reply_t *r, cJSON **errors)
+{
+    if (cJSON_GetArraySize(*errors) == 0)
+        return 0;
+    rpc_problem(r, 422, "invalid-field", "some fields are not valid", *errors);
+    *errors = NULL;
+    return 1;
+}
+
+void rpc_db_error(mq_reply_t *r)
+{
+    rpc_problem(r, 503, "database-unavailable", "the database is unavailable; try again", NULL);
+    r->headers_json = xstrdup("{\"retry-after\":\"1\"}");
+}
+
+void rpc_unauthorized(mq_reply_t *r, const char *type, const char *detail)
+{
+    rpc_problem(r, 401, type, detail, NULL);
+    r->headers_json = xstrdup("{\"www-authenticate\":\"Bearer error=\\\"invalid_token\\\"\"}");
+}
+
+void rpc_no_content(mq_reply_t *r)
+{
+    r->status = 204;
+}
+
+void rpc_rate_limited(mq_reply_t *r, long retry_after_s, const char *detail)
+{
+    rpc_problem(r, 429, "rate-limited", detail, NULL);
+    r->headers_json = xasprintf("{\"retry-after\":\"%ld\"}", retry_after_s < 1 ? 1 : retry_after_s);
+}
+
+void rpc_not_found(mq_reply_t *r, const char *detail)
+{
+    rpc_problem(r, 404, "not-found", detail, NULL);
+}
+
+/* ================================================================ requests */
+
+cJSON *rpc_body(const mq_message_t *req, mq_reply_t *r)
+{
+    if (req->content_type != NULL && req->body_len > 0) {
+        const char *ct = req->content_type;
+        size_t n = strlen("application/json");
+        if (strncasecmp(ct, "application/json", n) != 0 || (ct[n] != '\0' && ct[n] != ';' && ct[n] != ' ')) {
+            rpc_problem(r, 415, "unsupported-media-type", "send application/json", NULL);
+            return NULL;
+        }
+    }
+    if (req->body_len == 0) {
+        rpc_problem(r, 400, "malformed-body", "a JSON object is required", NULL);
+        return NULL;
+    }
+    json_err_t err;
+    cJSON *body = json_parse_object(req->body, req->body_len, RPC__MAX_BODY, RPC__MAX_DEPTH, &err);
+    if (body == NULL) {
+        char *detail = xasprintf("the body is not a JSON object: %s", json_strerror(err));
+        rpc_problem(r, err == JSON_ETOOBIG ? 413 : 400,
+                    err == JSON_ETOOBIG ? "body-too-large" : "malformed-body", detail, NULL);
+        free(detail);
+    }
+    return body;
+}
+
+int rpc_param(const mq_message_t *req, const char *name, char *out, size_t outlen)
+{
+    if (req->params == NULL)
+        return -1;
+    cJSON *p = json_parse_object(req->params, strlen(req->params), RPC__MAX_PARAMS, 2, NULL);
+    const cJSON *v = p != NULL ? cJSON_GetObjectItemCaseSensitive(p, name) : NULL;
+    int rc = -1;
+    if (cJSON_IsString(v) && strlen(v->valuestring) < outlen) {
+        strcpy(out, v->valuestring);
+        rc = 0;
+    }
+    cJSON_Delete(p);
+    return rc;
+}
+
+static int rpc__hex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int rpc_query(const mq_message_t *req, const char *name, char *out, size_t outlen)
+{
+    size_t nlen = strlen(name);
+    for (const char *p = req->query; p != NULL && *p != '\0';) {
+        const char *end = strchr(p, '&');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            size_t o = 0;
+            for (size_t i = nlen + 1; i < len; i++) {
+                char c = p[i];
+                if (c == '+') {
+                    c = ' ';
+                } else if (c == '%') {
+                    int h = i + 2 < len ? rpc__hex(p[i + 1]) : -1, l = h >= 0 ? rpc__hex(p[i + 2]) : -1;
+                    if (l < 0)
+                        return -1;
+                    c = (char)(h * 16 + l);
+                    i += 2;
+                }
+                if (c == '\0' || o + 1 >= outlen)
+                    return -1;
+                out[o++] = c;
+            }
+            out[o] = '\0';
+            return 1;
+        }
+        p = end != NULL ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+/* ================================================================ JSON */
+
+void json_add_time(cJSON *obj, const char *name, int64_t ms)
+{
+    char buf[32];
+    core_rfc3339(ms, buf);
+    cJSON_AddStringToObject(obj, name, buf);
+}
