@@ -5,9 +5,10 @@ Every $ref in proto/ is resolved offline through one `referencing` registry hold
 asyncapi.yaml and proto/schemas/**/*.json under their file URIs (schema files under their $id too), so
 responses and messages are validated against the documents exactly as written.
 
-The routes of auth (API.md, "Accounts and graph"; services/auth/README.md) are called for real through
-the gateway and every answer is checked against its operation; the events auth publishes are read from
-a queue of the test's own bound to `events` and checked against proto/schemas/events/<key>.json.
+The routes of auth (API.md, "Accounts and graph"; services/auth/README.md) and of resize-image (API.md,
+"Media"; services/resize-image/README.md) are called for real through the gateway and every answer is
+checked against its operation; the events they publish are read from a queue of the test's own bound to
+`events` and checked against proto/schemas/events/<key>.json and their asyncapi.yaml messages.
 """
 import glob
 import json
@@ -29,6 +30,8 @@ from referencing import Registry
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
+import medialib
+from authlib import User
 from conftest import (AUDIENCE, BASE, ISSUER, VAR, bearer, gateway_ready, h2_client, is_problem, make_token,
                       public_key, stack, wait_until)
 
@@ -417,8 +420,18 @@ AUTH_EVENTS = {
 }
 AUTH_CONSUMES = {"post.created": ["post_id", "author_id"], "post.deleted": ["post_id", "author_id"]}
 
+# Events resize-image publishes, with exactly the members of services/resize-image/README.md ("Queues",
+# "Shapes": media.created is the Media shape, owner_id included), all required but those in
+# MEDIA_EVENTS_OPTIONAL; and what it relies on in the events it consumes (auth's).
+MEDIA_EVENTS = {
+    "media.created": ["id", "owner_id", "width", "height", "variants", "blurhash", "created_at"],
+    "media.deleted": ["id", "owner_id", "deleted_at"],
+}
+MEDIA_EVENTS_OPTIONAL = {"media.created": ["blurhash"]}
+MEDIA_CONSUMES = {"user.deleted": ["user_id"]}
+
 EXPECTED_SCHEMAS = ["event-envelope", "ping-reply", "problem", "readyz", "rpc-reply-headers", "rpc-request-headers",
-                    *(f"events/{key}" for key in (*AUTH_EVENTS, *AUTH_CONSUMES))]
+                    *(f"events/{key}" for key in (*AUTH_EVENTS, *AUTH_CONSUMES, *MEDIA_EVENTS))]
 
 
 @pytest.mark.parametrize("name", EXPECTED_SCHEMAS)
@@ -970,8 +983,8 @@ def _schema_ref(uri):
 def test_openapi_has_every_auth_route():
     """Each route of API.md's "Accounts and graph" table, as services/auth/README.md maps it: the RPC method,
     whether it takes a token, its success status and shape, and the errors it can answer."""
-    ops = {(path, m) for path, item in OPENAPI["paths"].items() if path.startswith(("/v1/auth/", "/v1/me", "/v1/users/"))
-           for m in HTTP_METHODS if m in item}
+    ops = {(path, m) for path, item in OPENAPI["paths"].items()
+           if path == "/v1/me" or path.startswith(("/v1/auth/", "/v1/me/", "/v1/users/")) for m in HTTP_METHODS if m in item}
     assert ops == set(AUTH_ROUTES), f"missing {set(AUTH_ROUTES) - ops}, extra {ops - set(AUTH_ROUTES)}"
     for (path, method), (rpc, kind, success) in AUTH_ROUTES.items():
         where = f"{method.upper()} {path}"
@@ -1120,7 +1133,7 @@ def test_asyncapi_has_the_auth_events():
     envelope = {"message_id": str(uuid.uuid4()), "timestamp": int(time.time()), "content_type": "application/json",
                 "delivery_mode": 2, "headers": {"x-request-id": "r1"}}
     files = {os.path.basename(p)[:-5] for p in glob.glob(os.path.join(SCHEMA_DIR, "events", "*.json"))}
-    assert files == set(AUTH_EVENTS) | set(AUTH_CONSUMES), files
+    assert files == set(AUTH_EVENTS) | set(AUTH_CONSUMES) | set(MEDIA_EVENTS), files
     for key in (*AUTH_EVENTS, *AUTH_CONSUMES):
         assert key in by_address, f"no channel with address {key}"
         name = by_address[key]
@@ -1610,3 +1623,556 @@ def test_auth_queues_match_asyncapi(auth_up, rabbit):
     assert keys == {b["routingKey"] for b in spec["x-bindings"]}, keys
     dlq = rabbit.get(f"/queues/%2F/{_q(queue['name'] + '.dlq')}")
     assert dlq.status_code == 200 and dlq.json()["durable"] is True, dlq.text
+
+
+# ------------------------------------------------------------------ media (resize-image): the documents
+
+# services/resize-image/README.md, "RPC methods": route -> (RPC method, token, success status of API.md).
+MEDIA_ROUTES = {
+    ("/v1/media", "post"): ("media.upload", "required", 201),
+    ("/v1/media/{id}", "get"): ("media.show", "required", 200),
+}
+# The README's "Answers to bad input": the problem types of each error status of an upload.
+UPLOAD_PROBLEMS = {
+    400: ["empty-body", "empty-file", "missing-file", "too-many-files", "malformed-multipart"],
+    413: ["body-too-large"],
+    415: ["unsupported-media-type", "unsupported-image"],
+    422: ["image-too-large", "corrupt-image"],
+}
+PROBLEM_BASE = "https://problems.photo.invalid/"
+VARIANT_NAMES = ["thumb", "small", "medium", "large"]
+MEDIA_ID = "9f86d081884c7d659a2feaa0c55ad015"
+BLURHASH = "LEHV6nWB2yk8pyo0adR*.7kCMdnj"
+ROUTES_C = os.path.join(ROOT, "services", "gateway", "routes.c")
+
+
+def test_openapi_has_every_media_route():
+    """Each route of API.md's "Media" table, as services/resize-image/README.md maps it: the RPC method, the
+    token, the success status and shape, the errors it can answer (for an upload, with exactly the problem
+    types of the README), and the two ways an upload comes in."""
+    ops = {(path, m) for path, item in OPENAPI["paths"].items() if path.startswith("/v1/media")
+           for m in HTTP_METHODS if m in item}
+    assert ops == set(MEDIA_ROUTES), f"missing {set(MEDIA_ROUTES) - ops}, extra {ops - set(MEDIA_ROUTES)}"
+    for (path, method), (rpc, kind, success) in MEDIA_ROUTES.items():
+        where = f"{method.upper()} {path}"
+        op = OPENAPI["paths"][path][method]
+        op_uri = operation_uri(path, method)
+        assert op.get("x-rpc") == rpc, where
+        assert op.get("tags") == ["media"], where
+        assert _token_kind(op) == kind, f"{where}: token {_token_kind(op)}, README says {kind}"
+        codes = {int(c) for c in op["responses"]}
+        want = {success, 401, 429, 503, 504}
+        if method == "post":
+            want |= set(UPLOAD_PROBLEMS)
+        else:
+            want |= {400, 404}  # 400: the gateway's bad-path (a malformed percent-encoding)
+        assert codes == want, f"{where}: lists {sorted(codes)}, wanted {sorted(want)}"
+        resp, resp_uri = follow(child(op_uri, "responses", str(success)))
+        assert list(resp["content"]) == ["application/json"], where
+        assert _schema_ref(child(resp_uri, "content", "application/json", "schema")) == "Media", where
+        assert OPENAPI["paths"][path]["x-other-methods"]["response"] == {"$ref": "#/components/responses/MethodNotAllowed"}
+    assert "requestBody" not in OPENAPI["paths"]["/v1/media/{id}"]["get"]
+
+    post = operation_uri("/v1/media", "post")
+    body, body_uri = follow(child(post, "requestBody"))
+    assert body.get("required") is True and list(body["content"]) == ["multipart/form-data", "image/*"], body
+    form = body["content"]["multipart/form-data"]["schema"]
+    assert form["type"] == "object" and form["required"] == ["file"], form
+    assert (form["properties"]["file"]["type"], form["properties"]["file"]["format"]) == ("string", "binary")
+    raw = body["content"]["image/*"]["schema"]
+    assert (raw["type"], raw["format"]) == ("string", "binary"), raw
+    created, created_uri = follow(child(post, "responses", "201"))
+    location, location_uri = follow(child(created_uri, "headers", "location"))
+    assert location["required"] is True
+    validate(f"/v1/media/{MEDIA_ID}", child(location_uri, "schema"), "a Location")
+    every_type = {t for types in UPLOAD_PROBLEMS.values() for t in types} | {"invalid-field", "not-found"}
+    for status, types in UPLOAD_PROBLEMS.items():
+        schema = child(post, "responses", str(status))
+        resp, resp_uri = follow(schema)
+        schema = child(resp_uri, "content", "application/problem+json", "schema")
+        for t in types:
+            validate({"type": PROBLEM_BASE + t, "title": "x", "status": status, "detail": "d"}, schema, f"{status} {t}")
+            assert f"`{t}`" in resp["description"] or status == 413, f"{status}: the description does not name {t}"
+        if status == 413:  # the reusable ContentTooLarge: the gateway's cap and the service's say the same
+            assert OPENAPI["paths"]["/v1/media"]["post"]["responses"]["413"] == \
+                   {"$ref": "#/components/responses/ContentTooLarge"}
+            continue
+        for t in every_type - set(types):
+            with pytest.raises(AssertionError):
+                validate({"type": PROBLEM_BASE + t, "title": "x", "status": status}, schema, f"{status} {t}")
+        with pytest.raises(AssertionError):
+            validate({"type": PROBLEM_BASE + types[0], "title": "x", "status": 400 if status != 400 else 422},
+                     schema, "another status")
+    params = _effective_parameters(child(OPENAPI_URI, "paths", "/v1/media/{id}"), operation_uri("/v1/media/{id}", "get"))
+    assert set(params) == {("id", "path"), ("x-request-id", "header")}, params
+    id_schema = child(OPENAPI_URI, "components", "parameters", "MediaId", "schema")
+    validate(MEDIA_ID, id_schema, "a media id")
+    for bad in ("A" * 32, "0" * 31, "0" * 33, "g" * 32):
+        with pytest.raises(AssertionError):
+            validate(bad, id_schema, "a bad media id")
+
+
+def _gateway_routes():
+    """(pattern, method) -> (service, RPC method, token) of every route services/gateway/routes.c serves
+    outside the debug routes."""
+    with open(ROUTES_C, encoding="utf-8") as f:
+        text = f.read()
+    found = re.findall(r'\{"([A-Z]+)", "(/[^"]*)", "([a-z][a-z0-9-]*)", "([^"]+)", GW_AUTH_(NONE|OPTIONAL|REQUIRED),'
+                       r'[^}]*, ([0-9])\}', text)
+    assert found, f"no routes found in {ROUTES_C}"
+    return {(pattern, method.lower()): (service, rpc, token.lower())
+            for method, pattern, service, rpc, token, debug in found if debug == "0"}
+
+
+def test_gateway_route_table_is_the_openapi_paths():
+    """The gateway serves exactly the /v1 operations of openapi.yaml, each relayed as the RPC method its
+    x-rpc names, with the token its security says; the media routes go to resize-image."""
+    routes = _gateway_routes()
+    spec = {(path, m): (item[m].get("x-rpc"), _token_kind(item[m])) for path, item in OPENAPI["paths"].items()
+            if path.startswith("/v1/") for m in HTTP_METHODS if m in item}
+    assert {k: (rpc, tok) for k, (_, rpc, tok) in routes.items()} == spec
+    for key in MEDIA_ROUTES:
+        assert routes[key][0] == "resize-image", (key, routes[key])
+    for key in AUTH_ROUTES:
+        assert routes[key][0] == "auth", (key, routes[key])
+
+
+def media_sample(media_id=MEDIA_ID, width=300, height=200, owner="u01hx3k5v8r"):
+    """A Media as media_json writes it (services/resize-image/media.c)."""
+    variants = {}
+    for name in VARIANT_NAMES:
+        w, h = (min(150, width, height),) * 2 if name == "thumb" else (width, height)
+        variants[name] = {"url": f"/media/m/{media_id}/{name}.jpg", "webp_url": f"/media/m/{media_id}/{name}.webp",
+                          "width": w, "height": h}
+    return {"id": media_id, "owner_id": owner, "width": width, "height": height, "variants": variants,
+            "blurhash": BLURHASH, "created_at": "2026-11-21T18:40:03.512Z"}
+
+
+def _media_near_misses():
+    good = media_sample()
+
+    def variant(name, **change):
+        v = {**good["variants"][name], **change}
+        return {**good, "variants": {**good["variants"], name: {k: x for k, x in v.items() if x is not None}}}
+
+    bad = [{**good, "state": "ready"}, {**good, "format": "jpeg"}, {**good, "id": "A" * 32}, {**good, "id": "0" * 31},
+           {**good, "id": 7}, {**good, "owner_id": ""}, {**good, "owner_id": None}, {**good, "width": 0},
+           {**good, "height": "200"}, {**good, "blurhash": None}, {**good, "blurhash": BLURHASH[:-1]},
+           {**good, "blurhash": BLURHASH[:-1] + "\""}, {**good, "created_at": "2026-11-21 18:40:03"},
+           {**good, "created_at": "2026-11-21T18:40:03+01:00"},
+           {**good, "variants": {**good["variants"], "huge": good["variants"]["large"]}},
+           {**good, "variants": {k: v for k, v in good["variants"].items() if k != "thumb"}},
+           variant("small", webp_url=None), variant("small", bytes=1234), variant("large", url="/media/x.png"),
+           variant("large", webp_url=good["variants"]["large"]["url"]), variant("thumb", width=0),
+           variant("medium", height=None)]
+    bad += [{k: v for k, v in good.items() if k != m} for m in good if m != "blurhash"]
+    return bad
+
+
+def test_media_schemas_are_exactly_the_readme_shapes():
+    """Media and MediaVariant have exactly the members media_json emits (README, "Shapes"), all required but
+    blurhash; and openapi's Media and the media.created payload accept and refuse the same documents."""
+    schemas = OPENAPI["components"]["schemas"]
+    media, variant = schemas["Media"], schemas["MediaVariant"]
+    assert media["type"] == "object" and media["additionalProperties"] is False
+    assert list(media["properties"]) == MEDIA_EVENTS["media.created"]
+    assert media["required"] == [m for m in MEDIA_EVENTS["media.created"] if m not in MEDIA_EVENTS_OPTIONAL["media.created"]]
+    variants = media["properties"]["variants"]
+    assert variants["type"] == "object" and variants["additionalProperties"] is False
+    assert variants["required"] == VARIANT_NAMES == list(variants["properties"])
+    assert all(v == {"$ref": "#/components/schemas/MediaVariant"} for v in variants["properties"].values())
+    assert variant["type"] == "object" and variant["additionalProperties"] is False
+    assert variant["required"] == ["url", "webp_url", "width", "height"] == list(variant["properties"])
+    assert media["properties"]["created_at"] == {"$ref": "#/components/schemas/Time"}
+    id_schema, _ = follow(child(_component("Media"), "properties", "id"))
+    assert id_schema["pattern"] == "^[0-9a-f]{32}$"
+    good = [media_sample(), {k: v for k, v in media_sample().items() if k != "blurhash"},
+            media_sample(width=100, height=80), media_sample(width=1080, height=1440),
+            {**media_sample(), "created_at": "2026-11-21T18:40:03Z"},
+            {**media_sample(), "variants": {k: {**v, "url": "https://cdn.example.com/m/" + v["url"].split("/m/")[1]}
+                                            for k, v in media_sample()["variants"].items()}}]
+    for uri in (_component("Media"), schema_uri("events/media.created")):
+        for instance in good:
+            validate(instance, uri, "a media")
+        for instance in _media_near_misses():
+            with pytest.raises(AssertionError):
+                validate(instance, uri, "a bad media")
+    for name in ("Media", "MediaVariant", "MediaId"):
+        assert name in schemas
+
+
+@pytest.mark.parametrize("key", sorted(MEDIA_EVENTS))
+def test_media_event_schema_is_the_readme_payload(key):
+    uri = schema_uri(f"events/{key}")
+    doc = DOCS[uri]
+    assert doc["$id"] == f"https://schemas.photo.invalid/events/{key}.json"
+    assert doc["type"] == "object" and doc["additionalProperties"] is False
+    assert list(doc["properties"]) == MEDIA_EVENTS[key]
+    optional = MEDIA_EVENTS_OPTIONAL.get(key, [])
+    assert doc["required"] == [m for m in MEDIA_EVENTS[key] if m not in optional]
+    assert "resize-image" in doc["description"] and "app_id resize-image" in doc["description"]
+    assert doc["examples"], key
+    for ex in doc["examples"]:
+        validate(ex, uri, f"{key} example")
+    ex = doc["examples"][0]
+    near_misses = [{**ex, "extra": 1}] + [{k: v for k, v in ex.items() if k != m} for m in ex if m not in optional]
+    near_misses += [{**ex, m: 123} for m in ex if m == "id" or m.endswith("_id")]
+    near_misses += [{**ex, m: "2026-11-21 18:40:03"} for m in ex if m.endswith("_at")]
+    near_misses += [{**ex, "id": ex["id"].upper()}, {**ex, "id": ex["id"][:-1]}, {**ex, "owner_id": ""}]
+    for bad in near_misses:
+        with pytest.raises(AssertionError):
+            validate(bad, uri, f"a bad {key}")
+
+
+def test_user_deleted_is_what_resize_image_relies_on():
+    """resize-image deletes a user's media from user.deleted's user_id (a non-empty string; it dead-letters
+    the event otherwise): auth's schema requires exactly that."""
+    uri = schema_uri("events/user.deleted")
+    doc = DOCS[uri]
+    for key, members in MEDIA_CONSUMES.items():
+        assert set(members) <= set(DOCS[schema_uri(f"events/{key}")]["required"]), key
+    assert doc["properties"]["user_id"]["type"] == "string" and doc["properties"]["user_id"]["minLength"] >= 1
+    assert "resize-image" in doc["description"]
+    for bad in ({"user_id": "", "username": "alice", "deleted_at": T0}, {"username": "alice", "deleted_at": T0},
+                {"user_id": 5, "username": "alice", "deleted_at": T0}):
+        with pytest.raises(AssertionError):
+            validate(bad, uri, "a user.deleted resize-image could not use")
+
+
+def test_asyncapi_has_the_media_events_and_queues():
+    """resize-image sends media.created and media.deleted (app_id resize-image) on `events`, receives
+    user.deleted on resize-image.events, and serves resize-image.rpc one request at a time, media.get's
+    request and reply described."""
+    channels = ASYNCAPI["channels"]
+    by_address = {ch.get("address"): name for name, ch in channels.items()}
+    envelope = {"message_id": str(uuid.uuid4()), "timestamp": int(time.time()), "content_type": "application/json",
+                "delivery_mode": 2, "headers": {"x-request-id": "r1"}}
+    sends = {op["channel"]["$ref"] for op in ASYNCAPI["operations"].values() if op["action"] == "send"}
+    for key in MEDIA_EVENTS:
+        assert key in by_address, f"no channel with address {key}"
+        name = by_address[key]
+        ch = channels[name]
+        assert ch["bindings"]["amqp"]["is"] == "routingKey" and ch["bindings"]["amqp"]["exchange"]["name"] == "events"
+        assert ch["bindings"]["amqp"]["exchange"]["type"] == "topic"
+        assert len(ch["messages"]) == 1, name
+        msg_uri = _message_schema(key)
+        payload, _ = follow(child(msg_uri, "payload", "schema"))
+        assert payload == DOCS[schema_uri(f"events/{key}")], f"{name}: payload is not schemas/events/{key}.json"
+        headers = child(msg_uri, "headers", "schema")
+        validate({**envelope, "type": key, "app_id": "resize-image"}, headers, f"{key} envelope")
+        for change in ({"type": "x.y"}, {"app_id": "auth"}, {"delivery_mode": 1}, {"message_id": "1"}):
+            with pytest.raises(AssertionError):
+                validate({**envelope, "type": key, "app_id": "resize-image", **change}, headers, f"a bad {key} envelope")
+        assert f"#/channels/{name}" in sends, f"no operation sends {key}"
+        assert "resize-image" in ch["description"]
+
+    queue = channels[by_address["resize-image.events"]]
+    assert queue["bindings"]["amqp"]["is"] == "queue"
+    assert queue["bindings"]["amqp"]["queue"]["name"] == "resize-image.events"
+    assert queue["bindings"]["amqp"]["queue"]["durable"] is True
+    assert [(b["exchange"], b["routingKey"]) for b in queue["x-bindings"]] == [("events", k) for k in MEDIA_CONSUMES]
+    assert queue["x-arguments"] == {"x-dead-letter-exchange": "",
+                                    "x-dead-letter-routing-key": "resize-image.events.dlq"}
+    receivers = [op for op in ASYNCAPI["operations"].values()
+                 if op["action"] == "receive" and op["channel"]["$ref"] == f"#/channels/{by_address['resize-image.events']}"]
+    assert len(receivers) == 1
+    got = set()
+    for m in receivers[0]["messages"]:
+        msg, _ = follow(urllib.parse.urljoin(ASYNCAPI_URI, m["$ref"]))
+        got.add(msg["title"])
+        # the very message auth's user.deleted channel carries
+        assert msg == follow(_message_schema(msg["title"]))[0]
+    assert got == set(MEDIA_CONSUMES)
+
+    rpc = channels[by_address["resize-image.rpc"]]
+    assert rpc["bindings"]["amqp"]["is"] == "queue"
+    spec_q = rpc["bindings"]["amqp"]["queue"]
+    generic = channels["rpcQueue"]["bindings"]["amqp"]["queue"]
+    assert spec_q["name"] == generic["name"].replace("{service}", "resize-image")
+    assert {k: v for k, v in spec_q.items() if k != "name"} == {k: v for k, v in generic.items() if k != "name"}
+    assert rpc["x-bindings"] == [{"exchange": "rpc", "routingKey": "resize-image"}]
+    assert rpc["x-prefetch"] == 1
+    for method in ("media.upload", "media.show", "media.get", "resize-image.ping"):
+        assert f"`{method}`" in rpc["description"], method
+    servers = [op for op in ASYNCAPI["operations"].values()
+               if op["action"] == "receive" and op["channel"]["$ref"] == f"#/channels/{by_address['resize-image.rpc']}"]
+    assert len(servers) == 1 and servers[0]["reply"]["channel"]["$ref"] == "#/channels/rpcReply"
+    replies = {m["$ref"].rsplit("/", 1)[1] for m in servers[0]["reply"]["messages"]}
+    assert {"mediaGetReply", "rpcReply", "pingReply"} == replies
+    request = child(ASYNCAPI_URI, "components", "messages", "mediaGetRequest")
+    props = {"type": "media.get", "reply_to": "amq.rabbitmq.reply-to", "correlation_id": "1", "expiration": "5000",
+             "headers": {"x-request-id": "r1"}}
+    validate(props, child(request, "headers", "schema"), "a media.get request")
+    with pytest.raises(AssertionError):
+        validate({**props, "type": "media.show"}, child(request, "headers", "schema"), "not media.get")
+    body = child(request, "payload", "schema")
+    validate({"ids": [MEDIA_ID]}, body, "media.get body")
+    validate({"ids": ["junk"] * 50}, body, "50 ids of any shape (they come back missing)")
+    for bad in ({}, {"ids": []}, {"ids": ["a"] * 51}, {"ids": [1]}, {"ids": MEDIA_ID}):
+        with pytest.raises(AssertionError):
+            validate(bad, body, "a media.get body resize-image answers 422")
+    reply = child(ASYNCAPI_URI, "components", "messages", "mediaGetReply", "payload", "schema")
+    validate({"items": [media_sample()], "missing": ["junk"]}, reply, "a media.get reply")
+    item, _ = follow(child(reply, "properties", "items", "items"))
+    assert item == DOCS[schema_uri("events/media.created")]
+    for bad in ({"items": []}, {"items": [], "missing": [], "next_cursor": None},
+                {"items": [{**media_sample(), "state": "ready"}], "missing": []}):
+        with pytest.raises(AssertionError):
+            validate(bad, reply, "a bad media.get reply")
+
+
+# ------------------------------------------------------------------ media (resize-image): live, over HTTP/2
+
+UPLOAD_TIMEOUT = 60  # the ASan build decodes slowly
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def media_up():
+    with h2_client() as c:
+        ready = c.get("/readyz").json()
+    assert ready.get("services", {}).get("resize-image") == "up", f"resize-image is not up behind the gateway: {ready}"
+
+
+def _sub(token):
+    return jwt.decode(token, options={"verify_signature": False})["sub"]
+
+
+def media_call(c, method, template, expect, tok=None, path=None, ptype=None, url=None, **kw):
+    """One call of a media route (template filled from path, or url as is): the expected status (and problem
+    type), and the answer as its operation in openapi.yaml says (status listed, headers, content type, body
+    schema). Returns (response, body)."""
+    if url is None:
+        url = template.format(**{k: urllib.parse.quote(v, safe="") for k, v in (path or {}).items()})
+    headers = dict(kw.pop("headers", {}))
+    if tok is not None:
+        headers.update(bearer(tok))
+    kw.setdefault("timeout", UPLOAD_TIMEOUT)
+    r = c.request(method, url, headers=headers, **kw)
+    where = f"{method} {url}"
+    assert r.status_code == expect, f"{where}: {r.status_code}, wanted {expect}: {r.text[:800]}"
+    if expect >= 400:
+        problem = is_problem(r, expect)
+        if ptype is not None:
+            assert problem["type"] == PROBLEM_BASE + ptype, f"{where}: {problem}"
+    assert r.headers.get("x-request-id"), where
+    body = check_operation(r, template, method.lower())
+    return r, body
+
+
+def _upload_kw(data, ctype="image/jpeg", multipart=True, rid=None):
+    if multipart:
+        ctype, data = medialib.multipart([("caption", None, None, b"ignored"), ("file", "photo.jpg", ctype, data)])
+    headers = {"content-type": ctype}
+    if rid:
+        headers["x-request-id"] = rid
+    return {"headers": headers, "content": data}
+
+
+def _check_media(body, owner, width, height):
+    """What the README promises of a Media beyond its schema."""
+    validate(body, schema_uri("events/media.created"), "a media, as media.created carries it")
+    assert (body["owner_id"], body["width"], body["height"]) == (owner, width, height), body
+    for name, v in body["variants"].items():
+        assert v["url"].endswith(f"m/{body['id']}/{name}.jpg") and v["webp_url"].endswith(f"m/{body['id']}/{name}.webp")
+    assert body["variants"]["thumb"]["width"] == body["variants"]["thumb"]["height"] == min(150, width, height)
+    for name, target in (("small", 320), ("medium", 640), ("large", 1080)):
+        assert body["variants"][name]["width"] == min(width, target), (name, body["variants"][name])
+    assert abs(time.time() - _epoch(body["created_at"])) < 300, body["created_at"]
+
+
+def _epoch(rfc3339):
+    import datetime
+    return datetime.datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+
+
+def test_media_routes_live_match_spec(media_up):
+    """Uploads (multipart and raw) and reads through the gateway over HTTP/2, and every error answer the
+    README names, each checked against its operation in openapi.yaml; the variants' URLs are served as
+    /media/{key} says."""
+    tok, other = make_token(), make_token()
+    owner = _sub(tok)
+    with h2_client() as c:
+        rid = f"contract-up-{uuid.uuid4().hex[:8]}"
+        r, created = media_call(c, "POST", "/v1/media", 201, tok=tok, **_upload_kw(medialib.jpeg(640, 480), rid=rid))
+        assert r.headers["location"] == f"/v1/media/{created['id']}", r.headers["location"]
+        assert r.headers["x-request-id"] == rid
+        _check_media(created, owner, 640, 480)
+        _, got = media_call(c, "GET", "/v1/media/{id}", 200, tok=tok, path={"id": created["id"]})
+        assert got == created
+        # A raw body; the claimed type is not trusted (a PNG sent as image/jpeg is a PNG).
+        r, raw = media_call(c, "POST", "/v1/media", 201, tok=tok,
+                            **_upload_kw(medialib.png(400, 300), ctype="image/jpeg", multipart=False))
+        assert r.headers["location"] == f"/v1/media/{raw['id']}" and raw["id"] != created["id"]
+        _check_media(raw, owner, 400, 300)
+        for v in created["variants"].values():
+            for url in (v["url"], v["webp_url"]):
+                key = url[len("/media/"):]
+                validate(key, child(OPENAPI_URI, "paths", "/media/{key}", "parameters", 1, "schema"), "a variant key")
+                f = c.get(url)
+                assert f.status_code == 200, (url, f.status_code)
+                check_operation(f, "/media/{key}", "get")
+                assert f.headers["content-type"] == ("image/jpeg" if url.endswith(".jpg") else "image/webp")
+
+        # ---- the reads: the owner's only; 404 for anyone else and for unknown and ill-shaped ids
+        media_call(c, "GET", "/v1/media/{id}", 404, tok=other, path={"id": created["id"]}, ptype="not-found")
+        media_call(c, "GET", "/v1/media/{id}", 404, tok=tok, path={"id": "f" * 32}, ptype="not-found")
+        media_call(c, "GET", "/v1/media/{id}", 404, tok=tok, path={"id": created["id"].upper()}, ptype="not-found")
+        media_call(c, "GET", "/v1/media/{id}", 401, path={"id": created["id"]}, ptype="missing-token")
+        media_call(c, "GET", "/v1/media/{id}", 401, tok="not.a.token", path={"id": created["id"]})
+        media_call(c, "GET", "/v1/media/{id}", 400, tok=tok, url="/v1/media/a%00b", ptype="bad-path")
+
+        # ---- bad uploads: every status and problem type of the README
+        jpg = medialib.jpeg(600, 400, comment=False)
+        two = medialib.multipart([("file", "a.jpg", "image/jpeg", jpg), ("file", "b.jpg", "image/jpeg", jpg)])
+        empty = medialib.multipart([("file", "a.jpg", "image/jpeg", b"")])
+        cases = [
+            (400, "empty-body", {"headers": {"content-type": "image/jpeg"}, "content": b""}),
+            (400, "empty-file", {"headers": {"content-type": empty[0]}, "content": empty[1]}),
+            (400, "missing-file", {"headers": {"content-type": "multipart/form-data; boundary=x"},
+                                   "content": b'--x\r\nContent-Disposition: form-data; name="caption"\r\n\r\nhi\r\n--x--\r\n'}),
+            (400, "too-many-files", {"headers": {"content-type": two[0]}, "content": two[1]}),
+            (400, "malformed-multipart", {"headers": {"content-type": "multipart/form-data"}, "content": b"--x\r\n\r\n--x--"}),
+            (415, "unsupported-media-type", {"headers": {"content-type": "application/json"}, "content": b'{"file": 1}'}),
+            (415, "unsupported-image", _upload_kw(b"Hello, I am certainly a photo.\n" * 50)),
+            (422, "corrupt-image", _upload_kw(jpg[: len(jpg) * 6 // 10], multipart=False)),
+            (422, "image-too-large", _upload_kw(medialib.png_bomb(), ctype="image/png", multipart=False)),
+            (413, "body-too-large", _upload_kw(b"\xff\xd8\xff" + b"\0" * (20 * MiB - 2), multipart=False)),  # the service's
+            (413, "body-too-large", _upload_kw(b"\xff\xd8\xff" + b"\0" * (21 * MiB), multipart=False)),  # the gateway's
+        ]
+        for status, ptype, kw in cases:
+            media_call(c, "POST", "/v1/media", status, tok=tok, ptype=ptype, **kw)
+        media_call(c, "POST", "/v1/media", 401, ptype="missing-token", **_upload_kw(jpg))
+
+        # ---- methods the routes do not take: 405 with Allow
+        for method, url, allow in (("PUT", "/v1/media", "POST"), ("GET", "/v1/media", "POST"),
+                                   ("DELETE", f"/v1/media/{created['id']}", "GET")):
+            r = c.request(method, url, headers=bearer(tok))
+            is_problem(r, 405)
+            check_response(r, component_response("MethodNotAllowed"), f"{method} {url}")
+            assert r.headers["allow"] == allow, (method, url, r.headers["allow"])
+
+
+# ------------------------------------------------------------------ resize-image's events and RPC, off the broker
+
+@pytest.fixture
+def media_event_queue(rabbit, temp_queue):
+    """temp_queue bound to `events` with every key resize-image publishes."""
+    for key in MEDIA_EVENTS:
+        _bind(rabbit, temp_queue, key, exchange="events")
+    return temp_queue
+
+
+def _check_event(m, key, app_id):
+    """The message is an event of key as asyncapi.yaml and its schemas say. Returns its payload."""
+    props = m["properties"]
+    where = f"{key} {_payload(m)[:300]}"
+    assert m["exchange"] == "events" and m["routing_key"] == key, where
+    validate(props, schema_uri("event-envelope"), f"{where}: properties")
+    validate(props, child(_message_schema(key), "headers", "schema"), f"{where}: properties")
+    assert props["type"] == key and props["app_id"] == app_id and props["delivery_mode"] == 2, props
+    body = json.loads(_payload(m))
+    validate(body, schema_uri(f"events/{key}"), f"{where}: payload")
+    validate(body, child(_message_schema(key), "payload", "schema"), f"{where}: payload")
+    return body
+
+
+def test_media_events_match_schemas(media_up, auth_up, rabbit, media_event_queue):
+    """A real account (through auth) uploads: media.created is the 201 answer, with the envelope of
+    asyncapi.yaml; DELETE /v1/me: auth's user.deleted makes resize-image delete the media, and media.deleted
+    arrives, with the x-request-id of the request behind it; the media and its files are gone."""
+    user = User()
+    try:
+        rid = f"contract-mc-{uuid.uuid4().hex[:8]}"
+        r, created = media_call(user.client, "POST", "/v1/media", 201, tok=user.access,
+                                **_upload_kw(medialib.jpeg(800, 600), rid=rid))
+        _check_media(created, user.id, 800, 600)
+        got = []
+        _drain(rabbit, media_event_queue, got,
+               lambda g: any(json.loads(_payload(m)).get("id") == created["id"] for m in g), timeout=20,
+               what="media.created")
+        mine = [m for m in got if json.loads(_payload(m)).get("id") == created["id"]]
+        assert [m["routing_key"] for m in mine] == ["media.created"], mine
+        body = _check_event(mine[0], "media.created", "resize-image")
+        assert body == created, (body, created)
+        assert mine[0]["properties"].get("headers", {}).get("x-request-id") == rid, mine[0]["properties"]
+
+        rid = f"contract-md-{uuid.uuid4().hex[:8]}"
+        r = user.delete("/v1/me", headers={"x-request-id": rid})
+        assert r.status_code == 204, r.text
+        got = []
+        _drain(rabbit, media_event_queue, got,
+               lambda g: any(m["routing_key"] == "media.deleted" and json.loads(_payload(m))["id"] == created["id"]
+                             for m in g), timeout=30, what="media.deleted")
+        mine = [m for m in got if json.loads(_payload(m)).get("id") == created["id"]]
+        assert [m["routing_key"] for m in mine] == ["media.deleted"], mine
+        body = _check_event(mine[0], "media.deleted", "resize-image")
+        assert (body["id"], body["owner_id"]) == (created["id"], user.id), body
+        assert _epoch(created["created_at"]) <= _epoch(body["deleted_at"]) <= time.time() + 5, body
+        assert mine[0]["properties"]["message_id"] != created["id"]
+        assert mine[0]["properties"].get("headers", {}).get("x-request-id") == rid, mine[0]["properties"]
+        media_call(user.client, "GET", "/v1/media/{id}", 404, tok=make_token(sub=user.id), path={"id": created["id"]})
+        for v in created["variants"].values():
+            assert user.client.get(v["url"]).status_code == 404, v["url"]
+    finally:
+        user.close()
+
+
+def test_media_get_rpc_matches_asyncapi(media_up, rabbit, temp_queue):
+    """media.get through the broker, as another service calls it: request and reply as mediaGetRequest and
+    mediaGetReply say, items in the order asked, someone else's media included, ids not found missing."""
+    tok = make_token()
+    with h2_client() as c:
+        _, a = media_call(c, "POST", "/v1/media", 201, tok=tok, **_upload_kw(medialib.jpeg(320, 240)))
+        _, b = media_call(c, "POST", "/v1/media", 201, tok=make_token(), **_upload_kw(medialib.jpeg(200, 300)))
+    request = child(ASYNCAPI_URI, "components", "messages", "mediaGetRequest")
+    reply_msg = child(ASYNCAPI_URI, "components", "messages", "mediaGetReply")
+    ids = [b["id"], "f" * 32, a["id"], "junk"]
+    payload = json.dumps({"ids": ids})
+    validate(json.loads(payload), child(request, "payload", "schema"), "our media.get body")
+    rid = f"contract-mg-{uuid.uuid4().hex[:8]}"
+    props, reply = call_rpc(rabbit, temp_queue, "resize-image", "media.get",
+                            {"x-request-id": rid, "x-user-id": _sub(tok)}, payload)
+    props["content_type"] = "application/json"  # (call_rpc sends none; resize-image does not look)
+    validate(props, child(request, "headers", "schema"), "our media.get request")
+    p = reply["properties"]
+    validate(p, child(reply_msg, "headers", "schema"), "media.get reply properties")
+    assert p["headers"]["x-status"] == 200 and p["content_type"].startswith("application/json"), p
+    assert p["headers"].get("x-request-id") == rid and p.get("app_id") == "resize-image", p
+    body = json.loads(_payload(reply))
+    validate(body, child(reply_msg, "payload", "schema"), "media.get reply body")
+    assert body == {"items": [b, a], "missing": ["f" * 32, "junk"]}, body
+    for bad in ({}, {"ids": []}, {"ids": ["a"] * 51}, {"ids": [1]}):
+        _, reply = call_rpc(rabbit, temp_queue, "resize-image", "media.get", {}, json.dumps(bad))
+        p = reply["properties"]
+        validate(p, schema_uri("rpc-reply-headers"), f"media.get {bad} reply properties")
+        assert p["headers"]["x-status"] == 422, (bad, p)
+        problem = json.loads(_payload(reply))
+        validate(problem, schema_uri("problem"), f"media.get {bad} reply body")
+        assert problem["type"] == PROBLEM_BASE + "invalid-field" and "ids" in problem.get("errors", {}), problem
+
+
+def test_resize_image_queues_match_asyncapi(media_up, rabbit):
+    """resize-image.events and resize-image.rpc exist as asyncapi.yaml declares them, bound as it says, and
+    resize-image consumes them one message at a time (prefetch 1)."""
+    channels = ASYNCAPI["channels"]
+    for name in ("resizeImageEvents", "resizeImageRpc"):
+        spec = channels[name]
+        queue = spec["bindings"]["amqp"]["queue"]
+        q = rabbit.get(f"/queues/%2F/{_q(queue['name'])}")
+        assert q.status_code == 200, f"queue {queue['name']} does not exist"
+        q = q.json()
+        assert (q["durable"], q["exclusive"], q["auto_delete"]) == (queue["durable"], queue["exclusive"],
+                                                                    queue["autoDelete"]), q
+        assert q["arguments"] == spec.get("x-arguments", {}), q["arguments"]
+        bindings = rabbit.get(f"/queues/%2F/{_q(queue['name'])}/bindings").json()
+        got = {(b["source"], b["routing_key"]) for b in bindings if b["source"]}
+        assert got == {(b["exchange"], b["routingKey"]) for b in spec["x-bindings"]}, got
+        consumers = q.get("consumer_details", [])
+        assert consumers, f"nobody consumes {queue['name']}"
+        assert all(cd["ack_required"] for cd in consumers), consumers
+        if "x-prefetch" in spec:
+            assert {cd["prefetch_count"] for cd in consumers} == {spec["x-prefetch"]}, consumers
+    dlq = rabbit.get(f"/queues/%2F/{_q('resize-image.events.dlq')}")
+    assert dlq.status_code == 200 and dlq.json()["durable"] is True, dlq.text
+    assert dlq.json()["arguments"] == {}
