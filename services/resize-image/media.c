@@ -159,8 +159,15 @@ fail:
 
 /* ================================================================ deletion with the account */
 
-/* Deletes one media: the event (pending), the files, the document, the event ready. */
-static int media__delete(resize_t *app, const char *id, const char *owner, const char *request_id)
+int media_owner_gone(resize_t *app, const char *user_id)
+{
+    bson_t *f = BCON_NEW("_id", BCON_UTF8(user_id));
+    int rc = db_exists(app->db, "deleted_users", f);
+    bson_destroy(f);
+    return rc;
+}
+
+int media_delete(resize_t *app, const char *id, const char *owner, const char *request_id)
 {
     cJSON *payload = cJSON_CreateObject();
     cJSON_AddStringToObject(payload, "id", id);
@@ -207,6 +214,15 @@ mq_disposition_t media_on_user_deleted(mq_t *mq, const mq_message_t *msg, void *
         d = MQ_DEAD;
         goto out;
     }
+    /* Remembered first: an upload with a token issued before the deletion (valid for minutes
+     * more) is refused from now on, and one that was under way finds it and undoes itself. */
+    bson_t *gone = BCON_NEW("_id", BCON_UTF8(uid->valuestring), "at", BCON_DATE_TIME(core_wall_ms()));
+    int rc = db_insert(app->db, "deleted_users", gone);
+    bson_destroy(gone);
+    if (rc < 0) {
+        d = MQ_RETRY;
+        goto out;
+    }
     /* In batches until none is left: a redelivery finds nothing more to do. */
     for (;;) {
         media__ids_t *b = xcalloc(1, sizeof(*b));
@@ -217,7 +233,7 @@ mq_disposition_t media_on_user_deleted(mq_t *mq, const mq_message_t *msg, void *
         bson_destroy(opts);
         int failed = found < 0;
         for (size_t i = 0; i < b->n && !failed; i++)
-            failed = media__delete(app, b->ids[i], uid->valuestring, msg->request_id) != 0;
+            failed = media_delete(app, b->ids[i], uid->valuestring, msg->request_id) != 0;
         size_t n = b->n;
         free(b);
         if (failed) {

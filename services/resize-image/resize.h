@@ -137,6 +137,11 @@ int media_id_valid(const char *s);
 void media_key(char *out, size_t outlen, const char *id, variant_t v, int webp);
 /* The API shape of a stored media document (URLs from the configured public prefix). */
 cJSON *media_json(resize_t *app, const bson_t *doc);
+/* Deletes one media: its media.deleted event (pending), its files, its document, the event
+ * released. 0, or -1 (the event stays pending; recovery finishes the deletion). */
+int media_delete(resize_t *app, const char *id, const char *owner, const char *request_id);
+/* 1 if user_id's account was deleted (user.deleted seen), 0 if not, -1. */
+int media_owner_gone(resize_t *app, const char *user_id);
 /* Deletes every object of media id; 0, or -1 if one could not be deleted. */
 int media_delete_objects(resize_t *app, const char *id);
 
@@ -147,7 +152,7 @@ outbox_verdict_t media_recover(void *ud, const bson_t *doc, char **body);
 
 /* media.upload (upload.c). */
 void upload_media(resize_t *app, const mq_message_t *req, mq_reply_t *r);
-/* media.get_one: GET /v1/media/{id}; media.get: a batch for other services (media.c). */
+/* media.show: GET /v1/media/{id}; media.get: a batch for other services (media.c). */
 void media_get_one(resize_t *app, const mq_message_t *req, mq_reply_t *r);
 void media_get_batch(resize_t *app, const mq_message_t *req, mq_reply_t *r);
 /* user.deleted consumer (media.c). */

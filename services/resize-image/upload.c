@@ -151,6 +151,14 @@ void upload_media(resize_t *app, const mq_message_t *req, mq_reply_t *r)
     const char *outcome = "rejected";
     if (up__file(app, req, r, &data, &len) != 0)
         goto out;
+    int gone = media_owner_gone(app, req->user_id);
+    if (gone != 0) {
+        if (gone < 0)
+            rpc_db_error(r);
+        else
+            rpc_unauthorized(r, "account-gone", "this account was deleted");
+        goto out;
+    }
     image_format_t fmt = sniff_image(data, len);
     if (fmt == IMAGE_UNKNOWN) {
         rpc_problem(r, 415, "unsupported-image", "the file is not a JPEG, PNG, WebP or HEIC image", NULL);
@@ -209,6 +217,13 @@ void upload_media(resize_t *app, const mq_message_t *req, mq_reply_t *r)
         goto out;
     }
     outbox_commit(app->outbox, ob); /* if this fails, recovery finds the media ready and publishes */
+    if (media_owner_gone(app, req->user_id) == 1) {
+        /* The account went while this upload was under way, after its media were deleted. */
+        cJSON_Delete(payload);
+        media_delete(app, id, req->user_id, req->request_id);
+        rpc_unauthorized(r, "account-gone", "this account was deleted");
+        goto out;
+    }
     outcome = "stored";
     log_info(req->request_id, "media %s stored: %s %dx%d, %zu bytes", id, sniff_name(fmt), v.width, v.height,
              len);

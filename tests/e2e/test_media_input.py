@@ -181,6 +181,10 @@ def test_media_go_with_their_owner_account():
         assert sorted(e["body"]["id"] for e in got) == sorted(ids)
         assert all(e["body"]["owner_id"] == user.id for e in got)
     assert not (m.stored_files() & mine)
+    # The access token lives a few minutes more; the media service refuses it all the same.
+    before = m.stored_files()
+    is_problem(upload(user.client, user.access, m.jpeg(320, 240)), 401, "account-gone")
+    assert m.stored_files() == before
     with h2_client() as client:
         for i in ids:
             r = client.get(f"/v1/media/{i}", headers=bearer(make_token(sub=user.id)))
