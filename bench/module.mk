@@ -9,16 +9,17 @@ $(BUILD)/bin/bench-hash: $(BUILD)/obj/bench/auth/hash.o
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-# resize-image's variant pipeline alone: its image objects and libs/core, not the daemon (no
+# resize-image's variant pipeline alone: its image objects, libs/core and libs/log, not the daemon (no
 # database, broker or object store), so no more shared libraries than libvips needs.
 BENCH_VARIANTS_OBJS := $(BUILD)/obj/bench/media/variants.o \
-	$(patsubst %,$(BUILD)/obj/services/resize-image/%.o,variants blurhash sniff) $(BUILD)/obj/libs/core/core.o
+	$(patsubst %,$(BUILD)/obj/services/resize-image/%.o,variants blurhash sniff) $(BUILD)/obj/libs/core/core.o \
+	$(BUILD)/obj/libs/log/log.o
 
 $(BUILD)/obj/bench/media/variants.o: CFLAGS += -Iservices/resize-image
 
 $(BUILD)/bin/bench-variants: $(BENCH_VARIANTS_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(VIPS_LIBS) $(shell pkg-config --libs uuid) -lpthread -lm
+	$(CC) $(LDFLAGS) -o $@ $^ $(VIPS_LIBS) $(shell pkg-config --libs uuid libcjson) -lpthread -lm
 
 .PHONY: bench-binaries
 bench-binaries: $(BENCH_BINS)

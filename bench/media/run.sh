@@ -8,9 +8,10 @@
 #
 # BENCH_RUNS (15): runs of each tool, interleaved (ours, ImageMagick, ours, ...) after one warm-up
 # of each, so both see the same noise. BENCH_RECORD=0: print the block, do not add it to
-# bench/RESULTS.md. BENCH_IM_JPEG_SIZE=WxH (unset): one more row, ImageMagick with
-# -define jpeg:size=WxH (libjpeg decodes at 1/2, 1/4 or 1/8 scale, as libvips's shrink-on-load
-# does; the size is in stored orientation: 1440x1080 for the 1080-wide upright large variant).
+# bench/RESULTS.md. BENCH_IM_DEFINE (webp:method=1): one more row, ImageMagick with that
+# -define: by default its WebP encoder at the effort ours uses (MEDIA_WEBP_EFFORT=1), the
+# like-for-like reference; "jpeg:size=1440x1080" lets libjpeg decode at a smaller scale, as
+# libvips's shrink-on-load does (the size is in stored orientation); empty: no such row.
 # RESIZE_IMAGE_VIPS_THREADS (2, the daemon's default) reaches bench-variants.
 #
 # The input is made once into var/bench-media/photo-12mp.jpg: 4000x3000 plasma with Gaussian
@@ -23,7 +24,7 @@ cd "$ROOT"
 . "$ROOT/bench/lib.sh"
 RUNS="${BENCH_RUNS:-15}"
 RECORD="${BENCH_RECORD:-1}"
-JPEG_SIZE="${BENCH_IM_JPEG_SIZE:-}"
+IM_DEFINE="${BENCH_IM_DEFINE-webp:method=1}"
 VAR="$ROOT/var/bench-media"
 IN="$VAR/photo-12mp.jpg"
 BIN="$ROOT/build/release/bin/bench-variants"
@@ -47,7 +48,7 @@ IDENTIFY=/usr/bin/identify
 IM_WEBP=1
 "$CONVERT" -list format | grep -Eq '^ *WEBP\*? +WEBP +rw' || IM_WEBP=0
 
-mkdir -p "$VAR/ours" "$VAR/im" "$VAR/im-size"
+mkdir -p "$VAR/ours" "$VAR/im" "$VAR/im-define"
 if [ ! -s "$IN" ]; then
     echo "bench/media: making $IN (once, about 15 s)" >&2
     python3 "$ROOT/bench/media/photo.py" icc "$VAR/srgb.icc"
@@ -96,20 +97,20 @@ run_im() {
     im_args "$VAR/im"
     measure "$VAR/im.tsv" "$CONVERT" "${IM_ARGS[@]}"
 }
-run_im_size() {
-    im_args "$VAR/im-size" "jpeg:size=$JPEG_SIZE"
-    measure "$VAR/im-size.tsv" "$CONVERT" "${IM_ARGS[@]}"
+run_im_define() {
+    im_args "$VAR/im-define" "$IM_DEFINE"
+    measure "$VAR/im-define.tsv" "$CONVERT" "${IM_ARGS[@]}"
 }
 
 load_start="$(cut -d' ' -f1 /proc/loadavg)"
 run_ours
 run_im
-[ -z "$JPEG_SIZE" ] || run_im_size
-rm -f "$VAR/ours.tsv" "$VAR/im.tsv" "$VAR/im-size.tsv" # the warm-ups do not count
+[ -z "$IM_DEFINE" ] || run_im_define
+rm -f "$VAR/ours.tsv" "$VAR/im.tsv" "$VAR/im-define.tsv" # the warm-ups do not count
 for _ in $(seq "$RUNS"); do
     run_ours
     run_im
-    [ -z "$JPEG_SIZE" ] || run_im_size
+    [ -z "$IM_DEFINE" ] || run_im_define
 done
 load_end="$(cut -d' ' -f1 /proc/loadavg)"
 
@@ -153,17 +154,17 @@ resource() { "$CONVERT" -list resource | awk -v k="$1:" '$1 == k { print $2 }'; 
     echo "| ours: variants_make alone (in the same runs) | $(printf '%.0f' "$vm_med") | $(printf '%.0f' "$vm_p90") | | |"
     row "ImageMagick convert, $IM_WHAT in one invocation" "$VAR/im.tsv"
     im_ms="$MED_MS" im_mb="$MED_MB"
-    if [ -n "$JPEG_SIZE" ]; then
-        row "ImageMagick convert with -define jpeg:size=$JPEG_SIZE" "$VAR/im-size.tsv"
+    if [ -n "$IM_DEFINE" ]; then
+        row "ImageMagick convert with -define $IM_DEFINE" "$VAR/im-define.tsv"
         ims_ms="$MED_MS" ims_mb="$MED_MB"
     fi
     echo
     awk -v a="$im_ms" -v b="$ours_ms" -v c="$ours_mb" -v d="$im_mb" -v v="$vm_med" 'BEGIN {
         printf "Ratios: ImageMagick / ours, median wall time: **%.2fx** (aim: at least 3x; %.2fx against variants_make alone); ", a / b, a / v
         printf "ours / ImageMagick, median peak RSS: **%.2f** (aim: at most 0.5).\n", c / d }'
-    if [ -n "$JPEG_SIZE" ]; then
-        awk -v a="$ims_ms" -v b="$ours_ms" -v c="$ours_mb" -v d="$ims_mb" 'BEGIN {
-            printf "With jpeg:size: ImageMagick / ours %.2fx, ours / ImageMagick RSS %.2f.\n", a / b, c / d }'
+    if [ -n "$IM_DEFINE" ]; then
+        awk -v a="$ims_ms" -v b="$ours_ms" -v c="$ours_mb" -v d="$ims_mb" -v d2="$IM_DEFINE" 'BEGIN {
+            printf "With -define " d2 ": ImageMagick / ours %.2fx, ours / ImageMagick RSS %.2f.\n", a / b, c / d }'
     fi
     echo
     echo "$RUNS runs of each, interleaved, after one warm-up each; \`/usr/bin/time -f '%e %M %U %S'\`" \

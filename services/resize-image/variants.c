@@ -1,5 +1,6 @@
 /* variants.c -- from an uploaded image to its variants with libvips: header check, shrink-on-load,
  * autorotation, JPEG and WebP without metadata but the colour profile, and a blurhash. */
+#include <pthread.h>
 #include <string.h>
 
 #include <vips/vips.h>
@@ -232,6 +233,24 @@ static int var__encode(const variants_conf_t *c, VipsImage *im, int no_subsample
     return VARIANTS_OK;
 }
 
+/* One variant's encodings on another thread. */
+typedef struct {
+    const variants_conf_t *c;
+    VipsImage *im;
+    const uint8_t *icc;
+    size_t icc_len;
+    variant_out_t *out;
+    int rc;
+    char err[256];
+} var__job_t;
+
+static void *var__encode_job(void *arg)
+{
+    var__job_t *j = arg;
+    j->rc = var__encode(j->c, j->im, 1, j->icc, j->icc_len, j->out, j->err, sizeof(j->err));
+    return NULL;
+}
+
 /* ================================================================ blurhash */
 
 static int var__blurhash(VipsImage *small, char out[BLURHASH_MAX + 1])
@@ -365,16 +384,26 @@ int variants_make(const variants_conf_t *c, image_format_t fmt, const void *data
         goto out;
     }
 
-    /* 4. Encodings. */
-    for (int v = 0; v < VARIANT_COUNT; v++) {
+    /* 4. Encodings: the large variant (half the work) on a thread of its own, the others and the
+     * blurhash here meanwhile. */
+    for (int v = 0; v < VARIANT_COUNT; v++)
         var__drop_metadata(img[v]);
-        rc = var__encode(c, img[v], v == VARIANT_LARGE, icc, icc_len, &out->v[v], err, errlen);
-        if (rc != VARIANTS_OK)
-            goto out;
-    }
-    if (var__blurhash(img[VARIANT_SMALL], out->blurhash) != 0)
-        out->blurhash[0] = '\0'; /* optional in the reply */
+    var__job_t large_job = {c, img[VARIANT_LARGE], icc, icc_len, &out->v[VARIANT_LARGE], VARIANTS_OK, ""};
+    pthread_t large_thread;
+    int threaded = pthread_create(&large_thread, NULL, var__encode_job, &large_job) == 0;
+    if (!threaded)
+        var__encode_job(&large_job);
     rc = VARIANTS_OK;
+    for (int v = 0; v < VARIANT_LARGE && rc == VARIANTS_OK; v++)
+        rc = var__encode(c, img[v], 0, icc, icc_len, &out->v[v], err, errlen);
+    if (rc == VARIANTS_OK && var__blurhash(img[VARIANT_SMALL], out->blurhash) != 0)
+        out->blurhash[0] = '\0'; /* optional in the reply */
+    if (threaded)
+        pthread_join(large_thread, NULL);
+    if (rc == VARIANTS_OK && large_job.rc != VARIANTS_OK) {
+        rc = large_job.rc;
+        snprintf(err, errlen, "%s", large_job.err);
+    }
 out:
     if (rc != VARIANTS_OK)
         vips_error_clear();
