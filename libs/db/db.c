@@ -135,6 +135,23 @@ int db_ensure_indexes(db_t *db, const char *collection, const db_index_t *indexe
     return 0;
 }
 
+int db_ensure_all_indexes(db_t *db, const db_index_set_t *sets, size_t nsets, int attempts, char *err,
+                          size_t errlen)
+{
+    for (int attempt = 1;; attempt++) {
+        size_t i = 0;
+        while (i < nsets &&
+               db_ensure_indexes(db, sets[i].collection, sets[i].indexes, sets[i].n, err, errlen) == 0)
+            i++;
+        if (i == nsets)
+            return 0;
+        if (attempt >= attempts)
+            return -1;
+        log_warn(NULL, "indexes: %s; retrying", err);
+        core_sleep_ms(1000, NULL);
+    }
+}
+
 /* ================================================================ idempotent consumers */
 
 static char *db__mark_id(const char *consumer, const char *message_id)

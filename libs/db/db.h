@@ -44,6 +44,19 @@ typedef struct {
 int db_ensure_indexes(db_t *db, const char *collection, const db_index_t *indexes, size_t n, char *err,
                       size_t errlen);
 
+/* The indexes of one collection, for db_ensure_all_indexes. */
+typedef struct {
+    const char *collection;
+    const db_index_t *indexes;
+    size_t n;
+} db_index_set_t;
+
+/* A daemon's start: creates the indexes of every collection, trying again once a second (with a
+ * warning) while the database is not up yet, attempts times in all. Returns 0, or -1 with the
+ * last error in err. */
+int db_ensure_all_indexes(db_t *db, const db_index_set_t *sets, size_t nsets, int attempts, char *err,
+                          size_t errlen);
+
 /* ---------------------------------------------------------------- single operations
  *
  * Each borrows a pooled client for one operation (any thread). Documents passed in are

@@ -23,12 +23,9 @@ int objstore__fail(int rc, char *err, size_t errlen, const char *fmt, ...)
 /* Segments of [A-Za-z0-9._-], none empty, none starting with '.', at most 512 bytes in all.
  * So no key climbs out of the local root ("..") or hides a file (".x"), and every key is a
  * URL path as it stands (nothing to escape, no dot segments for curl to fold). */
-static int objstore__key_ok(const char *key)
+int objstore_key_valid(const char *key, size_t n)
 {
-    if (key == NULL)
-        return 0;
-    size_t n = strnlen(key, OBJSTORE__KEY_MAX + 1);
-    if (n == 0 || n > OBJSTORE__KEY_MAX)
+    if (key == NULL || n == 0 || n > OBJSTORE__KEY_MAX)
         return 0;
     int seg_start = 1;
     for (size_t i = 0; i < n; i++) {
@@ -51,7 +48,7 @@ static int objstore__key_ok(const char *key)
 
 static int objstore__check_key(const char *key, char *err, size_t errlen)
 {
-    if (objstore__key_ok(key))
+    if (key != NULL && objstore_key_valid(key, strnlen(key, OBJSTORE__KEY_MAX + 1)))
         return OBJSTORE_OK;
     return objstore__fail(OBJSTORE_EKEY, err, errlen,
                           "bad object key \"%.64s%s\": segments of [A-Za-z0-9._-] not starting with '.', "

@@ -15,7 +15,7 @@ typedef struct {
     const char *endpoint; /* "https://s3.eu-west-1.amazonaws.com" or "http://127.0.0.1:7070" */
     const char *bucket, *region;
     const char *access_key, *secret_key, *session_token; /* session_token may be NULL */
-    long timeout_ms;                                      /* per request; 0 means 30 s */
+    long timeout_ms;                                     /* per request; 0 means 30 s */
 } objstore_conf_t;
 
 /* Opens a store. The strings of conf are copied. Returns NULL with a message in err naming the
@@ -23,6 +23,10 @@ typedef struct {
 objstore_t *objstore_open(const objstore_conf_t *conf, char *err, size_t errlen);
 /* Frees the store (NULL is fine). No call on it may still be running. */
 void objstore_close(objstore_t *s);
+
+/* 1 if the len bytes at key form an acceptable key (below), else 0. The gateway checks /media/
+ * paths with it. */
+int objstore_key_valid(const char *key, size_t len);
 
 /* Keys are relative paths of segments [A-Za-z0-9._-] not starting with '.', at most 512 bytes:
  * "m/3f0c.../large.jpg". Every call checks the key and fails with OBJSTORE_EKEY otherwise. */

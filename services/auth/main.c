@@ -66,14 +66,11 @@ static const db_index_t idx_attempts[] = {{"key_1_at_-1", "{\"key\": 1, \"at\": 
                                           {"at_1", "{\"at\": 1}", 0}};
 static const db_index_t idx_posts[] = {{"user_id_1", "{\"user_id\": 1}", 0}};
 
+/* Indexes are made at start; a database that is not up yet gets 30 s. */
 static int auth_indexes(char *err, size_t errlen)
 {
     /* Not static: outbox_nindexes is a constant of another file, not a constant expression. */
-    const struct {
-        const char *coll;
-        const db_index_t *idx;
-        size_t n;
-    } all[] = {
+    const db_index_set_t all[] = {
         {"users", idx_users, CORE_ARRAY_SIZE(idx_users)},
         {"follows", idx_follows, CORE_ARRAY_SIZE(idx_follows)},
         {"blocks", idx_blocks, CORE_ARRAY_SIZE(idx_blocks)},
@@ -85,10 +82,7 @@ static int auth_indexes(char *err, size_t errlen)
         {"outbox", outbox_indexes, outbox_nindexes},
         {"user_posts", idx_posts, CORE_ARRAY_SIZE(idx_posts)},
     };
-    for (size_t i = 0; i < CORE_ARRAY_SIZE(all); i++)
-        if (db_ensure_indexes(app.db, all[i].coll, all[i].idx, all[i].n, err, errlen) != 0)
-            return -1;
-    return 0;
+    return db_ensure_all_indexes(app.db, all, CORE_ARRAY_SIZE(all), 30, err, errlen);
 }
 
 /* The outbox relay's chores, about once a minute (outbox_housekeeping_fn): forgets old login and
@@ -141,16 +135,9 @@ static int auth_start(svc_t *svc, void *ud)
         log_error(NULL, "AUTH_MONGO_URI: %s", err);
         return -1;
     }
-    /* Indexes are made at start; a database that is not up yet gets a few tries. */
-    for (int attempt = 1;; attempt++) {
-        if (auth_indexes(err, sizeof(err)) == 0)
-            break;
-        if (attempt == 30) {
-            log_error(NULL, "cannot create indexes: %s", err);
-            return -1;
-        }
-        log_warn(NULL, "indexes: %s; retrying", err);
-        core_sleep_ms(1000, NULL);
+    if (auth_indexes(err, sizeof(err)) != 0) {
+        log_error(NULL, "cannot create indexes: %s", err);
+        return -1;
     }
     metrics_registry_t *m = svc_metrics(svc);
     static const char *const outcome_label[] = {"outcome", NULL};

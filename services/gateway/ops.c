@@ -4,6 +4,7 @@
 
 #include "core/core.h"
 #include "gateway.h"
+#include "objstore/objstore.h"
 #include "json/json.h"
 
 /* ================================================================ /healthz */
@@ -136,31 +137,6 @@ int gw_handle_metrics(h2o_req_t *req, uint64_t t0_us)
 
 /* ================================================================ /media/ */
 
-/* Object keys are segments of [A-Za-z0-9._-], none starting with a dot: no traversal, no
- * hidden files, whatever the encoding the client tried. */
-static int gw__media_key_ok(const char *key, size_t len)
-{
-    if (len == 0 || len > 512)
-        return 0;
-    int seg_start = 1;
-    for (size_t i = 0; i < len; i++) {
-        char c = key[i];
-        if (c == '/') {
-            if (seg_start)
-                return 0;
-            seg_start = 1;
-            continue;
-        }
-        if (seg_start && c == '.')
-            return 0;
-        seg_start = 0;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-              c == '_' || c == '-'))
-            return 0;
-    }
-    return !seg_start;
-}
-
 static const char *gw__mime(const char *key, size_t len)
 {
     static const struct {
@@ -210,7 +186,7 @@ int gw_handle_media(h2o_req_t *req, uint64_t t0_us)
     const char *key = req->path_normalized.base + sizeof(prefix) - 1;
     size_t klen = req->path_normalized.len - (sizeof(prefix) - 1);
     size_t rawlen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
-    if (!gw__media_key_ok(key, klen) || memmem(req->path.base, rawlen, "..", 2) != NULL ||
+    if (!objstore_key_valid(key, klen) || memmem(req->path.base, rawlen, "..", 2) != NULL ||
         memchr(req->path.base, '%', rawlen) != NULL) {
         gw_send_problem(req, "/media", t0_us, 404, "not-found", "no such media object");
         return 0;

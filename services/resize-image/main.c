@@ -56,11 +56,14 @@ static const char *argv0 = "resize-image";
 
 static const db_index_t idx_media[] = {{"owner_id_1", "{\"owner_id\": 1}", 0}};
 
+/* Indexes are made at start; a database that is not up yet gets 30 s. */
 static int resize_indexes(char *err, size_t errlen)
 {
-    if (db_ensure_indexes(app.db, "media", idx_media, CORE_ARRAY_SIZE(idx_media), err, errlen) != 0)
-        return -1;
-    return db_ensure_indexes(app.db, "outbox", outbox_indexes, outbox_nindexes, err, errlen);
+    const db_index_set_t all[] = {
+        {"media", idx_media, CORE_ARRAY_SIZE(idx_media)},
+        {"outbox", outbox_indexes, outbox_nindexes},
+    };
+    return db_ensure_all_indexes(app.db, all, CORE_ARRAY_SIZE(all), 30, err, errlen);
 }
 
 static int resize_open_store(char *err, size_t errlen)
@@ -101,16 +104,9 @@ static int resize_start(svc_t *svc, void *ud)
         log_error(NULL, "RESIZE_IMAGE_MONGO_URI: %s", err);
         return -1;
     }
-    /* Indexes are made at start; a database that is not up yet gets a few tries. */
-    for (int attempt = 1;; attempt++) {
-        if (resize_indexes(err, sizeof(err)) == 0)
-            break;
-        if (attempt == 30) {
-            log_error(NULL, "cannot create indexes: %s", err);
-            return -1;
-        }
-        log_warn(NULL, "indexes: %s; retrying", err);
-        core_sleep_ms(1000, NULL);
+    if (resize_indexes(err, sizeof(err)) != 0) {
+        log_error(NULL, "cannot create indexes: %s", err);
+        return -1;
     }
     metrics_registry_t *m = svc_metrics(svc);
     static const char *const outcome_label[] = {"outcome", NULL};
