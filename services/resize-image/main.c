@@ -94,6 +94,11 @@ static int resize_start(svc_t *svc, void *ud)
         log_error(NULL, "MEDIA_STORE=%s: %s", conf.store, err);
         return -1;
     }
+    if (strcmp(conf.store, "s3") == 0)
+        log_info(NULL, "media store: s3 bucket %s at %s, URLs under %s", conf.s3_bucket, conf.s3_endpoint,
+                 conf.public_url);
+    else
+        log_info(NULL, "media store: directory %s, URLs under %s", conf.media_dir, conf.public_url);
     if (variants_init(argv0, (int)conf.vips_threads) != 0) {
         log_error(NULL, "libvips cannot start");
         return -1;
