@@ -340,28 +340,30 @@ Test(routes, services_list_each_service_once_without_the_missing_one)
     cr_assert_eq(gw_routes_services(), services);
 }
 
+#define MEDIA_CAP (20 * 1024 * 1024 + 64 * 1024) /* POST /v1/media: 20 MiB and its multipart envelope */
+
 Test(routes, max_body_is_the_largest_enabled_cap)
 {
     gw_routes_init(1);
-    cr_assert_eq(gw_routes_max_body(1024 * 1024), 1024 * 1024, "a smaller route cap lowers the default");
-    cr_assert_eq(gw_routes_max_body(1000), 64 * 1024);
-    cr_assert_eq(gw_routes_max_body(64 * 1024), 64 * 1024);
-    cr_assert_eq(gw_routes_max_body(0), 64 * 1024);
+    cr_assert_eq(gw_routes_max_body(1000), MEDIA_CAP, "no smaller route cap lowers it");
+    cr_assert_eq(gw_routes_max_body(MEDIA_CAP + 1), MEDIA_CAP + 1, "a larger default raises it");
+    cr_assert_eq(gw_routes_max_body(0), MEDIA_CAP);
 }
 
 Test(routes, max_body_without_debug_routes_is_the_largest_product_cap)
 {
     gw_routes_init(0);
-    cr_assert_eq(gw_routes_max_body(1000), 16 * 1024, "auth's JSON bodies: 16 KiB");
-    cr_assert_eq(gw_routes_max_body(1024 * 1024), 1024 * 1024);
+    cr_assert_eq(gw_routes_max_body(1000), MEDIA_CAP, "uploads are the largest bodies");
+    cr_assert_eq(gw_routes_max_body(64 * 1024 * 1024), 64 * 1024 * 1024);
 }
 
-Test(routes, auth_routes_and_their_methods)
+Test(routes, product_routes_and_their_methods)
 {
     gw_routes_init(0);
     const char *const *services = gw_routes_services();
     cr_assert_str_eq(services[0], "auth");
-    cr_assert_null(services[1]);
+    cr_assert_str_eq(services[1], "resize-image");
+    cr_assert_null(services[2]);
     h2o_mem_pool_t pool;
     h2o_mem_init_pool(&pool);
     static const struct {
@@ -373,6 +375,9 @@ Test(routes, auth_routes_and_their_methods)
         {"GET", "/v1/users/alice", "auth.user_get", "alice"},
         {"GET", "/v1/users/alice/following", "auth.following", "alice"},
         {"DELETE", "/v1/users/alice/block", "auth.unblock", "alice"},
+        {"POST", "/v1/media", "media.upload", NULL},
+        {"GET", "/v1/media/0123456789abcdef0123456789abcdef", "media.show",
+         "0123456789abcdef0123456789abcdef"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         gw_match_t m;
