@@ -291,8 +291,10 @@ static VipsImage *var__narrow(VipsImage *in, int width)
 {
     VipsImage *out = NULL;
     if (in->Xsize <= width) {
-        g_object_ref(in);
-        return in;
+        /* Already narrow enough: the same pixels under a header of its own, since the encoders
+         * (webpsave rebuilds EXIF on its input) may touch metadata while another thread
+         * encodes the large variant from in. */
+        return vips_copy(in, &out, NULL) == 0 ? out : NULL;
     }
     if (vips_thumbnail_image(in, &out, width, "height", VIPS_MAX_COORD, "size", VIPS_SIZE_DOWN, "no_rotate",
                              TRUE, NULL) != 0)
