@@ -9,3 +9,7 @@ $(RESIZE_OBJS): CFLAGS += $(VIPS_CFLAGS)
 $(BUILD)/bin/resize-image: $(RESIZE_OBJS) $(LIBA)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(VIPS_LIBS)
+
+# Its unit tests may include variants.c and so link libvips too.
+$(BUILD)/obj/tests/unit/services/resize-image/%.o: CFLAGS += $(VIPS_CFLAGS)
+$(BUILD)/tests/services/resize-image/%: PKG_LIBS += $(VIPS_LIBS)
