@@ -148,6 +148,7 @@ void upload_media(resize_t *app, const mq_message_t *req, mq_reply_t *r)
     size_t len = 0;
     variants_t v = {0};
     bson_t *doc = NULL;
+    cJSON *payload = NULL;
     const char *outcome = "rejected";
     if (up__file(app, req, r, &data, &len) != 0)
         goto out;
@@ -186,22 +187,19 @@ void upload_media(resize_t *app, const mq_message_t *req, mq_reply_t *r)
     bson_t ready = BSON_INITIALIZER;
     bson_copy_to_excluding_noinit(doc, &ready, "state", NULL);
     BSON_APPEND_UTF8(&ready, "state", "ready");
-    cJSON *payload = media_json(app, &ready);
+    payload = media_json(app, &ready);
     bson_destroy(&ready);
     rc = outbox_begin(app->outbox, "media.created", payload, id, req->user_id, req->request_id, ob);
     if (rc != 0) {
-        cJSON_Delete(payload);
         rpc_db_error(r);
         goto out;
     }
     if (db_insert(app->db, "media", doc) != 0) {
-        cJSON_Delete(payload);
         outbox_abort(app->outbox, ob);
         rpc_db_error(r);
         goto out;
     }
     if (up__put_all(app, id, &v, req->request_id) != 0) {
-        cJSON_Delete(payload);
         up__forget(app, id);
         outbox_abort(app->outbox, ob);
         rpc_problem(r, 503, "storage-unavailable", "the media store is unavailable; try again", NULL);
@@ -210,7 +208,6 @@ void upload_media(resize_t *app, const mq_message_t *req, mq_reply_t *r)
         goto out;
     }
     if (up__set_state(app, id, "ready") != 0) {
-        cJSON_Delete(payload);
         up__forget(app, id);
         outbox_abort(app->outbox, ob);
         rpc_db_error(r);
@@ -219,7 +216,6 @@ void upload_media(resize_t *app, const mq_message_t *req, mq_reply_t *r)
     outbox_commit(app->outbox, ob); /* if this fails, recovery finds the media ready and publishes */
     if (media_owner_gone(app, req->user_id) == 1) {
         /* The account went while this upload was under way, after its media were deleted. */
-        cJSON_Delete(payload);
         media_delete(app, id, req->user_id, req->request_id);
         rpc_unauthorized(r, "account-gone", "this account was deleted");
         goto out;
@@ -228,10 +224,12 @@ void upload_media(resize_t *app, const mq_message_t *req, mq_reply_t *r)
     log_info(req->request_id, "media %s stored: %s %dx%d, %zu bytes", id, sniff_name(fmt), v.width, v.height,
              len);
     rpc_json(r, 201, payload);
+    payload = NULL;
     r->headers_json = xasprintf("{\"location\":\"/v1/media/%s\"}", id);
 out:
     if (doc != NULL)
         bson_destroy(doc);
+    cJSON_Delete(payload);
     variants_free(&v);
     metrics_counter_add(app->uploads, &outcome, 1);
 }
