@@ -89,3 +89,27 @@ def test_kill9_mid_burst_loses_no_upload_and_leaves_no_orphan():
         leftover = {f.split("/")[1] for f in m.stored_files()} - before
         assert leftover <= set(seen), leftover - set(seen)
         assert all(len([f for f in m.stored_files() if f.split("/")[1] == i]) == 8 for i in leftover)
+
+
+def test_database_outage_is_503_and_resize_image_recovers_by_itself():
+    token = make_token()
+    image = m.jpeg(640, 480)
+    pid = pid_of("resize-image")
+    before = m.stored_files()
+    with h2_client() as c:
+        stack("stop", "ferretdb")
+        try:
+            wait_until(lambda: upload(c, token, image).status_code == 503, timeout=20,
+                       what="503 while the database is down")
+            r = upload(c, token, image)
+            assert r.status_code == 503 and r.headers["content-type"].startswith("application/problem+json")
+            assert r.json()["type"].endswith("database-unavailable") and r.headers.get("retry-after")
+            assert httpx.get(f"{ADMIN}/readyz", timeout=5).json()["checks"]["database"] == "down"
+        finally:
+            stack("start", "ferretdb")
+        assert m.stored_files() == before, "nothing is stored while the database is down"
+        with EventQueue(["media.created"]) as events:
+            r = wait_until(lambda: (lambda r: r if r.status_code == 201 else None)(upload(c, token, image)),
+                           timeout=30, what="uploads accepted again")
+            assert events.take(1, timeout=10, predicate=lambda e: e["body"]["id"] == r.json()["id"])
+        assert pid_of("resize-image") == pid and alive(pid), "resize-image must not need a restart"
