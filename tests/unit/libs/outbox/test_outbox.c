@@ -2,6 +2,7 @@
  * begin, commit, abort, relay passes, recovery through a fake callback, and the relay thread. */
 #include <criterion/criterion.h>
 
+#include "../../testutil.h"
 #include "../mq/mq_test.h"
 #include "db/db.h"
 #include "json/json.h"
@@ -57,15 +58,8 @@ static void fake_housekeeping(void *ud)
 static void setup(void)
 {
     mqt_setup();
-    const char *uri = getenv("TEST_MONGO_URI");
-    cr_assert(uri != NULL && uri[0] != '\0', "TEST_MONGO_URI is not set");
-    char u[512], err[256];
-    snprintf(dbname, sizeof(dbname), "outbox_test_%s", mqt_suffix);
-    const char *slash = strrchr(uri, '/');
-    snprintf(u, sizeof(u), "%.*s/%s", (int)(slash - uri), uri, dbname);
-    db_log_init();
-    db = db_open(u, dbname, "test", err, sizeof(err));
-    cr_assert_not_null(db, "%s", err);
+    db = tu_db_open("outbox_test", mqt_suffix, dbname, sizeof(dbname));
+    char err[256];
     cr_assert_eq(db_ensure_indexes(db, "outbox", outbox_indexes, outbox_nindexes, err, sizeof(err)), 0, "%s",
                  err);
     reg = metrics_registry_new();
@@ -84,12 +78,7 @@ static void teardown(void)
     mqt_raw_delete_with_dlq(raw, queue);
     mqt_raw_close(raw);
     mq_free(pub);
-    mongoc_client_t *c = db_acquire(db);
-    mongoc_database_t *d = mongoc_client_get_database(c, dbname);
-    mongoc_database_drop(d, NULL);
-    mongoc_database_destroy(d);
-    db_release(db, c);
-    db_close(db);
+    tu_db_drop(db, dbname);
     metrics_registry_free(reg);
 }
 

@@ -6,6 +6,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include "../../testutil.h"
 #include "../../../../services/auth/accounts.c"
 #include "../../../../services/auth/counters.c"
 #include "../../../../services/auth/devices.c"
@@ -39,17 +40,11 @@ static mq_t *dead_broker; /* publishing always fails: ready events stay in the o
 
 static void setup(void)
 {
-    const char *uri = getenv("TEST_MONGO_URI");
-    cr_assert(uri != NULL && uri[0] != '\0', "TEST_MONGO_URI is not set");
     cr_assert(sodium_init() >= 0);
-    char dbname[48], u[512], err[256], id[37];
+    char dbname[48], err[256], id[37];
     core_uuid(id);
-    snprintf(dbname, sizeof(dbname), "auth_test_%.8s", id);
-    const char *slash = strrchr(uri, '/');
-    snprintf(u, sizeof(u), "%.*s/%s", (int)(slash - uri), uri, dbname);
-    db_log_init();
-    app.db = db_open(u, dbname, "test", err, sizeof(err));
-    cr_assert_not_null(app.db, "%s", err);
+    id[8] = '\0';
+    app.db = tu_db_open("auth_test", id, dbname, sizeof(dbname));
     pthread_mutex_init(&app.counters_lock, NULL);
     cursor_key_init(&app.cursor, "test");
     reg = metrics_registry_new();

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "../../libs/mq/mq_test.h"
+#include "../../testutil.h"
 #include "../../../../services/resize-image/media.c"
 #include "../../../../services/resize-image/blurhash.c"
 #include "../../../../services/resize-image/variants.c" /* variant_name, and what it needs */
@@ -19,15 +20,8 @@ static resize_t app = {.conf = &conf};
 static void setup(void)
 {
     mqt_setup();
-    const char *uri = getenv("TEST_MONGO_URI");
-    cr_assert(uri != NULL && uri[0] != '\0', "TEST_MONGO_URI is not set");
-    char u[512], err[256];
-    snprintf(dbname, sizeof(dbname), "resize_test_%s", mqt_suffix);
-    const char *slash = strrchr(uri, '/');
-    snprintf(u, sizeof(u), "%.*s/%s", (int)(slash - uri), uri, dbname);
-    db_log_init();
-    db = db_open(u, dbname, "test", err, sizeof(err));
-    cr_assert_not_null(db, "%s", err);
+    db = tu_db_open("resize_test", mqt_suffix, dbname, sizeof(dbname));
+    char err[256];
     cr_assert_eq(db_ensure_indexes(db, "outbox", outbox_indexes, outbox_nindexes, err, sizeof(err)), 0, "%s",
                  err);
     snprintf(dir, sizeof(dir), "/tmp/resize-recover-XXXXXX");
@@ -53,12 +47,7 @@ static void teardown(void)
     mq_free(pub);
     outbox_stop(app.outbox);
     objstore_close(app.store);
-    mongoc_client_t *c = db_acquire(db);
-    mongoc_database_t *d = mongoc_client_get_database(c, dbname);
-    mongoc_database_drop(d, NULL);
-    mongoc_database_destroy(d);
-    db_release(db, c);
-    db_close(db);
+    tu_db_drop(db, dbname);
     char *cmd = xasprintf("rm -rf '%s'", dir);
     cr_assert_eq(system(cmd), 0);
     free(cmd);
