@@ -140,22 +140,26 @@ build_ferretdb() {
 	(cd "$build/src" && GOFLAGS=-buildvcs=false GOBIN="$TOOLS/bin" "$go" install -trimpath ./cmd/ferretdb)
 }
 
-step_ferretdb() {
-	if ferretdb_ok; then
-		log "ferretdb $FERRETDB_VERSION: present ($TOOLS/bin/ferretdb)"
+# go_tool NAME VERSION SECONDS: makes sure tools/bin/NAME is VERSION (NAME_ok), else builds it
+# with build_NAME (a Go program: Go must be on the machine), logging to tools/NAME-build.log.
+go_tool() {
+	local name=$1 version=$2 seconds=$3 go
+	if "${name}_ok"; then
+		log "$name $version: present ($TOOLS/bin/$name)"
 		return
 	fi
-	local go
-	go=$(find_go) || die "ferretdb: Go is needed to build FerretDB $FERRETDB_VERSION and was not found"
-	log "ferretdb $FERRETDB_VERSION: building into $TOOLS/bin (about 90 s)"
+	go=$(find_go) || die "$name: Go is needed to build $name $version and was not found"
+	log "$name $version: building into $TOOLS/bin (about $seconds s)"
 	mkdir -p "$TOOLS/bin"
-	rm -f "$TOOLS/bin/ferretdb"
-	local build_log=$TOOLS/ferretdb-build.log
-	build_ferretdb "$go" >"$build_log" 2>&1 ||
-		die "ferretdb: build failed (full output in $build_log): $(tail -n 5 "$build_log")"
-	ferretdb_ok || die "ferretdb: $TOOLS/bin/ferretdb was built but does not run as $FERRETDB_VERSION"
-	log "ferretdb $FERRETDB_VERSION: built"
+	rm -f "$TOOLS/bin/$name"
+	local build_log=$TOOLS/$name-build.log
+	"build_$name" "$go" >"$build_log" 2>&1 ||
+		die "$name: build failed (full output in $build_log): $(tail -n 5 "$build_log")"
+	"${name}_ok" || die "$name: $TOOLS/bin/$name was built but does not run as $version"
+	log "$name $version: built"
 }
+
+step_ferretdb() { go_tool ferretdb "$FERRETDB_VERSION" 90; }
 
 # True when tools/bin/versitygw runs and reports versitygw $VERSITYGW_VERSION.
 versitygw_ok() {
@@ -173,22 +177,7 @@ build_versitygw() {
 		-ldflags "-X=main.Version=$VERSITYGW_VERSION" "$VERSITYGW_MODULE/cmd/versitygw@$VERSITYGW_VERSION"
 }
 
-step_versitygw() {
-	if versitygw_ok; then
-		log "versitygw $VERSITYGW_VERSION: present ($TOOLS/bin/versitygw)"
-		return
-	fi
-	local go
-	go=$(find_go) || die "versitygw: Go is needed to build versitygw $VERSITYGW_VERSION and was not found"
-	log "versitygw $VERSITYGW_VERSION: building into $TOOLS/bin (about 100 s)"
-	mkdir -p "$TOOLS/bin"
-	rm -f "$TOOLS/bin/versitygw"
-	local build_log=$TOOLS/versitygw-build.log
-	build_versitygw "$go" >"$build_log" 2>&1 ||
-		die "versitygw: build failed (full output in $build_log): $(tail -n 5 "$build_log")"
-	versitygw_ok || die "versitygw: $TOOLS/bin/versitygw was built but does not run as $VERSITYGW_VERSION"
-	log "versitygw $VERSITYGW_VERSION: built"
-}
+step_versitygw() { go_tool versitygw "$VERSITYGW_VERSION" 100; }
 
 step_venv() {
 	local stamp=$STAMPS/venv want

@@ -53,10 +53,15 @@ int rpc_invalid_fields(mq_reply_t *r, cJSON **errors)
     return 1;
 }
 
+void rpc_unavailable(mq_reply_t *r, const char *type, const char *detail)
+{
+    rpc_problem(r, 503, type, detail, NULL);
+    r->headers_json = xstrdup("{\"retry-after\":\"1\"}");
+}
+
 void rpc_db_error(mq_reply_t *r)
 {
-    rpc_problem(r, 503, "database-unavailable", "the database is unavailable; try again", NULL);
-    r->headers_json = xstrdup("{\"retry-after\":\"1\"}");
+    rpc_unavailable(r, "database-unavailable", "the database is unavailable; try again");
 }
 
 void rpc_unauthorized(mq_reply_t *r, const char *type, const char *detail)

@@ -23,6 +23,8 @@ void rpc_invalid(mq_reply_t *r, const char *field, const char *why);
 int rpc_invalid_fields(mq_reply_t *r, cJSON **errors);
 /* 503 database-unavailable with Retry-After: 1. */
 void rpc_db_error(mq_reply_t *r);
+/* 503 of type with Retry-After: 1 (a store or service this one needs is down for now). */
+void rpc_unavailable(mq_reply_t *r, const char *type, const char *detail);
 /* 401 with WWW-Authenticate: Bearer error="invalid_token" (a token whose account is gone). */
 void rpc_unauthorized(mq_reply_t *r, const char *type, const char *detail);
 void rpc_no_content(mq_reply_t *r);

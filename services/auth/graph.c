@@ -84,6 +84,22 @@ static void gr__not_found(mq_reply_t *r)
     rpc_not_found(r, "no such user");
 }
 
+/* Whether uid follows tid (1 or 0), or -1 after answering: 404 when either blocks the other,
+ * 503 when the database fails. */
+static int gr__following(auth_t *a, mq_reply_t *r, const char *uid, const char *tid)
+{
+    int h = gr__hidden(a, uid, tid), e = h == 0 ? gr__edge(a, "follows", uid, tid) : 0;
+    if (h < 0 || e < 0) {
+        rpc_db_error(r);
+        return -1;
+    }
+    if (h == 1) {
+        gr__not_found(r);
+        return -1;
+    }
+    return e;
+}
+
 /* {following, followed_by, blocking} of caller towards target, into o. -1 on a database error. */
 static int gr__flags(auth_t *a, const char *caller, const char *target, cJSON *o)
 {
@@ -359,15 +375,9 @@ void graph_follow(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     if (!gr__begin(a, req, r, &target, "follow") || user_caller(a, req, r, &me) != 1)
         goto out;
     const char *tid = db_doc_str(&target, "_id"), *uid = req->user_id;
-    int h = gr__hidden(a, uid, tid), e = h == 0 ? gr__edge(a, "follows", uid, tid) : 0;
-    if (h < 0 || e < 0) {
-        rpc_db_error(r);
+    int e = gr__following(a, r, uid, tid);
+    if (e < 0)
         goto out;
-    }
-    if (h == 1) {
-        gr__not_found(r);
-        goto out;
-    }
     if (e == 1) { /* following already: nothing changes */
         gr__relationship(a, req, r, &target);
         goto out;
@@ -442,15 +452,9 @@ void graph_unfollow(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     if (!gr__begin(a, req, r, &target, "unfollow"))
         goto out;
     const char *tid = db_doc_str(&target, "_id"), *uid = req->user_id;
-    int h = gr__hidden(a, uid, tid), e = h == 0 ? gr__edge(a, "follows", uid, tid) : 0;
-    if (h < 0 || e < 0) {
-        rpc_db_error(r);
+    int e = gr__following(a, r, uid, tid);
+    if (e < 0)
         goto out;
-    }
-    if (h == 1) {
-        gr__not_found(r);
-        goto out;
-    }
     if (e == 1 && gr__remove_edge(a, req, r, "follows", tid, "follow.deleted",
                                   gr__edge_event("follower_id", uid, "followee_id", tid, "deleted_at",
                                                  core_wall_ms())) < 0)

@@ -202,9 +202,7 @@ void upload_media(resize_t *app, const mq_message_t *req, mq_reply_t *r)
     if (up__put_all(app, id, &v, req->request_id) != 0) {
         up__forget(app, id);
         outbox_abort(app->outbox, ob);
-        rpc_problem(r, 503, "storage-unavailable", "the media store is unavailable; try again", NULL);
-        free(r->headers_json);
-        r->headers_json = xstrdup("{\"retry-after\":\"1\"}");
+        rpc_unavailable(r, "storage-unavailable", "the media store is unavailable; try again");
         goto out;
     }
     if (up__set_state(app, id, "ready") != 0) {
