@@ -3,13 +3,14 @@ the daemon alive and its memory flat; and media leaving with their owner's accou
 import os
 import time
 
+import jwt
 import pytest
 
 import conftest
 import medialib as m
 from authlib import User
-from conftest import VAR, bearer, h2_client, make_token
-from rabbitlib import EventQueue
+from conftest import VAR, bearer, h2_client, make_token, wait_until
+from rabbitlib import EventQueue, publish_event, queue_info
 from test_media import UPLOAD_TIMEOUT, fetch, upload
 
 MiB = 1024 * 1024
@@ -189,3 +190,45 @@ def test_media_go_with_their_owner_account():
         for i in ids:
             r = client.get(f"/v1/media/{i}", headers=bearer(make_token(sub=user.id)))
             assert r.status_code == 404
+
+
+def test_store_failure_is_503_and_leaves_nothing():
+    """The local store cannot write (its m/ directory replaced by a file): 503 with Retry-After,
+    no document, no file, no event."""
+    store = os.path.join(m.MEDIA_DIR, "m")
+    os.makedirs(store, exist_ok=True)
+    before = m.stored_files()
+    os.rename(store, store + ".saved")
+    open(store, "w").close()
+    try:
+        with EventQueue(["media.created"]) as q, h2_client() as client:
+            r = post(client, make_token(), "image/jpeg", jpeg_body())
+            is_problem(r, 503, "storage-unavailable")
+            assert r.headers["retry-after"] == "1"
+            assert q.take(1, timeout=1.5) == []
+    finally:
+        os.remove(store)
+        os.rename(store + ".saved", store)
+    assert m.stored_files() == before
+
+
+def test_user_deleted_twice_deletes_once_and_malformed_ones_are_dead_lettered():
+    token = make_token()
+    sub = jwt.decode(token, options={"verify_signature": False})["sub"]
+    with h2_client() as client:
+        ids = {upload(client, token, m.jpeg(200, 150)).json()["id"] for _ in range(2)}
+    event = {"user_id": sub, "username": "gone", "deleted_at": "2026-11-21T12:00:00Z"}
+    with EventQueue(["media.deleted"]) as q:
+        publish_event("user.deleted", event)
+        publish_event("user.deleted", event)  # a second delivery, even under another message id
+        got = q.take(3, timeout=8, predicate=lambda e: e["body"]["owner_id"] == sub)
+    assert sorted(e["body"]["id"] for e in got) == sorted(ids), "one media.deleted per media, no more"
+    assert not {f for f in m.stored_files() if f.split("/")[1] in ids}
+
+    before = queue_info("resize-image.events.dlq")["messages"]
+    publish_event("user.deleted", None, raw="{not json")
+    publish_event("user.deleted", {"user_id": 42})
+    wait_until(lambda: queue_info("resize-image.events.dlq")["messages"] >= before + 2, timeout=15,
+               what="two messages dead-lettered")
+    wait_until(lambda: queue_info("resize-image.events")["messages"] == 0, timeout=15,
+               what="resize-image.events drained")
