@@ -27,6 +27,8 @@ export AUTH_LOGIN_FAILURES_PER_ACCOUNT=5 AUTH_LOGIN_FAILURES_PER_ADDRESS=12 AUTH
 # Uploads killed half-way are cleaned up this long after (test_resilience_media.py); longer
 # than any upload of the tests takes in the ASan build.
 export RESIZE_IMAGE_OUTBOX_RECOVER_AFTER=8s
+# Posts, comments and likes whose daemon died between write and commit (test_resilience_publication.py).
+export PUBLICATION_OUTBOX_RECOVER_AFTER=5s
 export LOG_LEVEL=info
 export TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$STACK_AMQP_PORT"
 export TEST_MONGO_URI="mongodb://127.0.0.1:$STACK_MONGO_PORT/unit_tests"
