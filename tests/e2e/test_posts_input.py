@@ -318,4 +318,3 @@ def test_a_bad_token_on_a_read_is_401_not_anonymous(author):
     with h2() as c:
         r = c.get(f"/v1/posts/{author.post_['id']}", headers={"authorization": "Bearer garbage"})
         problem_with(r, 401)
-
