@@ -114,9 +114,10 @@ def test_comment_created_and_deleted(users, events):
     p = make_post(a, "discuss")
     top = comment(b, p["id"], "top level")
     reply = comment(c, p["id"], "a reply", reply_to=top["id"])
-    again = comment(b, p["id"], "reply to the reply", reply_to=reply["id"])
-    got = take(events, 4, p["id"])
-    assert [k for k, _ in got] == ["post.created", "comment.created", "comment.created", "comment.created"]
+    own = comment(b, p["id"], "b answers in its thread", reply_to=top["id"])
+    again = comment(c, p["id"], "reply to b's reply", reply_to=own["id"])
+    got = take(events, 5, p["id"])
+    assert [k for k, _ in got] == ["post.created"] + ["comment.created"] * 4
     base = {"post_id": p["id"], "post_author_id": a.id}
     assert got[1][1] == {**base, "comment_id": top["id"], "author_id": b.id, "author_username": b.username,
                          "text": "top level", "reply_to": None, "reply_to_author_id": None,
@@ -124,9 +125,10 @@ def test_comment_created_and_deleted(users, events):
     assert got[2][1] == {**base, "comment_id": reply["id"], "author_id": c.id, "author_username": c.username,
                          "text": "a reply", "reply_to": top["id"], "reply_to_author_id": b.id,
                          "created_at": got[2][1]["created_at"]}
-    # A reply to a reply answers the top-level comment (whose author, b, is also the author here).
-    assert got[3][1]["reply_to"] == top["id"] and got[3][1]["reply_to_author_id"] == b.id
-    for (_, body), cm in zip(got[1:], (top, reply, again)):
+    # A reply to a reply joins the top-level comment's thread. (The contract does not say whether
+    # reply_to_author_id is then the top-level comment's author or the answered reply's: here both are b.)
+    assert got[4][1]["reply_to"] == top["id"] and got[4][1]["reply_to_author_id"] == b.id
+    for (_, body), cm in zip(got[1:], (top, reply, own, again)):
         assert near(body["created_at"], cm["created_at"])
 
     # An edit publishes nothing (no comment.updated in the contract).
@@ -135,7 +137,7 @@ def test_comment_created_and_deleted(users, events):
     assert a.delete(f"/v1/comments/{top['id']}").status_code == 204
     [(key, body)] = take(events, 1, p["id"])
     assert key == "comment.deleted"
-    assert sorted(body.pop("reply_ids")) == sorted([reply["id"], again["id"]])
+    assert sorted(body.pop("reply_ids")) == sorted([reply["id"], own["id"], again["id"]])
     assert body == {**base, "comment_id": top["id"], "author_id": b.id, "deleted_at": body["deleted_at"]}
     assert a.delete(f"/v1/comments/{top['id']}").status_code == 404
     take(events, 0, p["id"])
