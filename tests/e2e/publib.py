@@ -15,8 +15,7 @@ import httpx
 
 import medialib as m
 from authlib import RFC3339_UTC, h2
-from conftest import is_problem, wait_until
-from rabbitlib import queue_info
+from conftest import is_problem, stack, wait_until
 from test_media import upload
 
 POST_KEYS = {"id", "author", "caption", "media", "tags", "mentions", "like_count", "comment_count", "liked_by_me",
@@ -282,9 +281,20 @@ def visible(viewer, pid, timeout=15):
                what=f"post {pid} visible to {viewer.username}")
 
 
+def queue_messages(name):
+    """Messages in a queue now, ready and unacknowledged (rabbitmqctl asks the queue itself; the
+    management API's figures are samples up to 5 s old)."""
+    r = stack("rabbitmqctl", "list_queues", "-q", "name", "messages")
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == name:
+            return int(parts[1])
+    raise AssertionError(f"no queue {name}: {r.stdout}")
+
+
 def events_drained(timeout=20):
-    """Waits until publication has taken (and acked) everything on its event queue."""
-    wait_until(lambda: queue_info("publication.events")["messages"] == 0, timeout=timeout,
+    """Waits until publication has handled (and acked) everything on its event queue."""
+    wait_until(lambda: queue_messages("publication.events") == 0, timeout=timeout, interval=0.1,
                what="publication.events drained")
 
 

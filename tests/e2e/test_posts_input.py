@@ -109,13 +109,15 @@ def test_bad_post_bodies_are_problems_and_create_nothing(users, quiet):
     no_event(quiet)
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"", b"[]", b'["media_ids"]', b'"a string"', b"null", b"42",
-                                 b'{"media_ids": ["x"]', b"\xff\xfe{}"])
-def test_post_body_not_a_json_object_is_400(users, quiet, raw):
+def test_post_body_not_a_json_object_is_400(users, quiet):
     a = users()
-    r = a.post("/v1/posts", content=raw, headers={"content-type": "application/json"})
-    problem_with(r, 400)
-    no_event(quiet, timeout=0.5)
+    for raw in (b"{not json", b"", b"[]", b'["media_ids"]', b'"a string"', b"null", b"42", b'{"media_ids": ["x"]',
+                b"\xff\xfe{}"):
+        r = a.post("/v1/posts", content=raw, headers={"content-type": "application/json"})
+        problem_with(r, 400)
+    known(a)
+    assert walk(a, f"/v1/users/{a.username}/posts")[0] == []
+    no_event(quiet)
 
 
 def test_someone_elses_media_is_403_and_the_media_stay_theirs(users, quiet):
@@ -234,12 +236,12 @@ def list_paths(a):
     return [p.format(user=a.username, tag=a.tag_, post=a.post_["id"]) for p in LISTS]
 
 
-@pytest.mark.parametrize("limit", ["0", "101", "-1", "abc", "1.5", "99999999999999999999", "1e1"])
-def test_limit_out_of_range_is_422(author, limit):
+def test_limit_out_of_range_is_422(author):
     a = author
-    for path in list_paths(a):
-        r = a.get(f"{path}?limit={limit}")
-        problem_with(r, 422, "limit")
+    for limit in ("0", "101", "-1", "abc", "1.5", "99999999999999999999", "1e1"):
+        for path in list_paths(a):
+            r = a.get(f"{path}?limit={limit}")
+            problem_with(r, 422, "limit")
 
 
 def test_limit_bounds_accepted(author):
