@@ -264,7 +264,8 @@ def test_concurrent_likes_from_many_users_are_exact(users):
     got = get_post(a, p["id"])
     assert got["like_count"] == n, got["like_count"]
     assert get_comment(a, cm["id"])["like_count"] == n
-    assert sorted(liker_names(a, p["id"], limit=100)) == sorted(u.username for u in fans)
+    likers = liker_names(a, p["id"], limit=7)  # pages over likes made at about the same time
+    assert sorted(likers) == sorted(u.username for u in fans), likers
     assert all(get_post(u, p["id"])["liked_by_me"] for u in fans[:3])
 
     for r in all_at_once("DELETE", "posts", p["id"]):
@@ -289,3 +290,56 @@ def test_concurrent_likes_and_unlikes_mixed_end_exact(users):
     assert all(r.status_code == 200 for r in results), [r.text for r in results]
     assert get_post(a, p["id"])["like_count"] == len(stay)
     assert sorted(liker_names(a, p["id"], limit=100)) == sorted(u.username for u in stay)
+
+
+# ------------------------------------------------------------------ races with deletions
+# A comment made while what it hangs on is deleted must go with it (or be refused with 404/422):
+# the deletion's cascade and the create's check of its parent race. A round lands in the window
+# only now and then (publication works 4 requests at a time), so each test runs a few.
+
+
+def test_comments_racing_the_posts_deletion_leave_nothing_behind(users):
+    a = users()
+    fans = users(10)
+    left = []
+    for _ in range(2):
+        p = make_post(a, "going away")
+        calls = [lambda u=u: call_as(u, "POST", f"/v1/posts/{p['id']}/comments", json={"text": "quick"})
+                 for u in fans]
+        calls += [lambda u=u: call_as(u, "POST", f"/v1/posts/{p['id']}/like") for u in fans]
+        calls.insert(8, lambda: call_as(a, "DELETE", f"/v1/posts/{p['id']}"))
+        results = run_together(calls)
+        assert results[8].status_code == 204, results[8].text
+        assert {r.status_code for r in results} <= {200, 201, 204, 404}, [(r.status_code, r.text) for r in results]
+        # Whatever was answered 201 went with the post.
+        left += [r.json()["id"] for r in results
+                 if r.status_code == 201 and a.get(f"/v1/comments/{r.json()['id']}").status_code != 404]
+        is_problem(a.get(f"/v1/posts/{p['id']}/comments"), 404)
+    assert left == [], f"comments of deleted posts still there: {left}"
+
+
+def test_replies_racing_their_threads_deletion_leave_counts_exact(users):
+    a = users()
+    fans = users(16)
+    wrong = []
+    for _ in range(4):
+        p = make_post(a, "thread")
+        top = comment(a, p["id"], "top")
+        keep = comment(a, p["id"], "stays")
+        calls = [lambda u=u: call_as(u, "POST", f"/v1/posts/{p['id']}/comments",
+                                     json={"text": "re", "reply_to": top["id"]}) for u in fans]
+        calls.insert(4, lambda: call_as(a, "DELETE", f"/v1/comments/{top['id']}"))
+        results = run_together(calls)
+        assert results[4].status_code == 204, results[4].text
+        for r in results:
+            assert r.status_code in (201, 204, 422), (r.status_code, r.text)
+            if r.status_code == 422:
+                assert "reply_to" in r.json()["errors"]
+        # A reply answered 201 went with its thread: the post has the other comment only.
+        orphans = [r.json()["id"] for r in results
+                   if r.status_code == 201 and a.get(f"/v1/comments/{r.json()['id']}").status_code != 404]
+        listed, count = comment_ids(a, p["id"]), counts(a, p["id"])
+        if orphans or listed != [keep["id"]] or count != (1, 0):
+            wrong.append({"post": p["id"], "deleted top": top["id"], "replies still there": orphans,
+                          "listed": listed, "comment_count, like_count": count})
+    assert wrong == [], wrong

@@ -254,6 +254,19 @@ def test_avatar_is_the_thumb_of_the_avatar_media(users):
     wait_until(lambda: get_post(a, p["id"])["author"]["avatar"] is None, timeout=15, what="the avatar gone")
 
 
+def test_avatar_of_someone_elses_or_an_unknown_media_is_null(users):
+    """auth takes any media id of the right shape as avatar_media_id; publication shows only the
+    user's own media (README: the thumb of "the user's avatar_media_id")."""
+    a, b = users(2)
+    p = make_post(a, "me")
+    own, theirs = upload_media(a)[0], upload_media(b)[0]
+    author = lambda: get_post(a, p["id"])["author"]["avatar"]  # noqa: E731
+    for media_id, want in ((own["id"], own["variants"]["thumb"]["url"]), (theirs["id"], None),
+                           (own["id"], own["variants"]["thumb"]["url"]), ("0123456789abcdef" * 2, None)):
+        assert a.patch("/v1/me", json={"avatar_media_id": media_id}).status_code == 200
+        wait_until(lambda: author() == want, timeout=15, what=f"avatar {want}")
+
+
 # ------------------------------------------------------------------ anonymous callers
 
 def test_anonymous_callers_read_but_do_not_write(users):
@@ -479,6 +492,24 @@ def test_a_block_hides_posts_both_ways(users):
     assert comment_ids(a, pc["id"]) == [cb["id"], ca["id"]]
 
 
+def test_no_reply_to_a_comment_hidden_by_a_block(users):
+    """A comment hidden from the caller (its author and the caller block each other) is as good as
+    unknown to it: replying to it is 422 reply_to, like an unknown id, and nothing is created."""
+    a, b, c = users(3)
+    pc = make_post(c, "c's")
+    ca = comment(a, pc["id"], "a's")
+    cb = comment(b, pc["id"], "b's")
+    assert a.block(b).status_code == 200
+    wait_until(lambda: b.get(f"/v1/comments/{ca['id']}").status_code == 404, timeout=15, what="a's comment hidden")
+    wait_until(lambda: a.get(f"/v1/comments/{cb['id']}").status_code == 404, timeout=15, what="b's comment hidden")
+    for who, target in ((b, ca), (a, cb)):
+        r = who.post(f"/v1/posts/{pc['id']}/comments", json={"text": "sneaky", "reply_to": target["id"]})
+        assert "reply_to" in is_problem(r, 422)["errors"], r.text
+        is_problem(who.post(f"/v1/comments/{target['id']}/like"), 404)
+    assert comment_ids(c, pc["id"]) == [ca["id"], cb["id"]]
+    assert get_post(c, pc["id"])["comment_count"] == 2
+
+
 def test_a_block_by_the_other_side_hides_too(users):
     a, b = users(2)
     pa = make_post(a, "a's")
@@ -538,6 +569,18 @@ def test_deleted_account_vanishes_from_posts_comments_and_likes(users):
         assert is_problem(rr, 401)["type"].rstrip("/").endswith("account-gone")
     p = get_post(b, pb["id"])
     assert (p["comment_count"], p["like_count"]) == (2, 1)
+
+
+def test_mention_of_a_deleted_account_vanishes(users):
+    """Contract-silent: the issue says deleted users vanish; a mention linking to an account that no
+    longer exists would send the app to a 404 profile."""
+    a, b = users(2)
+    known(b)
+    p = make_post(a, f"thanks @{b.username}")
+    assert p["mentions"] == [{"id": b.id, "username": b.username}]
+    assert b.delete("/v1/me").status_code == 204
+    wait_until(lambda: get_post(a, p["id"])["mentions"] == [], timeout=15, what="the mention gone")
+    assert get_post(a, p["id"])["caption"] == f"thanks @{b.username}"
 
 
 def test_post_at_once_after_registering_has_the_full_author(users):

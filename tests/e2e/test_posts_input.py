@@ -135,6 +135,22 @@ def test_someone_elses_media_is_403_and_the_media_stay_theirs(users, quiet):
     no_event(quiet)
 
 
+def test_nul_characters_are_refused_not_truncated(author, users, quiet):
+    """A NUL in a caption or a comment is valid JSON that a C string would cut short: refused (400 or
+    422: the contract does not say which), never stored as something else."""
+    a, b = author, users()
+    for r in (b.post("/v1/posts", json={"caption": "before\u0000after", "media_ids": media_ids(b, 1)}),
+              b.post(f"/v1/posts/{a.post_['id']}/comments", json={"text": "before\u0000after"}),
+              a.patch(f"/v1/posts/{a.post_['id']}", json={"caption": "cut\u0000here"}),
+              a.patch(f"/v1/comments/{a.comment_['id']}", json={"text": "cut\u0000here"})):
+        assert r.status_code in (400, 422), (r.status_code, r.text)
+        problem_with(r, r.status_code)
+    known(b)
+    assert walk(b, f"/v1/users/{b.username}/posts")[0] == []
+    unchanged(a)
+    no_event(quiet)
+
+
 # ------------------------------------------------------------------ edit and delete a post
 
 def test_bad_post_edits(author, users, quiet):
