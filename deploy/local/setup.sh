@@ -9,7 +9,7 @@ VENV=$ROOT/.venv
 
 APT_PACKAGES=(
 	build-essential pkg-config librabbitmq-dev amqp-tools libmongoc-dev libbson-dev
-	libh2o-evloop-dev libjwt-dev libvips-dev libcurl4-openssl-dev libcjson-dev
+	libh2o-evloop-dev libjwt-dev libvips-dev libglib2.0-dev libcurl4-openssl-dev libcjson-dev
 	libsodium-dev uuid-dev libsqlite3-dev rabbitmq-server libcriterion-dev
 	nghttp2-client wrk hyperfine clang-format openssl curl python3-venv
 	# tests/fuzz: libFuzzer

@@ -41,6 +41,27 @@ int rpc_param(const mq_message_t *req, const char *name, char *out, size_t outle
 /* A query parameter, percent-decoded, copied into out; 1 found, 0 absent, -1 too long or bad. */
 int rpc_query(const mq_message_t *req, const char *name, char *out, size_t outlen);
 
+/* ================================================================ body members */
+
+/* Number of characters (code points) in a valid UTF-8 string. */
+size_t rpc_chars(const char *s);
+
+/* One member a body may have. */
+typedef struct {
+    const char *name;
+    int required;
+    int nullable;                /* null is accepted (and means "unset") */
+    size_t min_chars, max_chars; /* string length in characters */
+    int any_type;                /* not a string: only presence is checked, the caller checks the value */
+} rpc_field_t;
+
+/* Checks body against fields: no unknown members, every value a string (or null where
+ * nullable), required ones present, lengths in range. Adds {field: why} to errors for each
+ * problem and returns how many. */
+int rpc_fields_check(const cJSON *body, const rpc_field_t *fields, size_t n, cJSON *errors);
+/* The string value of member name, or NULL (absent or null). Borrowed from body. */
+const char *rpc_field_str(const cJSON *body, const char *name);
+
 /* ================================================================ JSON */
 
 /* RFC 3339 (UTC, milliseconds) of ms as a string member of obj. */

@@ -142,7 +142,7 @@ void accounts_register(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     cJSON *body = rpc_body(req, r);
     if (body == NULL)
         return;
-    static const auth_field_t fields[] = {
+    static const rpc_field_t fields[] = {
         {"username", 1, 0, 1, 1000},
         {"email", 1, 0, 1, 1000},
         {"password", 1, 0, 8, 128},
@@ -154,8 +154,8 @@ void accounts_register(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     char evid[37] = "";
     char username[AUTH_USERNAME_MAX + 1], email[AUTH_EMAIL_MAX + 1];
     const char *why;
-    auth_fields_check(body, fields, CORE_ARRAY_SIZE(fields), errors);
-    const char *u = auth_field_str(body, "username"), *e = auth_field_str(body, "email");
+    rpc_fields_check(body, fields, CORE_ARRAY_SIZE(fields), errors);
+    const char *u = rpc_field_str(body, "username"), *e = rpc_field_str(body, "email");
     if (u != NULL && !cJSON_HasObjectItem(errors, "username") && auth_username_normalize(u, username) != 0)
         cJSON_AddStringToObject(errors, "username", "must be 3 to 30 characters of a-z, 0-9, _ and .");
     if (e != NULL && !cJSON_HasObjectItem(errors, "email") && auth_email_normalize(e, email, &why) != 0)
@@ -179,14 +179,14 @@ void accounts_register(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     }
 
     char hash[crypto_pwhash_STRBYTES];
-    if (password_hash(a, auth_field_str(body, "password"), hash) != 0) {
+    if (password_hash(a, rpc_field_str(body, "password"), hash) != 0) {
         rpc_problem(r, 503, "overloaded", "cannot hash the password now (out of memory)", NULL);
         goto out;
     }
     char id[25];
     db_new_id(id);
     int64_t now = core_wall_ms();
-    const char *name = auth_field_str(body, "name");
+    const char *name = rpc_field_str(body, "name");
     payload = cJSON_CreateObject();
     cJSON_AddStringToObject(payload, "user_id", id);
     cJSON_AddStringToObject(payload, "username", username);
@@ -229,17 +229,17 @@ void accounts_login(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     cJSON *body = rpc_body(req, r);
     if (body == NULL)
         return;
-    static const auth_field_t fields[] = {
+    static const rpc_field_t fields[] = {
         {"login", 1, 0, 1, 1000},
         {"password", 1, 0, 1, 1000},
     };
     cJSON *errors = cJSON_CreateObject();
     bson_t user = BSON_INITIALIZER;
     char *acct_key = NULL, *addr_key = NULL;
-    auth_fields_check(body, fields, CORE_ARRAY_SIZE(fields), errors);
+    rpc_fields_check(body, fields, CORE_ARRAY_SIZE(fields), errors);
     if (rpc_invalid_fields(r, &errors))
         goto out;
-    const char *login = auth_field_str(body, "login"), *password = auth_field_str(body, "password");
+    const char *login = rpc_field_str(body, "login"), *password = rpc_field_str(body, "password");
     char norm[AUTH_EMAIL_MAX + 1];
     const char *why;
     int found = 0;
@@ -336,7 +336,7 @@ void accounts_me_update(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     cJSON *body = rpc_body(req, r);
     if (body == NULL)
         return;
-    static const auth_field_t fields[] = {
+    static const rpc_field_t fields[] = {
         {"name", 0, 1, 0, 64},
         {"bio", 0, 1, 0, 300},
         {"avatar_media_id", 0, 1, 1, 64},
@@ -347,8 +347,8 @@ void accounts_me_update(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     bson_t *set = NULL, *filter = NULL, *update = NULL;
     char email[AUTH_EMAIL_MAX + 1], evid[37];
     const char *why;
-    auth_fields_check(body, fields, CORE_ARRAY_SIZE(fields), errors);
-    const char *e = auth_field_str(body, "email"), *avatar = auth_field_str(body, "avatar_media_id");
+    rpc_fields_check(body, fields, CORE_ARRAY_SIZE(fields), errors);
+    const char *e = rpc_field_str(body, "email"), *avatar = rpc_field_str(body, "avatar_media_id");
     if (e != NULL && !cJSON_HasObjectItem(errors, "email") && auth_email_normalize(e, email, &why) != 0)
         cJSON_AddStringToObject(errors, "email", why);
     if (avatar != NULL && !cJSON_HasObjectItem(errors, "avatar_media_id") && !auth_media_id_valid(avatar))
@@ -367,7 +367,7 @@ void accounts_me_update(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     static const char *const text[] = {"name", "bio"};
     for (size_t i = 0; i < CORE_ARRAY_SIZE(text); i++) {
         if (cJSON_HasObjectItem(body, text[i])) {
-            const char *v = auth_field_str(body, text[i]);
+            const char *v = rpc_field_str(body, text[i]);
             BSON_APPEND_UTF8(set, text[i], v != NULL ? v : "");
         }
     }
@@ -454,4 +454,60 @@ void accounts_me_delete(auth_t *a, const mq_message_t *req, mq_reply_t *r)
 out:
     bson_destroy(&user);
     cJSON_Delete(payload);
+}
+
+/* ================================================================ for other services */
+
+#define ACCOUNTS__BATCH_MAX 100
+
+void accounts_users_get(auth_t *a, const mq_message_t *req, mq_reply_t *r)
+{
+    cJSON *body = rpc_body(req, r);
+    if (body == NULL)
+        return;
+    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(body, "ids");
+    int n = cJSON_IsArray(ids) ? cJSON_GetArraySize(ids) : -1;
+    cJSON *out = NULL;
+    if (n < 1 || n > ACCOUNTS__BATCH_MAX) {
+        rpc_invalid(r, "ids", "an array of 1 to 100 user ids is required");
+        goto out;
+    }
+    out = cJSON_CreateObject();
+    cJSON *items = cJSON_AddArrayToObject(out, "items"), *missing = cJSON_AddArrayToObject(out, "missing");
+    const cJSON *it;
+    cJSON_ArrayForEach(it, ids)
+    {
+        if (!cJSON_IsString(it)) {
+            rpc_invalid(r, "ids", "every id must be a string");
+            goto out;
+        }
+        bson_t user = BSON_INITIALIZER;
+        /* one point lookup each: FerretDB scans the collection for {_id: {$in: ...}} */
+        int rc = user_by_id(a, it->valuestring, &user);
+        if (rc < 0) {
+            bson_destroy(&user);
+            rpc_db_error(r);
+            goto out;
+        }
+        if (rc == 1) {
+            const char *name = db_doc_str(&user, "name"), *avatar = db_doc_str(&user, "avatar_media_id");
+            cJSON *u = cJSON_CreateObject();
+            cJSON_AddStringToObject(u, "id", db_doc_str(&user, "_id"));
+            cJSON_AddStringToObject(u, "username", db_doc_str(&user, "username"));
+            cJSON_AddStringToObject(u, "name", name != NULL ? name : "");
+            if (avatar != NULL)
+                cJSON_AddStringToObject(u, "avatar_media_id", avatar);
+            else
+                cJSON_AddNullToObject(u, "avatar_media_id");
+            cJSON_AddItemToArray(items, u);
+        } else {
+            cJSON_AddItemToArray(missing, cJSON_CreateString(it->valuestring));
+        }
+        bson_destroy(&user);
+    }
+    rpc_json(r, 200, out);
+    out = NULL;
+out:
+    cJSON_Delete(out);
+    cJSON_Delete(body);
 }

@@ -67,8 +67,6 @@ int counter_get(auth_t *a, const char *user_id, long out[3]);
 #define AUTH_USERNAME_MAX 30
 #define AUTH_EMAIL_MAX 254
 
-/* Number of characters (code points) in a valid UTF-8 string. */
-size_t auth_chars(const char *s);
 /* Lower-cases in into out and checks ^[a-z0-9_.]{3,30}$. Returns 0 or -1. */
 int auth_username_normalize(const char *in, char out[AUTH_USERNAME_MAX + 1]);
 /* Lower-cases in into out and checks local@domain. Returns 0 or -1 with why set. */
@@ -78,20 +76,6 @@ int auth_media_id_valid(const char *s);
 /* An FCM registration token ([A-Za-z0-9_:.-]{1,4096}). */
 int auth_device_token_valid(const char *s);
 
-/* One member a body may have. */
-typedef struct {
-    const char *name;
-    int required;
-    int nullable;                /* null is accepted (and means "unset") */
-    size_t min_chars, max_chars; /* string length in characters */
-} auth_field_t;
-
-/* Checks body against fields: no unknown members, every value a string (or null where
- * nullable), required ones present, lengths in range. Adds {field: why} to errors for each
- * problem and returns how many. */
-int auth_fields_check(const cJSON *body, const auth_field_t *fields, size_t n, cJSON *errors);
-/* The string value of member name, or NULL (absent or null). Borrowed from body. */
-const char *auth_field_str(const cJSON *body, const char *name);
 
 /* ================================================================ passwords and tokens (tokens.c) */
 
@@ -156,6 +140,9 @@ void tokens_logout(auth_t *a, const mq_message_t *req, mq_reply_t *r);
 void accounts_me_get(auth_t *a, const mq_message_t *req, mq_reply_t *r);
 void accounts_me_update(auth_t *a, const mq_message_t *req, mq_reply_t *r);
 void accounts_me_delete(auth_t *a, const mq_message_t *req, mq_reply_t *r);
+/* For other services (publication): body {"ids": [1..100]} -> {items: [{id, username, name,
+ * avatar_media_id}], missing: [ids]}, items in the order asked. */
+void accounts_users_get(auth_t *a, const mq_message_t *req, mq_reply_t *r);
 void graph_user_get(auth_t *a, const mq_message_t *req, mq_reply_t *r);
 void graph_followers(auth_t *a, const mq_message_t *req, mq_reply_t *r);
 void graph_following(auth_t *a, const mq_message_t *req, mq_reply_t *r);

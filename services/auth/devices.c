@@ -45,7 +45,7 @@ void devices_add(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     cJSON *body = rpc_body(req, r);
     if (body == NULL)
         return;
-    static const auth_field_t fields[] = {
+    static const rpc_field_t fields[] = {
         {"token", 1, 0, 1, 4096},
         {"platform", 1, 0, 1, 16},
     };
@@ -54,8 +54,8 @@ void devices_add(auth_t *a, const mq_message_t *req, mq_reply_t *r)
     bson_t me = BSON_INITIALIZER, old = BSON_INITIALIZER;
     bson_t *f = NULL, *doc = NULL, *opts = NULL;
     char evid[37];
-    auth_fields_check(body, fields, CORE_ARRAY_SIZE(fields), errors);
-    const char *token = auth_field_str(body, "token"), *platform = auth_field_str(body, "platform");
+    rpc_fields_check(body, fields, CORE_ARRAY_SIZE(fields), errors);
+    const char *token = rpc_field_str(body, "token"), *platform = rpc_field_str(body, "platform");
     if (token != NULL && !cJSON_HasObjectItem(errors, "token") && !auth_device_token_valid(token))
         cJSON_AddStringToObject(errors, "token", "must be an FCM registration token");
     if (platform != NULL && !cJSON_HasObjectItem(errors, "platform") && strcmp(platform, "android") != 0 &&

@@ -19,7 +19,7 @@ mq_disposition_t posts_on_event(mq_t *mq, const mq_message_t *msg, void *ud)
     if (!created && strcmp(key, "post.deleted") != 0)
         return MQ_DEAD;
     cJSON *body = json_parse_object(msg->body, msg->body_len, 1 << 20, 16, NULL);
-    const char *post = auth_field_str(body, "post_id"), *author = auth_field_str(body, "author_id");
+    const char *post = rpc_field_str(body, "post_id"), *author = rpc_field_str(body, "author_id");
     mq_disposition_t d = MQ_ACK;
     if (post == NULL || author == NULL || post[0] == '\0' || author[0] == '\0') {
         log_warn(msg->request_id, "%s %s without post_id and author_id: dead-lettered", key,

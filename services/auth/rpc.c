@@ -25,6 +25,7 @@ static const struct {
     {"auth.unblock", graph_unblock, 1},
     {"auth.device_add", devices_add, 1},
     {"auth.device_remove", devices_remove, 1},
+    {"auth.users_get", accounts_users_get, 0}, /* services only: no gateway route */
 };
 
 void auth_rpc(mq_t *mq, const mq_message_t *req, mq_reply_t *reply, void *ud)

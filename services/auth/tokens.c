@@ -156,12 +156,12 @@ static int tok__body_hash(const mq_message_t *req, mq_reply_t *r, char hash[cryp
     cJSON *body = rpc_body(req, r);
     if (body == NULL)
         return -1;
-    static const auth_field_t fields[] = {{"refresh_token", 1, 0, 1, TOK__REFRESH_MAX}};
+    static const rpc_field_t fields[] = {{"refresh_token", 1, 0, 1, TOK__REFRESH_MAX}};
     cJSON *errors = cJSON_CreateObject();
     int rc = -1;
-    auth_fields_check(body, fields, CORE_ARRAY_SIZE(fields), errors);
+    rpc_fields_check(body, fields, CORE_ARRAY_SIZE(fields), errors);
     if (!rpc_invalid_fields(r, &errors)) {
-        tok__hash(auth_field_str(body, "refresh_token"), hash);
+        tok__hash(rpc_field_str(body, "refresh_token"), hash);
         rc = 0;
     }
     cJSON_Delete(errors);

@@ -4,15 +4,6 @@
 
 #include "auth.h"
 
-size_t auth_chars(const char *s)
-{
-    size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++)
-        if ((*p & 0xc0) != 0x80) /* not a continuation byte */
-            n++;
-    return n;
-}
-
 int auth_username_normalize(const char *in, char out[AUTH_USERNAME_MAX + 1])
 {
     size_t len = strlen(in);
@@ -106,61 +97,3 @@ int auth_device_token_valid(const char *s)
     return auth__charset(s, 4096, "_:.-");
 }
 
-int auth_fields_check(const cJSON *body, const auth_field_t *fields, size_t n, cJSON *errors)
-{
-    int bad = 0;
-    for (const cJSON *m = body->child; m != NULL; m = m->next) {
-        for (const cJSON *p = body->child; p != m; p = p->next)
-            if (strcmp(p->string, m->string) == 0) {
-                if (!cJSON_HasObjectItem(errors, m->string))
-                    cJSON_AddStringToObject(errors, m->string, "given twice");
-                bad++;
-                break;
-            }
-        size_t i = 0;
-        while (i < n && strcmp(fields[i].name, m->string) != 0)
-            i++;
-        if (i == n) {
-            if (!cJSON_HasObjectItem(errors, m->string))
-                cJSON_AddStringToObject(errors, m->string, "unknown field");
-            bad++;
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        const auth_field_t *f = &fields[i];
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, f->name);
-        const char *why = NULL;
-        char buf[64];
-        if (v == NULL) {
-            if (f->required)
-                why = "is required";
-        } else if (cJSON_IsNull(v)) {
-            if (!f->nullable)
-                why = f->required ? "is required" : "must be a string";
-        } else if (!cJSON_IsString(v)) {
-            why = "must be a string";
-        } else {
-            size_t chars = auth_chars(v->valuestring);
-            if (chars < f->min_chars || chars > f->max_chars) {
-                if (f->min_chars == f->max_chars)
-                    snprintf(buf, sizeof(buf), "must be %zu characters", f->min_chars);
-                else if (f->min_chars == 0)
-                    snprintf(buf, sizeof(buf), "at most %zu characters", f->max_chars);
-                else
-                    snprintf(buf, sizeof(buf), "must be %zu to %zu characters", f->min_chars, f->max_chars);
-                why = buf;
-            }
-        }
-        if (why != NULL) {
-            cJSON_AddStringToObject(errors, f->name, why);
-            bad++;
-        }
-    }
-    return bad;
-}
-
-const char *auth_field_str(const cJSON *body, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}

@@ -56,10 +56,10 @@ Test(email, invalid_addresses_are_refused)
 
 Test(chars, counts_code_points_not_bytes)
 {
-    cr_assert_eq(auth_chars(""), 0);
-    cr_assert_eq(auth_chars("abc"), 3);
-    cr_assert_eq(auth_chars("\xc3\xa9t\xc3\xa9"), 3); /* été */
-    cr_assert_eq(auth_chars("\xf0\x9f\x93\xb7!"), 2); /* camera emoji + ! */
+    cr_assert_eq(rpc_chars(""), 0);
+    cr_assert_eq(rpc_chars("abc"), 3);
+    cr_assert_eq(rpc_chars("\xc3\xa9t\xc3\xa9"), 3); /* été */
+    cr_assert_eq(rpc_chars("\xf0\x9f\x93\xb7!"), 2); /* camera emoji + ! */
 }
 
 Test(ids, media_ids_and_device_tokens)
@@ -80,7 +80,7 @@ Test(ids, media_ids_and_device_tokens)
     cr_assert(auth_device_token_valid(big));
 }
 
-static const auth_field_t fields[] = {
+static const rpc_field_t fields[] = {
     {"username", 1, 0, 1, 30},
     {"password", 1, 0, 8, 128},
     {"name", 0, 1, 0, 4},
@@ -91,7 +91,7 @@ static int check(const char *json, cJSON **errors)
     cJSON *body = cJSON_Parse(json);
     cr_assert_not_null(body, "%s", json);
     *errors = cJSON_CreateObject();
-    int n = auth_fields_check(body, fields, sizeof(fields) / sizeof(fields[0]), *errors);
+    int n = rpc_fields_check(body, fields, sizeof(fields) / sizeof(fields[0]), *errors);
     cJSON_Delete(body);
     return n;
 }

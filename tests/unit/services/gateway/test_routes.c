@@ -363,7 +363,8 @@ Test(routes, product_routes_and_their_methods)
     const char *const *services = gw_routes_services();
     cr_assert_str_eq(services[0], "auth");
     cr_assert_str_eq(services[1], "resize-image");
-    cr_assert_null(services[2]);
+    cr_assert_str_eq(services[2], "publication");
+    cr_assert_null(services[3]);
     h2o_mem_pool_t pool;
     h2o_mem_init_pool(&pool);
     static const struct {
@@ -378,6 +379,15 @@ Test(routes, product_routes_and_their_methods)
         {"POST", "/v1/media", "media.upload", NULL},
         {"GET", "/v1/media/0123456789abcdef0123456789abcdef", "media.show",
          "0123456789abcdef0123456789abcdef"},
+        {"POST", "/v1/posts", "publication.post_create", NULL},
+        {"PATCH", "/v1/posts/65f0c0ffee0123456789abcd", "publication.post_update", "65f0c0ffee0123456789abcd"},
+        {"GET", "/v1/users/alice/posts", "publication.user_posts", "alice"},
+        {"GET", "/v1/tags/caf%C3%A9/posts", "publication.tag_posts", "caf%C3%A9"},
+        {"POST", "/v1/posts/p1/comments", "publication.comment_create", "p1"},
+        {"DELETE", "/v1/comments/c1", "publication.comment_delete", "c1"},
+        {"DELETE", "/v1/comments/c1/like", "publication.comment_unlike", "c1"},
+        {"POST", "/v1/posts/p1/like", "publication.post_like", "p1"},
+        {"GET", "/v1/posts/p1/likes", "publication.post_likes", "p1"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         gw_match_t m;

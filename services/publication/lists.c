@@ -1,0 +1,142 @@
+/* lists.c -- ?limit= and ?cursor= of publication's lists, and their next_cursor. */
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "pub.h"
+
+#define LISTS__DEFAULT_LIMIT 20
+#define LISTS__MAX_LIMIT 100
+
+int lists_page_args(pub_t *p, const mq_message_t *req, mq_reply_t *r, const char *list, long *limit,
+                    char *after, size_t afterlen)
+{
+    char buf[1100];
+    *limit = LISTS__DEFAULT_LIMIT;
+    after[0] = '\0';
+    int q = rpc_query(req, "limit", buf, sizeof(buf));
+    if (q != 0) {
+        char *end;
+        *limit = q == 1 ? strtol(buf, &end, 10) : 0;
+        if (q < 0 || buf[0] == '\0' || *end != '\0' || *limit < 1 || *limit > LISTS__MAX_LIMIT) {
+            rpc_invalid(r, "limit", "must be an integer from 1 to 100");
+            return -1;
+        }
+    }
+    q = rpc_query(req, "cursor", buf, sizeof(buf));
+    if (q == 0)
+        return 0;
+    cJSON *cur = q == 1 ? cursor_decode(&p->cursor, buf) : NULL;
+    const char *l = rpc_field_str(cur, "l"), *k = rpc_field_str(cur, "k");
+    /* a cursor of another list (or of another service sharing the secret) is refused too */
+    int ok = l != NULL && k != NULL && strcmp(l, list) == 0 && k[0] != '\0' && strlen(k) < afterlen;
+    if (ok)
+        strcpy(after, k);
+    else
+        rpc_problem(r, 400, "bad-cursor", "the cursor is not one this list gave", NULL);
+    cJSON_Delete(cur);
+    return ok ? 0 : -1;
+}
+
+void lists_add_next(pub_t *p, cJSON *o, const char *list, const char *key)
+{
+    if (key == NULL) {
+        cJSON_AddNullToObject(o, "next_cursor");
+        return;
+    }
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "l", list);
+    cJSON_AddStringToObject(c, "k", key);
+    char *enc = cursor_encode(&p->cursor, c);
+    cJSON_AddStringToObject(o, "next_cursor", enc);
+    free(enc);
+    cJSON_Delete(c);
+}
+
+/* ================================================================ walking a list */
+
+#define LISTS__ROUNDS 5
+
+typedef struct {
+    bson_t **docs;
+    size_t n;
+} lists__batch_t;
+
+static int lists__keep(const bson_t *doc, void *ud)
+{
+    lists__batch_t *b = ud;
+    b->docs = xrealloc(b->docs, (b->n + 1) * sizeof(*b->docs));
+    b->docs[b->n++] = bson_copy(doc);
+    return 0;
+}
+
+static void lists__batch_free(lists__batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        bson_destroy(b->docs[i]);
+    free(b->docs);
+    b->docs = NULL;
+    b->n = 0;
+}
+
+int lists_walk(pub_t *p, const lists_walk_t *w, cJSON *items, char **next_key)
+{
+    char after[256];
+    snprintf(after, sizeof(after), "%s", w->after);
+    *next_key = NULL;
+    long have = 0;
+    int rc = 0;
+    for (int round = 0; round < LISTS__ROUNDS; round++) {
+        long want = w->limit - have + 1;
+        bson_t filter;
+        bson_copy_to(w->filter, &filter);
+        if (after[0] != '\0') {
+            bson_t range;
+            bson_append_document_begin(&filter, w->key, -1, &range);
+            bson_append_utf8(&range, w->descending ? "$lt" : "$gt", -1, after, -1);
+            bson_append_document_end(&filter, &range);
+        }
+        bson_t *opts = BCON_NEW("sort", "{", w->key, BCON_INT32(w->descending ? -1 : 1), "}", "limit",
+                                BCON_INT64(want));
+        lists__batch_t b = {0};
+        long n = db_each(p->db, w->coll, &filter, opts, lists__keep, &b);
+        bson_destroy(&filter);
+        bson_destroy(opts);
+        if (n < 0) {
+            lists__batch_free(&b);
+            return -1;
+        }
+        int full = 0;
+        for (size_t i = 0; i < b.n && rc == 0; i++) {
+            if (have == w->limit) {
+                full = 1; /* one more exists: the page ends at the last item shown */
+                break;
+            }
+            const char *k = db_doc_str(b.docs[i], w->key);
+            if (k == NULL || strlen(k) >= sizeof(after))
+                continue;
+            strcpy(after, k);
+            int err = 0;
+            cJSON *item = w->render(b.docs[i], w->ud, &err);
+            if (err)
+                rc = -1;
+            else if (item != NULL) {
+                cJSON_AddItemToArray(items, item);
+                have++;
+            }
+        }
+        lists__batch_free(&b);
+        if (rc != 0)
+            return -1;
+        if (full) {
+            *next_key = xstrdup(after);
+            return 0;
+        }
+        if ((long)n < want)
+            return 0; /* the end of the list */
+    }
+    /* Many hidden items in a row: a short page, and the next one goes on after what was read. */
+    *next_key = xstrdup(after);
+    return 0;
+}

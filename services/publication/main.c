@@ -1,0 +1,194 @@
+/* main.c -- the publication daemon: configuration, database, outbox, RPC client, method table and
+ * event wiring. */
+#include <string.h>
+
+#include <sodium.h>
+
+#include "core/core.h"
+#include "log/log.h"
+#include "pub.h"
+
+static pub_conf_t conf;
+
+static const cfg_var_t conf_table[] = {
+    SVC_CFG_COMMON(conf.svc, "127.0.0.1:9103"),
+    {"PUBLICATION_MONGO_URI", CFG_STRING, "mongodb://127.0.0.1:27017/publication",
+     "MongoDB URI of publication's own database", &conf.mongo_uri},
+    {"CURSOR_SECRET", CFG_SECRET, "development cursor secret; set one in production",
+     "key of pagination cursors (the same on every copy); or a file in CURSOR_SECRET_FILE", &conf.cursor_secret},
+    {"PUBLICATION_RPC_TIMEOUT", CFG_MS, "5s", "how long a call to resize-image or auth may take",
+     &conf.rpc_timeout_ms, 100, 60000},
+    {"PUBLICATION_OUTBOX_RECOVER_AFTER", CFG_MS, "30s",
+     "age of a pending outbox event after which it counts as abandoned (longer than any request)",
+     &conf.outbox_recover_after_ms, 1000, 3600000},
+    {"PUBLICATION_OUTBOX_POLL", CFG_MS, "1s", "how often the relay looks for events when not woken",
+     &conf.outbox_poll_ms, 10, 60000},
+    {0},
+};
+
+static pub_t app = {.conf = &conf};
+
+/* ================================================================ store */
+
+static const db_index_t idx_users[] = {{"username_1", "{\"username\": 1}", 0}};
+static const db_index_t idx_edges[] = {
+    {"from_1", "{\"from\": 1}", 0},
+    {"to_1", "{\"to\": 1}", 0},
+};
+static const db_index_t idx_posts[] = {
+    {"author_id_1__id_-1", "{\"author_id\": 1, \"_id\": -1}", 0},
+    {"tags_1__id_-1", "{\"tags\": 1, \"_id\": -1}", 0},
+};
+static const db_index_t idx_comments[] = {
+    {"post_id_1_order_1", "{\"post_id\": 1, \"order\": 1}", 0},
+    {"reply_to_1", "{\"reply_to\": 1}", 0},
+    {"author_id_1", "{\"author_id\": 1}", 0},
+};
+static const db_index_t idx_likes[] = {
+    {"target_1_seq_-1", "{\"target\": 1, \"seq\": -1}", 0},
+    {"user_id_1", "{\"user_id\": 1}", 0},
+};
+
+/* Indexes are made at start; a database that is not up yet gets 30 s. */
+static int pub_indexes(char *err, size_t errlen)
+{
+    const db_index_set_t all[] = {
+        {"users", idx_users, CORE_ARRAY_SIZE(idx_users)},
+        {"follows", idx_edges, CORE_ARRAY_SIZE(idx_edges)},
+        {"blocks", idx_edges, CORE_ARRAY_SIZE(idx_edges)},
+        {"posts", idx_posts, CORE_ARRAY_SIZE(idx_posts)},
+        {"comments", idx_comments, CORE_ARRAY_SIZE(idx_comments)},
+        {"likes", idx_likes, CORE_ARRAY_SIZE(idx_likes)},
+        {"outbox", outbox_indexes, outbox_nindexes},
+    };
+    return db_ensure_all_indexes(app.db, all, CORE_ARRAY_SIZE(all), 30, err, errlen);
+}
+
+static int pub_start(svc_t *svc, void *ud)
+{
+    (void)ud;
+    char err[512];
+    if (sodium_init() < 0) {
+        log_error(NULL, "libsodium cannot start");
+        return -1;
+    }
+    cursor_key_init(&app.cursor, conf.cursor_secret);
+    db_log_init();
+    app.db = db_open(conf.mongo_uri, "publication", "publication", err, sizeof(err));
+    if (app.db == NULL) {
+        log_error(NULL, "PUBLICATION_MONGO_URI: %s", err);
+        return -1;
+    }
+    if (pub_indexes(err, sizeof(err)) != 0) {
+        log_error(NULL, "cannot create indexes: %s", err);
+        return -1;
+    }
+    mq_conf_t mc = {.url = conf.svc.amqp_url, .app_id = "publication"};
+    app.rpc = mq_rpc_client_start(&mc);
+    if (app.rpc == NULL) {
+        log_error(NULL, "AMQP_URL: cannot start the RPC client");
+        return -1;
+    }
+    outbox_conf_t oc = {
+        .db = app.db,
+        .amqp_url = conf.svc.amqp_url,
+        .app_id = "publication",
+        .recover_after_ms = conf.outbox_recover_after_ms,
+        .poll_ms = conf.outbox_poll_ms,
+        .recover = pub_outbox_recover,
+        .ud = &app,
+        .metrics = svc_metrics(svc), /* publication_outbox_committed_total, publication_events_published_total */
+    };
+    app.outbox = outbox_start(&oc, err, sizeof(err));
+    if (app.outbox == NULL) {
+        log_error(NULL, "outbox: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
+static void pub_stop(svc_t *svc, void *ud)
+{
+    (void)svc;
+    (void)ud;
+    outbox_stop(app.outbox);
+    app.outbox = NULL;
+    mq_rpc_client_stop(app.rpc);
+    app.rpc = NULL;
+    db_close(app.db);
+    cfg_free(conf_table);
+}
+
+static int pub_ready(void *ud, cJSON *checks)
+{
+    (void)ud;
+    char err[256];
+    int up = app.db != NULL && db_ping(app.db, err, sizeof(err)) == 0;
+    cJSON_AddStringToObject(checks, "database", up ? "up" : "down");
+    return up;
+}
+
+/* ================================================================ RPC */
+
+static const struct {
+    const char *method;
+    pub_handler_fn fn;
+    int needs_user;
+} pub_methods[] = {
+    {"publication.post_create", posts_create, 1},
+    {"publication.post_get", posts_get, 0},
+    {"publication.post_update", posts_update, 1},
+    {"publication.post_delete", posts_remove, 1},
+    {"publication.user_posts", posts_of_user, 0},
+    {"publication.tag_posts", posts_of_tag, 0},
+    {"publication.comments_list", comments_list, 0},
+    {"publication.comment_create", comments_create, 1},
+    {"publication.comment_get", comments_get, 0},
+    {"publication.comment_update", comments_update, 1},
+    {"publication.comment_delete", comments_remove, 1},
+    {"publication.post_like", likes_post_like, 1},
+    {"publication.post_unlike", likes_post_unlike, 1},
+    {"publication.comment_like", likes_comment_like, 1},
+    {"publication.comment_unlike", likes_comment_unlike, 1},
+    {"publication.post_likes", likes_post_likers, 0},
+};
+
+static void pub_rpc_dispatch(mq_t *mq, const mq_message_t *req, mq_reply_t *reply, void *ud)
+{
+    (void)mq;
+    const char *method = req->type != NULL ? req->type : "";
+    for (size_t i = 0; i < CORE_ARRAY_SIZE(pub_methods); i++) {
+        if (strcmp(pub_methods[i].method, method) != 0)
+            continue;
+        if (pub_methods[i].needs_user && (req->user_id == NULL || req->user_id[0] == '\0')) {
+            rpc_unauthorized(reply, "missing-token", "this route needs an access token");
+            return;
+        }
+        pub_methods[i].fn(ud, req, reply);
+        return;
+    }
+    /* unknown method: svc answers 404 */
+}
+
+static void setup_worker(svc_t *svc, mq_t *mq, void *ud)
+{
+    (void)ud;
+    svc_serve_rpc(svc, mq, pub_rpc_dispatch, &app);
+    static const char *const keys[] = {"user.registered", "user.updated", "user.deleted", "follow.created",
+                                       "follow.deleted",  "block.created", "block.deleted", NULL};
+    mq_declare_event_queue(mq, "publication.events", keys, 0);
+    mq_consume(mq, "publication.events", users_on_event, &app);
+}
+
+int main(int argc, char **argv)
+{
+    static const svc_def_t def = {
+        .name = "publication",
+        .summary = "publication: posts, comments, likes, user and hashtag post lists",
+        .setup_worker = setup_worker,
+        .ready = pub_ready,
+        .start = pub_start,
+        .stop = pub_stop,
+    };
+    return svc_main(argc, argv, &def, conf_table, &conf.svc);
+}

@@ -1,0 +1,475 @@
+/* users.c -- projections of auth's users and of the follow and block graph, kept from auth's
+ * events; authors embedded in posts; calls to other services. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/core.h"
+#include "json/json.h"
+#include "log/log.h"
+#include "pub.h"
+
+/* ================================================================ calls to other services */
+
+int pub_rpc(pub_t *p, const char *service, const char *method, const cJSON *body, const char *request_id,
+            cJSON **out)
+{
+    char *text = json_print(body);
+    mq_rpc_request_t rq = {
+        .service = service,
+        .method = method,
+        .request_id = request_id,
+        .body = text,
+        .body_len = strlen(text),
+        .timeout_ms = (unsigned)p->conf->rpc_timeout_ms,
+    };
+    mq_rpc_result_t res = {0};
+    mq_rpc_call_sync(p->rpc, &rq, &res);
+    free(text);
+    int status = -1;
+    *out = NULL;
+    if (res.error != 0) {
+        log_warn(request_id, "%s: %s", method, mq_strerror(res.error));
+    } else {
+        status = res.status;
+        if (res.body != NULL)
+            *out = json_parse(res.body, res.body_len, 16 << 20, 32, NULL);
+        if (status == 200 && !cJSON_IsObject(*out)) {
+            log_warn(request_id, "%s answered 200 without a JSON object", method);
+            status = -1;
+        }
+    }
+    mq_rpc_result_clear(&res);
+    return status;
+}
+
+/* ================================================================ reading the projections */
+
+static int users__deleted(pub_t *p, const char *user_id)
+{
+    bson_t *f = BCON_NEW("_id", BCON_UTF8(user_id));
+    int rc = db_exists(p->db, "deleted_users", f);
+    bson_destroy(f);
+    return rc;
+}
+
+static cJSON *users__author_json(const bson_t *u)
+{
+    const char *name = db_doc_str(u, "name"), *avatar = db_doc_str(u, "avatar");
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", db_doc_str(u, "_id"));
+    cJSON_AddStringToObject(o, "username", db_doc_str(u, "username"));
+    cJSON_AddStringToObject(o, "name", name != NULL ? name : "");
+    if (avatar != NULL)
+        cJSON_AddStringToObject(o, "avatar", avatar);
+    else
+        cJSON_AddNullToObject(o, "avatar");
+    return o;
+}
+
+int users_author(pub_t *p, const char *user_id, cJSON **out)
+{
+    bson_t u = BSON_INITIALIZER;
+    bson_t *f = BCON_NEW("_id", BCON_UTF8(user_id));
+    int rc = db_find_one(p->db, "users", f, NULL, &u);
+    bson_destroy(f);
+    *out = rc == 1 ? users__author_json(&u) : NULL;
+    bson_destroy(&u);
+    return rc;
+}
+
+int users_by_name(pub_t *p, const char *username, char id[64])
+{
+    bson_t u = BSON_INITIALIZER;
+    bson_t *f = BCON_NEW("username", BCON_UTF8(username));
+    int rc = db_find_one(p->db, "users", f, NULL, &u);
+    bson_destroy(f);
+    const char *uid = rc == 1 ? db_doc_str(&u, "_id") : NULL;
+    if (rc == 1 && (uid == NULL || strlen(uid) >= 64))
+        rc = 0;
+    if (rc == 1)
+        strcpy(id, uid);
+    bson_destroy(&u);
+    return rc;
+}
+
+/* 1 if the edge from -> to of coll ("follows", "blocks") is on, 0 if not, -1. */
+static int users__edge_on(pub_t *p, const char *coll, const char *from, const char *to)
+{
+    char *id = xasprintf("%s:%s", from, to);
+    bson_t *f = BCON_NEW("_id", BCON_UTF8(id), "on", BCON_BOOL(true));
+    int rc = db_exists(p->db, coll, f);
+    bson_destroy(f);
+    free(id);
+    return rc;
+}
+
+int users_hidden(pub_t *p, const char *x, const char *y)
+{
+    if (x == NULL || y == NULL || strcmp(x, y) == 0)
+        return 0;
+    int xy = users__edge_on(p, "blocks", x, y);
+    if (xy != 0)
+        return xy;
+    return users__edge_on(p, "blocks", y, x);
+}
+
+/* ---------------------------------------------------------------- block sets */
+
+static int users__collect_other(const bson_t *doc, void *ud)
+{
+    pub_blockset_t *b = ((void **)ud)[0];
+    const char *side = ((void **)ud)[1];
+    const char *id = db_doc_str(doc, side);
+    if (id != NULL) {
+        b->ids = xrealloc(b->ids, (b->n + 1) * sizeof(*b->ids));
+        b->ids[b->n++] = xstrdup(id);
+    }
+    return 0;
+}
+
+int users_blockset(pub_t *p, const char *caller, pub_blockset_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (caller == NULL)
+        return 0;
+    static const char *const sides[2][2] = {{"from", "to"}, {"to", "from"}};
+    for (int i = 0; i < 2; i++) {
+        bson_t *f = BCON_NEW(sides[i][0], BCON_UTF8(caller), "on", BCON_BOOL(true));
+        void *ud[2] = {out, (void *)sides[i][1]};
+        long n = db_each(p->db, "blocks", f, NULL, users__collect_other, ud);
+        bson_destroy(f);
+        if (n < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int users_blockset_has(const pub_blockset_t *b, const char *user_id)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (strcmp(b->ids[i], user_id) == 0)
+            return 1;
+    return 0;
+}
+
+void users_blockset_free(pub_blockset_t *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        free(b->ids[i]);
+    free(b->ids);
+    memset(b, 0, sizeof(*b));
+}
+
+/* ---------------------------------------------------------------- authors of one request */
+
+struct pub_authors {
+    pub_t *p;
+    size_t n;
+    struct {
+        char *id;
+        cJSON *author; /* NULL: unknown or gone */
+    } *e;
+};
+
+pub_authors_t *users_authors_new(pub_t *p)
+{
+    pub_authors_t *a = xcalloc(1, sizeof(*a));
+    a->p = p;
+    return a;
+}
+
+const cJSON *users_authors_get(pub_authors_t *a, const char *user_id, int *err)
+{
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->e[i].id, user_id) == 0)
+            return a->e[i].author;
+    cJSON *author = NULL;
+    if (users_author(a->p, user_id, &author) < 0) {
+        *err = 1;
+        return NULL;
+    }
+    a->e = xrealloc(a->e, (a->n + 1) * sizeof(*a->e));
+    a->e[a->n].id = xstrdup(user_id);
+    a->e[a->n].author = author;
+    return a->e[a->n++].author;
+}
+
+void users_authors_free(pub_authors_t *a)
+{
+    if (a == NULL)
+        return;
+    for (size_t i = 0; i < a->n; i++) {
+        free(a->e[i].id);
+        cJSON_Delete(a->e[i].author);
+    }
+    free(a->e);
+    free(a);
+}
+
+/* ================================================================ writing the user projection */
+
+/* Applies a profile version v (ms) of user_id: written only when newer than the stored one
+ * (the upsert's filter does not match a newer document, and its insert then hits the unique
+ * _id: -2, a stale version, nothing to do). A user deleted meanwhile is removed again. 0 or -1. */
+static int users__apply(pub_t *p, const char *user_id, const char *username, const char *name,
+                        const char *avatar_media_id, const char *avatar, int64_t v)
+{
+    int d = users__deleted(p, user_id);
+    if (d != 0)
+        return d < 0 ? -1 : 0;
+    bson_t *f = BCON_NEW("_id", BCON_UTF8(user_id), "v", "{", "$lt", BCON_INT64(v), "}");
+    /* built by hand: the avatar fields may be null, which BCON cannot say for a string */
+    bson_t *u = bson_new(), set;
+    bson_append_document_begin(u, "$set", -1, &set);
+    bson_append_utf8(&set, "username", -1, username, -1);
+    bson_append_utf8(&set, "name", -1, name != NULL ? name : "", -1);
+    bson_append_int64(&set, "v", -1, v);
+    if (avatar_media_id != NULL)
+        bson_append_utf8(&set, "avatar_media_id", -1, avatar_media_id, -1);
+    else
+        bson_append_null(&set, "avatar_media_id", -1);
+    if (avatar != NULL)
+        bson_append_utf8(&set, "avatar", -1, avatar, -1);
+    else
+        bson_append_null(&set, "avatar", -1);
+    bson_append_document_end(u, &set);
+    int rc = db_update_one(p->db, "users", f, u, 1);
+    bson_destroy(f);
+    bson_destroy(u);
+    if (rc == -1)
+        return -1;
+    /* user.deleted may have run between the check and the write */
+    d = users__deleted(p, user_id);
+    if (d == 1) {
+        bson_t *g = BCON_NEW("_id", BCON_UTF8(user_id));
+        rc = db_delete_one(p->db, "users", g) < 0 ? -1 : 0;
+        bson_destroy(g);
+        return rc;
+    }
+    return d < 0 ? -1 : 0;
+}
+
+/* The URL of the thumb of media_id if it is owner's: 1 (*url malloc'd), 0 not (unknown, someone
+ * else's), -1 resize-image not answering. */
+static int users__avatar_url(pub_t *p, const char *owner, const char *media_id, const char *request_id,
+                             char **url)
+{
+    *url = NULL;
+    cJSON *body = cJSON_CreateObject(), *reply = NULL;
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(body, "ids"), cJSON_CreateString(media_id));
+    int status = pub_rpc(p, "resize-image", "media.get", body, request_id, &reply);
+    cJSON_Delete(body);
+    int rc = -1;
+    if (status == 200) {
+        const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(reply, "items"), 0);
+        const char *o = rpc_field_str(m, "owner_id");
+        const cJSON *thumb = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "variants"), "thumb");
+        const char *u = rpc_field_str(thumb, "url");
+        rc = 0;
+        if (o != NULL && strcmp(o, owner) == 0 && u != NULL) {
+            *url = xstrdup(u);
+            rc = 1;
+        }
+    } else if (status >= 400 && status < 500) {
+        rc = 0; /* resize-image refused the question: no avatar rather than retrying forever */
+    }
+    cJSON_Delete(reply);
+    return rc;
+}
+
+int users_caller(pub_t *p, const mq_message_t *req, mq_reply_t *r, cJSON **author)
+{
+    const char *uid = req->user_id;
+    if (author != NULL)
+        *author = NULL;
+    int d = users__deleted(p, uid);
+    if (d < 0) {
+        rpc_db_error(r);
+        return -1;
+    }
+    if (d == 1)
+        goto gone;
+    cJSON *a = NULL;
+    int rc = users_author(p, uid, &a);
+    if (rc < 0) {
+        rpc_db_error(r);
+        return -1;
+    }
+    if (rc == 0) {
+        /* An account younger than its user.registered's trip here: ask auth, and keep the answer
+         * as version 0, which any event about the user overwrites. */
+        cJSON *body = cJSON_CreateObject(), *reply = NULL;
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(body, "ids"), cJSON_CreateString(uid));
+        int status = pub_rpc(p, "auth", "auth.users_get", body, req->request_id, &reply);
+        cJSON_Delete(body);
+        const cJSON *u = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(reply, "items"), 0);
+        const char *name = rpc_field_str(u, "username");
+        if (status != 200) {
+            cJSON_Delete(reply);
+            rpc_unavailable(r, "service-unavailable", "accounts cannot be read now; try again");
+            return -1;
+        }
+        if (name == NULL) {
+            cJSON_Delete(reply);
+            goto gone;
+        }
+        int w = users__apply(p, uid, name, rpc_field_str(u, "name"), NULL, NULL, 0);
+        cJSON_Delete(reply);
+        if (w != 0 || users_author(p, uid, &a) < 0) {
+            rpc_db_error(r);
+            return -1;
+        }
+        if (a == NULL)
+            goto gone;
+    }
+    if (author != NULL)
+        *author = a;
+    else
+        cJSON_Delete(a);
+    return 1;
+gone:
+    rpc_unauthorized(r, "account-gone", "this account has been deleted");
+    return 0;
+}
+
+/* ================================================================ events */
+
+/* RFC 3339 (as our services write it: UTC, optional fraction) to ms; -1 if it does not parse. */
+static int64_t users__time_ms(const char *s)
+{
+    if (s == NULL)
+        return -1;
+    struct tm tm = {0};
+    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (rest == NULL)
+        return -1;
+    int64_t ms = 0;
+    if (*rest == '.') {
+        int digits = 0;
+        for (rest++; *rest >= '0' && *rest <= '9'; rest++, digits++)
+            if (digits < 3)
+                ms = ms * 10 + (*rest - '0');
+        for (; digits < 3; digits++)
+            ms *= 10;
+    }
+    if (strcmp(rest, "Z") != 0)
+        return -1;
+    return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+/* Sets the edge from -> to of coll on or off as of at (ms); an older event than the stored one
+ * changes nothing (the -2 of the upsert, as in users__apply). 0 or -1. */
+static int users__edge_set(pub_t *p, const char *coll, const char *from, const char *to, int on, int64_t at)
+{
+    char *id = xasprintf("%s:%s", from, to);
+    bson_t *f = BCON_NEW("_id", BCON_UTF8(id), "at", "{", "$lt", BCON_INT64(at), "}");
+    bson_t *u = BCON_NEW("$set", "{", "from", BCON_UTF8(from), "to", BCON_UTF8(to), "on", BCON_BOOL(on), "at",
+                         BCON_INT64(at), "}");
+    int rc = db_update_one(p->db, coll, f, u, 1);
+    bson_destroy(f);
+    bson_destroy(u);
+    free(id);
+    return rc == -1 ? -1 : 0;
+}
+
+/* Everything of a deleted account: its projection, edges, posts (each with post.deleted),
+ * comments and likes. Each step is safe to repeat, so a redelivery finishes what a crash left. */
+static int users__gone(pub_t *p, const char *user_id, const char *request_id)
+{
+    bson_t *mark = BCON_NEW("_id", BCON_UTF8(user_id), "at", BCON_DATE_TIME(core_wall_ms()));
+    int rc = db_insert(p->db, "deleted_users", mark);
+    bson_destroy(mark);
+    if (rc < 0)
+        return -1;
+    bson_t *f = BCON_NEW("_id", BCON_UTF8(user_id));
+    rc = db_delete_one(p->db, "users", f) < 0 ? -1 : 0;
+    bson_destroy(f);
+    static const char *const colls[] = {"follows", "blocks"}, *const sides[] = {"from", "to"};
+    for (int c = 0; c < 2 && rc == 0; c++)
+        for (int s = 0; s < 2 && rc == 0; s++) {
+            bson_t *e = BCON_NEW(sides[s], BCON_UTF8(user_id));
+            rc = db_delete_many(p->db, colls[c], e) < 0 ? -1 : 0;
+            bson_destroy(e);
+        }
+    /* posts one at a time, oldest first, each deleted with its event */
+    for (int guard = 0; rc == 0; guard++) {
+        bson_t post = BSON_INITIALIZER;
+        bson_t *pf = BCON_NEW("author_id", BCON_UTF8(user_id));
+        int found = db_find_one(p->db, "posts", pf, NULL, &post);
+        bson_destroy(pf);
+        if (found == 1 && posts_delete(p, &post, request_id) < 0)
+            found = -1;
+        bson_destroy(&post);
+        if (found != 1) {
+            rc = found < 0 ? -1 : 0;
+            break;
+        }
+        CORE_ASSERT(guard < 10000000);
+    }
+    if (rc == 0)
+        rc = comments_likes_of_user_gone(p, user_id);
+    return rc;
+}
+
+mq_disposition_t users_on_event(mq_t *mq, const mq_message_t *msg, void *ud)
+{
+    (void)mq;
+    pub_t *p = ud;
+    const char *key = msg->routing_key != NULL ? msg->routing_key : "";
+    cJSON *body = json_parse_object(msg->body, msg->body_len, 1 << 20, 16, NULL);
+    mq_disposition_t d = MQ_ACK;
+    int rc = 0, bad = 0;
+    if (strcmp(key, "user.registered") == 0 || strcmp(key, "user.updated") == 0) {
+        const char *uid = rpc_field_str(body, "user_id"), *username = rpc_field_str(body, "username");
+        int updated = key[5] == 'u';
+        int64_t v = users__time_ms(rpc_field_str(body, updated ? "updated_at" : "created_at"));
+        const char *media = updated ? rpc_field_str(body, "avatar_media_id") : NULL;
+        if (uid == NULL || username == NULL || v < 0) {
+            bad = 1;
+        } else {
+            char *url = NULL;
+            int a = media != NULL ? users__avatar_url(p, uid, media, msg->request_id, &url) : 0;
+            rc = a < 0 ? -1 : users__apply(p, uid, username, rpc_field_str(body, "name"), media, url, v);
+            free(url);
+        }
+    } else if (strcmp(key, "user.deleted") == 0) {
+        const char *uid = rpc_field_str(body, "user_id");
+        if (uid == NULL)
+            bad = 1;
+        else
+            rc = users__gone(p, uid, msg->request_id);
+    } else if (strncmp(key, "follow.", 7) == 0 || strncmp(key, "block.", 6) == 0) {
+        int follow = key[0] == 'f', on = strstr(key, ".created") != NULL;
+        const char *from = rpc_field_str(body, follow ? "follower_id" : "blocker_id"),
+                   *to = rpc_field_str(body, follow ? "followee_id" : "blocked_id");
+        int64_t at = users__time_ms(rpc_field_str(body, on ? "created_at" : "deleted_at"));
+        if (from == NULL || to == NULL || at < 0 || (!on && strstr(key, ".deleted") == NULL)) {
+            bad = 1;
+        } else {
+            int gone = users__deleted(p, from), gone2 = gone == 0 ? users__deleted(p, to) : 0;
+            if (gone < 0 || gone2 < 0)
+                rc = -1;
+            else if (gone == 0 && gone2 == 0) {
+                rc = users__edge_set(p, follow ? "follows" : "blocks", from, to, on, at);
+                /* block.created implies both follows between them are gone */
+                if (rc == 0 && !follow && on)
+                    rc = users__edge_set(p, "follows", from, to, 0, at) != 0 ||
+                                 users__edge_set(p, "follows", to, from, 0, at) != 0
+                             ? -1
+                             : 0;
+            }
+        }
+    } else {
+        bad = 1;
+    }
+    if (bad) {
+        log_warn(msg->request_id, "%s %s is not an event publication understands: dead-lettered", key,
+                 msg->message_id != NULL ? msg->message_id : "-");
+        d = MQ_DEAD;
+    } else if (rc != 0) {
+        d = MQ_RETRY;
+    }
+    cJSON_Delete(body);
+    return d;
+}
