@@ -2587,7 +2587,7 @@ def test_asyncapi_has_the_publication_events_and_queues():
     body = child(request, "payload", "schema")
     validate({"ids": ["u1"]}, body, "auth.users_get body")
     validate({"ids": [f"u{i}" for i in range(100)]}, body, "100 ids")
-    for bad in ({}, {"ids": []}, {"ids": ["u"] * 101}, {"ids": [1]}, {"ids": "u1"}, {"ids": ["u1"], "x": 1}):
+    for bad in ({}, {"ids": []}, {"ids": ["u"] * 101}, {"ids": [1]}, {"ids": "u1"}):
         with pytest.raises(AssertionError):
             validate(bad, body, "an auth.users_get body auth answers 422")
     reply = child(ASYNCAPI_URI, "components", "messages", "usersGetReply", "payload", "schema")
@@ -3034,7 +3034,8 @@ def test_publication_events_match_schemas(publication_up, media_up, rabbit, publ
 
 def test_users_get_rpc_matches_asyncapi(auth_up, rabbit, temp_queue):
     """auth.users_get through the broker, as publication calls it: request and reply as usersGetRequest and
-    usersGetReply say; the users found, the ids not found missing; a bad body is 422 errors.ids."""
+    usersGetReply say; the users found and the ids not found, each in the order asked; a bad body is 422
+    errors.ids."""
     call = AuthCalls()
     with _auth_client() as c:
         ta, tb = call.register(c, "ua", name="Users A"), call.register(c, "ub")
@@ -3055,8 +3056,7 @@ def test_users_get_rpc_matches_asyncapi(auth_up, rabbit, temp_queue):
     body = json.loads(_payload(reply))
     validate(body, child(reply_msg, "payload", "schema"), "auth.users_get reply body")
     want = [{k: u[k] for k in ("id", "username", "name", "avatar_media_id")} for u in (b, a)]
-    assert sorted(body["items"], key=lambda u: u["id"]) == sorted(want, key=lambda u: u["id"]), body
-    assert body["missing"] == [unknown], body
+    assert body == {"items": want, "missing": [unknown]}, body  # in the order asked
     for bad in ({}, {"ids": []}, {"ids": ["u"] * 101}, {"ids": [1]}):
         _, reply = call_rpc(rabbit, temp_queue, "auth", "auth.users_get", {}, json.dumps(bad))
         p = reply["properties"]
