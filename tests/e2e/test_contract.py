@@ -2952,11 +2952,13 @@ def test_publication_events_match_schemas(publication_up, media_up, rabbit, publ
         c1 = call(cb, "POST", "/v1/posts/{id}/comments", 201, tok=tok_b, path={"id": p1["id"]}, json={"text": "hi"})
         r1 = call(ca, "POST", "/v1/posts/{id}/comments", 201, tok=tok_a, path={"id": p1["id"]},
                   json={"text": "hello", "reply_to": c1["id"]})
+        r2 = call(cb, "POST", "/v1/posts/{id}/comments", 201, tok=tok_b, path={"id": p1["id"]},
+                  json={"text": "hello to you", "reply_to": r1["id"]})  # a reply to a reply: joins c1's thread
         call(ca, "PATCH", "/v1/comments/{id}", 200, tok=tok_a, path={"id": r1["id"]}, json={"text": "hello!"})  # no event
         for method in ("POST", "POST", "DELETE", "DELETE"):  # a no-op each second time
             call(cb, method, "/v1/posts/{id}/like", 200, tok=tok_b, path={"id": p1["id"]})
         call(ca, "POST", "/v1/comments/{id}/like", 200, tok=tok_a, path={"id": c1["id"]})
-        call(ca, "DELETE", "/v1/comments/{id}", 204, tok=tok_a, path={"id": c1["id"]})  # B's, with A's reply
+        call(ca, "DELETE", "/v1/comments/{id}", 204, tok=tok_a, path={"id": c1["id"]})  # B's, with both replies
         call(ca, "DELETE", "/v1/posts/{id}", 204, tok=tok_a, path={"id": p2["id"]})
         p3 = call(cc, "POST", "/v1/posts", 201, tok=tok_c, json={"media_ids": [mc["id"]]})
         call(cc, "DELETE", "/v1/me", 204, tok=tok_c)  # user.deleted: publication deletes p3
@@ -2965,7 +2967,7 @@ def test_publication_events_match_schemas(publication_up, media_up, rabbit, publ
             c.close()
 
     ours = {a["id"], b["id"], cu["id"]}
-    expected = {"post.created": 3, "post.updated": 1, "post.deleted": 2, "comment.created": 2, "comment.deleted": 1,
+    expected = {"post.created": 3, "post.updated": 1, "post.deleted": 2, "comment.created": 3, "comment.deleted": 1,
                 "like.created": 2, "like.deleted": 1}
 
     def counts(got):
@@ -3015,10 +3017,14 @@ def test_publication_events_match_schemas(publication_up, media_up, rabbit, publ
     assert comments[r1["id"]] == {"comment_id": r1["id"], "post_id": p1["id"], "post_author_id": a["id"],
                                   "author_id": a["id"], "author_username": a["username"], "text": "hello",
                                   "reply_to": c1["id"], "reply_to_author_id": b["id"], "created_at": r1["created_at"]}
+    # reply_to is the thread's top-level comment; reply_to_author_id the author of the comment answered
+    assert comments[r2["id"]] == {"comment_id": r2["id"], "post_id": p1["id"], "post_author_id": a["id"],
+                                  "author_id": b["id"], "author_username": b["username"], "text": "hello to you",
+                                  "reply_to": c1["id"], "reply_to_author_id": a["id"], "created_at": r2["created_at"]}
     cd = by_key["comment.deleted"][0]
-    assert {k: v for k, v in cd.items() if k != "deleted_at"} == \
+    assert {k: (sorted(v) if k == "reply_ids" else v) for k, v in cd.items() if k != "deleted_at"} == \
            {"comment_id": c1["id"], "post_id": p1["id"], "post_author_id": a["id"], "author_id": b["id"],
-            "reply_ids": [r1["id"]]}, cd
+            "reply_ids": sorted([r1["id"], r2["id"]])}, cd
     likes = sorted(({k: v for k, v in e.items() if k != "created_at"} for e in by_key["like.created"]),
                    key=lambda e: e["target_type"])
     assert likes == [
