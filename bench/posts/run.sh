@@ -6,7 +6,10 @@
 #   - single-post reads: GET /v1/posts/{id} of a post with likes and comments, signed in (post,
 #     author, counts, liked_by_me and block lookups), 4 x 16 streams and 1 stream;
 #   - the references, in the same run: auth's profile read GET /v1/users/{username} signed in
-#     (one RPC and FerretDB lookups, the row of bench/auth) and GET /healthz (the gateway alone).
+#     (one RPC and FerretDB lookups, the row of bench/auth) and GET /healthz (the gateway alone);
+#   - the reads again once the creations stored their thousands of posts, and one page of the
+#     author's and of the hashtag's post list on that data.
+# Each run starts from a fresh database of its own (var/bench-posts).
 #
 #   make bench      (or: BENCH_DURATION=20 bench/posts/run.sh; make bench-posts for this one only)
 # Prints a Markdown block for bench/RESULTS.md.
@@ -41,6 +44,10 @@ for bin in gateway auth resize-image publication; do
 done
 
 trap '"$STACK" down >/dev/null 2>&1 || true' EXIT
+# A fresh database each run: what a read costs depends on how many posts are stored (see RESULTS.md),
+# and every run creates thousands.
+"$STACK" down >/dev/null 2>&1 || true
+rm -rf "$STACK_VAR/ferretdb" "$STACK_VAR/media" "$STACK_VAR/bench"
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 # Other stacks on the machine (each runs a RabbitMQ node and a FerretDB): they share the cores.
 OTHER_STACKS="$(pgrep -c -f 'beam.smp' || true) RabbitMQ nodes and $(pgrep -c -x ferretdb || true) FerretDB"
@@ -48,7 +55,7 @@ OTHER_STACKS="$(pgrep -c -f 'beam.smp' || true) RabbitMQ nodes and $(pgrep -c -x
 mkdir -p "$OUT"
 
 # Fixtures: an author with one uploaded photo (its id in every create body) and a post with 5 likes
-# and 5 comments; the reader is one of the likers. Accounts persist in $STACK_VAR between runs.
+# and 5 comments; the reader is one of the likers.
 "$ROOT/.venv/bin/python" - "$BASE" "$OUT" <<'PY'
 import io, json, sys, time
 import httpx
@@ -116,7 +123,7 @@ with httpx.Client(base_url=sys.argv[1], http2=True, http1=False, timeout=30) as 
     print(n)
 PY
 }
-POSTS_BEFORE="$(posts_count)"
+POSTS_BEFORE="$(posts_count final)"
 
 # run FILE NAME URL [h2load args...]: bench_run into $OUT.
 run() {
@@ -126,22 +133,32 @@ run() {
 }
 
 bench_header
-# References first, creations last: the events of a creation run (post.created to auth) are consumed
-# for a while after it and would weigh on whatever runs next.
+# References first; reads on the fresh database (one post stored), then the creations, then the same
+# reads again with every post the creations stored, and the auth reference once more.
 run healthz "reference: GET /healthz (the gateway alone), 4 x 16 streams" "$BASE/healthz" -c 4 -m 16
 run profile "reference: GET /v1/users/bench_author (auth), signed in, 4 x 16 streams" "$BASE/v1/users/bench_author" \
     -c 4 -m 16 -H "authorization: Bearer $READER_TOKEN"
-run read "GET /v1/posts/{id}, signed in, 4 x 16 streams" "$BASE/v1/posts/$POST_ID" \
+run read "GET /v1/posts/{id}, signed in, 4 x 16 streams (posts stored: $POSTS_BEFORE)" "$BASE/v1/posts/$POST_ID" \
     -c 4 -m 16 -H "authorization: Bearer $READER_TOKEN"
-run read-seq "GET /v1/posts/{id}, signed in, 1 stream" "$BASE/v1/posts/$POST_ID" \
+run read-seq "GET /v1/posts/{id}, signed in, 1 stream (posts stored: $POSTS_BEFORE)" "$BASE/v1/posts/$POST_ID" \
     -c 1 -m 1 -H "authorization: Bearer $READER_TOKEN"
 run create "POST /v1/posts (1 photo, 2 tags, 1 mention), 4 x 4 streams" "$BASE/v1/posts" \
     -c 4 -m 4 -d "$OUT/post.json" -H "content-type: application/json" -H "authorization: Bearer $AUTHOR_TOKEN"
 run create-seq "POST /v1/posts, 1 stream" "$BASE/v1/posts" \
     -c 1 -m 1 -d "$OUT/post.json" -H "content-type: application/json" -H "authorization: Bearer $AUTHOR_TOKEN"
 POSTS_AFTER="$(posts_count final)"
+run read-after-seq "GET /v1/posts/{id}, signed in, 1 stream (posts stored: $POSTS_AFTER)" "$BASE/v1/posts/$POST_ID" \
+    -c 1 -m 1 -H "authorization: Bearer $READER_TOKEN"
+run read-after "GET /v1/posts/{id}, signed in, 4 x 16 streams (posts stored: $POSTS_AFTER)" "$BASE/v1/posts/$POST_ID" \
+    -c 4 -m 16 -H "authorization: Bearer $READER_TOKEN"
+run profile-after "reference: GET /v1/users/bench_author (auth), signed in, 4 x 16 streams, again" \
+    "$BASE/v1/users/bench_author" -c 4 -m 16 -H "authorization: Bearer $READER_TOKEN"
+# One page of a list on the same data, timed alone (curl): the user's and the hashtag's newest post.
+list_ms() { curl -s -o /dev/null -w '%{http_code} %{time_total}' --http2-prior-knowledge "$BASE$1" | awk '{ printf "%s in %.0f ms", $1, $2 * 1000 }'; }
+LISTS="GET /v1/users/bench_author/posts?limit=1: $(list_ms '/v1/users/bench_author/posts?limit=1'); GET /v1/tags/bench/posts?limit=1: $(list_ms '/v1/tags/bench/posts?limit=1')"
 echo
 echo "h2load -t 1 --warm-up-time=$WARMUP -D $DURATION (h2c); auth, resize-image and publication with WORKERS=4 (default); $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "Load average (1/5/15 min) before the stack started: $LOAD_START ($OTHER_STACKS of other stacks running); after the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "posts_count of bench_author (auth keeps it from post.created): $POSTS_BEFORE before the runs, $POSTS_AFTER after (warm-up requests included)."
+echo "Posts stored (bench_author's posts_count, which auth keeps from post.created): $POSTS_BEFORE before the creations, $POSTS_AFTER after (warm-up requests included)."
+echo "Lists on that data, one request each, unloaded: $LISTS."
 echo "RSS after the run: gateway $(ps -o rss= -p "$(cat "$STACK_VAR/run/gateway.pid")") KiB, publication $(ps -o rss= -p "$(cat "$STACK_VAR/run/publication.pid")") KiB, auth $(ps -o rss= -p "$(cat "$STACK_VAR/run/auth.pid")") KiB, resize-image $(ps -o rss= -p "$(cat "$STACK_VAR/run/resize-image.pid")") KiB"
