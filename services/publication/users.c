@@ -45,7 +45,7 @@ int pub_rpc(pub_t *p, const char *service, const char *method, const cJSON *body
 
 /* ================================================================ reading the projections */
 
-static int users__deleted(pub_t *p, const char *user_id)
+int users_gone(pub_t *p, const char *user_id)
 {
     bson_t *f = BCON_NEW("_id", BCON_UTF8(user_id));
     int rc = db_exists(p->db, "deleted_users", f);
@@ -215,7 +215,7 @@ void users_authors_free(pub_authors_t *a)
 static int users__apply(pub_t *p, const char *user_id, const char *username, const char *name,
                         const char *avatar_media_id, const char *avatar, int64_t v)
 {
-    int d = users__deleted(p, user_id);
+    int d = users_gone(p, user_id);
     if (d != 0)
         return d < 0 ? -1 : 0;
     bson_t *f = BCON_NEW("_id", BCON_UTF8(user_id), "v", "{", "$lt", BCON_INT64(v), "}");
@@ -240,7 +240,7 @@ static int users__apply(pub_t *p, const char *user_id, const char *username, con
     if (rc == -1)
         return -1;
     /* user.deleted may have run between the check and the write */
-    d = users__deleted(p, user_id);
+    d = users_gone(p, user_id);
     if (d == 1) {
         bson_t *g = BCON_NEW("_id", BCON_UTF8(user_id));
         rc = db_delete_one(p->db, "users", g) < 0 ? -1 : 0;
@@ -283,7 +283,7 @@ int users_caller(pub_t *p, const mq_message_t *req, mq_reply_t *r, cJSON **autho
     const char *uid = req->user_id;
     if (author != NULL)
         *author = NULL;
-    int d = users__deleted(p, uid);
+    int d = users_gone(p, uid);
     if (d < 0) {
         rpc_db_error(r);
         return -1;
@@ -447,7 +447,7 @@ mq_disposition_t users_on_event(mq_t *mq, const mq_message_t *msg, void *ud)
         if (from == NULL || to == NULL || at < 0 || (!on && strstr(key, ".deleted") == NULL)) {
             bad = 1;
         } else {
-            int gone = users__deleted(p, from), gone2 = gone == 0 ? users__deleted(p, to) : 0;
+            int gone = users_gone(p, from), gone2 = gone == 0 ? users_gone(p, to) : 0;
             if (gone < 0 || gone2 < 0)
                 rc = -1;
             else if (gone == 0 && gone2 == 0) {
