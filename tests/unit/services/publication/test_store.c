@@ -282,8 +282,15 @@ Test(store, a_deleted_account_takes_its_posts_comments_and_likes)
     cr_assert_eq(count("outbox", BCON_NEW("key", BCON_UTF8("post.deleted"), "a", BCON_UTF8(POST2))), 1,
                  "one post.deleted for Bob's post");
     cJSON *a = NULL;
+    char id[64];
     cr_assert_eq(users_author(&app, BOB, &a), 0);
     cr_assert_eq(users_gone(&app, BOB), 1);
+    cr_assert_eq(users_by_name(&app, "bob", id), 0, "the name is free again");
+    cr_assert_eq(deliver("user.registered", "{\"user_id\":\"" ALICE "\",\"username\":\"bob\",\"email\":\"b@x.io\","
+                                            "\"name\":\"\",\"created_at\":\"2026-11-21T12:00:00Z\"}"),
+                 MQ_ACK);
+    cr_assert_eq(users_by_name(&app, "bob", id), 1, "and taken by a new account");
+    cr_assert_str_eq(id, ALICE);
     /* a late event about the account does not bring it back */
     cr_assert_eq(deliver("user.updated", "{\"user_id\":\"" BOB "\",\"username\":\"bob\",\"email\":\"b@x.io\","
                                          "\"name\":\"Back\",\"bio\":\"\",\"avatar_media_id\":null,"
