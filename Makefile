@@ -75,6 +75,7 @@ bench: build
 	@$(MAKE) --no-print-directory -j$(JOBS) bench-binaries
 	@bench/gateway/run.sh
 	@bench/auth/run.sh
+	@bench/posts/run.sh
 	@bench/media/run.sh
 
 fmt:

@@ -23,3 +23,9 @@ $(BUILD)/bin/bench-variants: $(BENCH_VARIANTS_OBJS)
 
 .PHONY: bench-binaries
 bench-binaries: $(BENCH_BINS)
+
+# publication's benchmark alone (make bench runs it with the others): the release daemons, no reference
+# program of its own (its references are requests to the same stack: /healthz and auth's profile read).
+.PHONY: bench-posts
+bench-posts: build
+	@bench/posts/run.sh

@@ -153,7 +153,7 @@ static void likes__unlike(pub_t *p, const mq_message_t *req, mq_reply_t *r, int 
         rc = outbox_begin(p->outbox, "like.deleted", ev, id, op != NULL ? op : "", req->request_id, ob);
         cJSON_Delete(ev);
         if (rc == 0) {
-            bson_t *g = BCON_NEW("_id", BCON_UTF8(id), "op", BCON_UTF8(op != NULL ? op : ""));
+            bson_t *g = BCON_NEW("_id", BCON_UTF8(id)); /* the like just read (by _id only: see README) */
             rc = db_delete_one(p->db, "likes", g);
             bson_destroy(g);
             if (rc == 0)

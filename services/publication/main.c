@@ -30,7 +30,6 @@ static pub_t app = {.conf = &conf};
 
 /* ================================================================ store */
 
-static const db_index_t idx_users[] = {{"username_1", "{\"username\": 1}", 0}};
 static const db_index_t idx_edges[] = {
     {"from_1", "{\"from\": 1}", 0},
     {"to_1", "{\"to\": 1}", 0},
@@ -53,7 +52,6 @@ static const db_index_t idx_likes[] = {
 static int pub_indexes(char *err, size_t errlen)
 {
     const db_index_set_t all[] = {
-        {"users", idx_users, CORE_ARRAY_SIZE(idx_users)},
         {"follows", idx_edges, CORE_ARRAY_SIZE(idx_edges)},
         {"blocks", idx_edges, CORE_ARRAY_SIZE(idx_edges)},
         {"posts", idx_posts, CORE_ARRAY_SIZE(idx_posts)},

@@ -304,6 +304,13 @@ void posts_create(pub_t *p, const mq_message_t *req, mq_reply_t *r)
         goto out;
     }
     outbox_commit(p->outbox, ob); /* a failure leaves it pending: recovery publishes it */
+    /* The account's user.deleted may have swept its posts while this one was being made (with a
+     * token that outlives the account by minutes): then this one goes too. */
+    if (users_gone(p, req->user_id) == 1) {
+        posts_delete(p, doc, req->request_id);
+        rpc_unauthorized(r, "account-gone", "this account has been deleted");
+        goto out;
+    }
     posts__answer(p, req, r, doc, 201);
 out:
     bson_destroy(doc);

@@ -68,6 +68,8 @@ int text_has_content(const char *s);
 int pub_rpc(pub_t *p, const char *service, const char *method, const cJSON *body, const char *request_id,
             cJSON **out);
 
+/* 1 if user_id's account was deleted (user.deleted seen), 0 if not, -1. */
+int users_gone(pub_t *p, const char *user_id);
 /* The Author JSON {id, username, name, avatar} of user_id from the projection: 1 found (*out set,
  * caller frees), 0 unknown or deleted, -1 database error. */
 int users_author(pub_t *p, const char *user_id, cJSON **out);

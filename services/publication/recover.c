@@ -9,8 +9,14 @@
 /* 1 if coll has a document {_id: id} (and {op: op} when op is not NULL), 0 if not, -1. */
 static int recover__exists(pub_t *p, const char *coll, const char *id, const char *op)
 {
-    bson_t *f = op != NULL ? BCON_NEW("_id", BCON_UTF8(id), "op", BCON_UTF8(op)) : BCON_NEW("_id", BCON_UTF8(id));
-    int rc = db_exists(p->db, coll, f);
+    /* by _id alone, then the op: FerretDB answers only {_id: x} from an index */
+    bson_t *f = BCON_NEW("_id", BCON_UTF8(id)), doc = BSON_INITIALIZER;
+    int rc = db_find_one(p->db, coll, f, NULL, &doc);
+    if (rc == 1 && op != NULL) {
+        const char *has = db_doc_str(&doc, "op");
+        rc = has != NULL && strcmp(has, op) == 0;
+    }
+    bson_destroy(&doc);
     bson_destroy(f);
     return rc;
 }

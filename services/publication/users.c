@@ -45,7 +45,7 @@ int pub_rpc(pub_t *p, const char *service, const char *method, const cJSON *body
 
 /* ================================================================ reading the projections */
 
-static int users__deleted(pub_t *p, const char *user_id)
+int users_gone(pub_t *p, const char *user_id)
 {
     bson_t *f = BCON_NEW("_id", BCON_UTF8(user_id));
     int rc = db_exists(p->db, "deleted_users", f);
@@ -80,16 +80,22 @@ int users_author(pub_t *p, const char *user_id, cJSON **out)
 
 int users_by_name(pub_t *p, const char *username, char id[64])
 {
+    /* usernames {_id: username, user_id}: FerretDB answers only {_id: x} from an index */
     bson_t u = BSON_INITIALIZER;
-    bson_t *f = BCON_NEW("username", BCON_UTF8(username));
-    int rc = db_find_one(p->db, "users", f, NULL, &u);
+    bson_t *f = BCON_NEW("_id", BCON_UTF8(username));
+    int rc = db_find_one(p->db, "usernames", f, NULL, &u);
     bson_destroy(f);
-    const char *uid = rc == 1 ? db_doc_str(&u, "_id") : NULL;
+    const char *uid = rc == 1 ? db_doc_str(&u, "user_id") : NULL;
     if (rc == 1 && (uid == NULL || strlen(uid) >= 64))
         rc = 0;
     if (rc == 1)
         strcpy(id, uid);
     bson_destroy(&u);
+    if (rc == 1) { /* the account may be gone (its user.deleted removes the name a moment later) */
+        bson_t *g = BCON_NEW("_id", BCON_UTF8(id));
+        rc = db_exists(p->db, "users", g);
+        bson_destroy(g);
+    }
     return rc;
 }
 
@@ -97,9 +103,14 @@ int users_by_name(pub_t *p, const char *username, char id[64])
 static int users__edge_on(pub_t *p, const char *coll, const char *from, const char *to)
 {
     char *id = xasprintf("%s:%s", from, to);
-    bson_t *f = BCON_NEW("_id", BCON_UTF8(id), "on", BCON_BOOL(true));
-    int rc = db_exists(p->db, coll, f);
+    bson_t edge = BSON_INITIALIZER;
+    bson_t *f = BCON_NEW("_id", BCON_UTF8(id));
+    int rc = db_find_one(p->db, coll, f, NULL, &edge);
+    bson_iter_t it;
+    if (rc == 1)
+        rc = bson_iter_init_find(&it, &edge, "on") && BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it);
     bson_destroy(f);
+    bson_destroy(&edge);
     free(id);
     return rc;
 }
@@ -209,38 +220,77 @@ void users_authors_free(pub_authors_t *a)
 
 /* ================================================================ writing the user projection */
 
-/* Applies a profile version v (ms) of user_id: written only when newer than the stored one
- * (the upsert's filter does not match a newer document, and its insert then hits the unique
- * _id: -2, a stale version, nothing to do). A user deleted meanwhile is removed again. 0 or -1. */
+/* Writes fields (borrowed) and {vfield: version} to the document id of coll unless it holds a
+ * version at least as new: out-of-order and repeated events end in the newest state. By _id
+ * alone, as FerretDB answers only those from an index (an upsert with a version in its filter
+ * would scan the collection). 0 (written or stale) or -1. */
+static int users__put_versioned(pub_t *p, const char *coll, const char *id, const char *vfield, int64_t version,
+                                const bson_t *fields)
+{
+    for (int attempt = 0; attempt < 3; attempt++) {
+        bson_t cur = BSON_INITIALIZER;
+        bson_t *f = BCON_NEW("_id", BCON_UTF8(id));
+        int rc = db_find_one(p->db, coll, f, NULL, &cur);
+        int stale = rc == 1 && db_doc_int(&cur, vfield) >= version;
+        bson_destroy(&cur);
+        if (rc < 0 || stale) {
+            bson_destroy(f);
+            return rc < 0 ? -1 : 0;
+        }
+        bson_t *doc = bson_new(), set;
+        if (rc == 0) {
+            BSON_APPEND_UTF8(doc, "_id", id);
+            bson_concat(doc, fields);
+            BSON_APPEND_INT64(doc, vfield, version);
+            rc = db_insert(p->db, coll, doc); /* 1: a concurrent first event inserted; look again */
+        } else {
+            bson_append_document_begin(doc, "$set", -1, &set);
+            bson_concat(&set, fields);
+            BSON_APPEND_INT64(&set, vfield, version);
+            bson_append_document_end(doc, &set);
+            rc = db_update_one(p->db, coll, f, doc, 0) < 0 ? -1 : 0;
+        }
+        bson_destroy(doc);
+        bson_destroy(f);
+        if (rc != 1)
+            return rc;
+    }
+    return -1;
+}
+
+/* Applies a profile version v (ms) of user_id, and its name in usernames. A user deleted
+ * meanwhile is removed again. 0 or -1. */
 static int users__apply(pub_t *p, const char *user_id, const char *username, const char *name,
                         const char *avatar_media_id, const char *avatar, int64_t v)
 {
-    int d = users__deleted(p, user_id);
+    int d = users_gone(p, user_id);
     if (d != 0)
         return d < 0 ? -1 : 0;
-    bson_t *f = BCON_NEW("_id", BCON_UTF8(user_id), "v", "{", "$lt", BCON_INT64(v), "}");
-    /* built by hand: the avatar fields may be null, which BCON cannot say for a string */
-    bson_t *u = bson_new(), set;
-    bson_append_document_begin(u, "$set", -1, &set);
-    bson_append_utf8(&set, "username", -1, username, -1);
-    bson_append_utf8(&set, "name", -1, name != NULL ? name : "", -1);
-    bson_append_int64(&set, "v", -1, v);
+    bson_t *fields = bson_new();
+    BSON_APPEND_UTF8(fields, "username", username);
+    BSON_APPEND_UTF8(fields, "name", name != NULL ? name : "");
+    /* by hand: the avatar fields may be null, which BCON cannot say for a string */
     if (avatar_media_id != NULL)
-        bson_append_utf8(&set, "avatar_media_id", -1, avatar_media_id, -1);
+        BSON_APPEND_UTF8(fields, "avatar_media_id", avatar_media_id);
     else
-        bson_append_null(&set, "avatar_media_id", -1);
+        BSON_APPEND_NULL(fields, "avatar_media_id");
     if (avatar != NULL)
-        bson_append_utf8(&set, "avatar", -1, avatar, -1);
+        BSON_APPEND_UTF8(fields, "avatar", avatar);
     else
-        bson_append_null(&set, "avatar", -1);
-    bson_append_document_end(u, &set);
-    int rc = db_update_one(p->db, "users", f, u, 1);
-    bson_destroy(f);
-    bson_destroy(u);
-    if (rc == -1)
+        BSON_APPEND_NULL(fields, "avatar");
+    int rc = users__put_versioned(p, "users", user_id, "v", v, fields);
+    bson_destroy(fields);
+    if (rc == 0) { /* usernames never change at auth; a name freed by a deletion may be taken again */
+        bson_t *f = BCON_NEW("_id", BCON_UTF8(username));
+        bson_t *u = BCON_NEW("$set", "{", "user_id", BCON_UTF8(user_id), "}");
+        rc = db_update_one(p->db, "usernames", f, u, 1) == -1 ? -1 : 0;
+        bson_destroy(f);
+        bson_destroy(u);
+    }
+    if (rc != 0)
         return -1;
     /* user.deleted may have run between the check and the write */
-    d = users__deleted(p, user_id);
+    d = users_gone(p, user_id);
     if (d == 1) {
         bson_t *g = BCON_NEW("_id", BCON_UTF8(user_id));
         rc = db_delete_one(p->db, "users", g) < 0 ? -1 : 0;
@@ -283,7 +333,7 @@ int users_caller(pub_t *p, const mq_message_t *req, mq_reply_t *r, cJSON **autho
     const char *uid = req->user_id;
     if (author != NULL)
         *author = NULL;
-    int d = users__deleted(p, uid);
+    int d = users_gone(p, uid);
     if (d < 0) {
         rpc_db_error(r);
         return -1;
@@ -358,19 +408,15 @@ static int64_t users__time_ms(const char *s)
     return (int64_t)timegm(&tm) * 1000 + ms;
 }
 
-/* Sets the edge from -> to of coll on or off as of at (ms); an older event than the stored one
- * changes nothing (the -2 of the upsert, as in users__apply). 0 or -1. */
+/* Sets the edge from -> to of coll on or off as of at (ms), unless a newer event set it. 0 or -1. */
 static int users__edge_set(pub_t *p, const char *coll, const char *from, const char *to, int on, int64_t at)
 {
     char *id = xasprintf("%s:%s", from, to);
-    bson_t *f = BCON_NEW("_id", BCON_UTF8(id), "at", "{", "$lt", BCON_INT64(at), "}");
-    bson_t *u = BCON_NEW("$set", "{", "from", BCON_UTF8(from), "to", BCON_UTF8(to), "on", BCON_BOOL(on), "at",
-                         BCON_INT64(at), "}");
-    int rc = db_update_one(p->db, coll, f, u, 1);
-    bson_destroy(f);
-    bson_destroy(u);
+    bson_t *fields = BCON_NEW("from", BCON_UTF8(from), "to", BCON_UTF8(to), "on", BCON_BOOL(on));
+    int rc = users__put_versioned(p, coll, id, "at", at, fields);
+    bson_destroy(fields);
     free(id);
-    return rc == -1 ? -1 : 0;
+    return rc;
 }
 
 /* Everything of a deleted account: its projection, edges, posts (each with post.deleted),
@@ -382,8 +428,21 @@ static int users__gone(pub_t *p, const char *user_id, const char *request_id)
     bson_destroy(mark);
     if (rc < 0)
         return -1;
-    bson_t *f = BCON_NEW("_id", BCON_UTF8(user_id));
-    rc = db_delete_one(p->db, "users", f) < 0 ? -1 : 0;
+    bson_t *f = BCON_NEW("_id", BCON_UTF8(user_id)), user = BSON_INITIALIZER;
+    rc = db_find_one(p->db, "users", f, NULL, &user);
+    const char *name = rc == 1 ? db_doc_str(&user, "username") : NULL;
+    if (name != NULL) { /* the name, unless a newer account has it already */
+        bson_t *n = BCON_NEW("_id", BCON_UTF8(name)), owner = BSON_INITIALIZER;
+        int has = db_find_one(p->db, "usernames", n, NULL, &owner);
+        const char *oid = has == 1 ? db_doc_str(&owner, "user_id") : NULL;
+        if (has < 0 || (oid != NULL && strcmp(oid, user_id) == 0 && db_delete_one(p->db, "usernames", n) < 0))
+            rc = -1;
+        bson_destroy(&owner);
+        bson_destroy(n);
+    }
+    bson_destroy(&user);
+    if (rc >= 0)
+        rc = db_delete_one(p->db, "users", f) < 0 ? -1 : 0;
     bson_destroy(f);
     static const char *const colls[] = {"follows", "blocks"}, *const sides[] = {"from", "to"};
     for (int c = 0; c < 2 && rc == 0; c++)
@@ -447,7 +506,7 @@ mq_disposition_t users_on_event(mq_t *mq, const mq_message_t *msg, void *ud)
         if (from == NULL || to == NULL || at < 0 || (!on && strstr(key, ".deleted") == NULL)) {
             bad = 1;
         } else {
-            int gone = users__deleted(p, from), gone2 = gone == 0 ? users__deleted(p, to) : 0;
+            int gone = users_gone(p, from), gone2 = gone == 0 ? users_gone(p, to) : 0;
             if (gone < 0 || gone2 < 0)
                 rc = -1;
             else if (gone == 0 && gone2 == 0) {

@@ -179,12 +179,14 @@ int media_delete(resize_t *app, const char *id, const char *owner, const char *r
     if (rc != 0)
         return -1;
     bson_t *f = BCON_NEW("_id", BCON_UTF8(id));
-    rc = media_delete_objects(app, id) == 0 && db_delete_one(app->db, "media", f) >= 0 ? 0 : -1;
+    rc = media_delete_objects(app, id) == 0 ? db_delete_one(app->db, "media", f) : -1;
     bson_destroy(f);
-    if (rc == 0)
+    if (rc == 1)
         outbox_commit(app->outbox, ob);
+    else if (rc == 0) /* a concurrent delivery of the same user.deleted deleted it, with its event */
+        outbox_abort(app->outbox, ob);
     /* else the event stays pending and recovery finishes the deletion */
-    return rc;
+    return rc < 0 ? -1 : 0;
 }
 
 typedef struct {

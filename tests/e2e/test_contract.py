@@ -5,10 +5,11 @@ Every $ref in proto/ is resolved offline through one `referencing` registry hold
 asyncapi.yaml and proto/schemas/**/*.json under their file URIs (schema files under their $id too), so
 responses and messages are validated against the documents exactly as written.
 
-The routes of auth (API.md, "Accounts and graph"; services/auth/README.md) and of resize-image (API.md,
-"Media"; services/resize-image/README.md) are called for real through the gateway and every answer is
-checked against its operation; the events they publish are read from a queue of the test's own bound to
-`events` and checked against proto/schemas/events/<key>.json and their asyncapi.yaml messages.
+The routes of auth (API.md, "Accounts and graph"; services/auth/README.md), of resize-image (API.md,
+"Media"; services/resize-image/README.md) and of publication (API.md, "Posts, comments, likes";
+services/publication/README.md) are called for real through the gateway and every answer is checked
+against its operation; the events they publish are read from a queue of the test's own bound to `events`
+and checked against proto/schemas/events/<key>.json and their asyncapi.yaml messages.
 """
 import glob
 import json
@@ -356,10 +357,22 @@ def test_openapi_examples_match_their_schemas():
                     if media and "example" in media and "schema" in media:
                         validate(media["example"], child(resp_uri, "content", key, "schema"), f"{path} {status} example")
                         checked += 1
+                    for name in (media or {}).get("examples", {}):
+                        example, _ = follow(child(resp_uri, "content", key, "examples", name))
+                        assert set(example) <= {"summary", "description", "value"}, (path, status, name)
+                        validate(example["value"], child(resp_uri, "content", key, "schema"),
+                                 f"{path} {status} example {name}")
+                        checked += 1
     for name, resp in OPENAPI["components"].get("responses", {}).items():
         for key, media in resp.get("content", {}).items():
             if "example" in media:
                 validate(media["example"], child(component_response(name), "content", key, "schema"), f"{name} example")
+                checked += 1
+    for name, body in OPENAPI["components"].get("requestBodies", {}).items():
+        for key, media in body.get("content", {}).items():
+            if "example" in media and "schema" in media:
+                uri = child(OPENAPI_URI, "components", "requestBodies", name, "content", key, "schema")
+                validate(media["example"], uri, f"request body {name} example")
                 checked += 1
     assert checked >= 5
 
@@ -430,8 +443,23 @@ MEDIA_EVENTS = {
 MEDIA_EVENTS_OPTIONAL = {"media.created": ["blurhash"]}
 MEDIA_CONSUMES = {"user.deleted": ["user_id"]}
 
+# Events publication publishes, with exactly the members of services/publication/README.md ("Event payloads"),
+# all required; and the events it consumes (auth's) on publication.events.
+PUBLICATION_EVENTS = {
+    "post.created": ["post_id", "author_id", "author_username", "caption", "tags", "mentions", "media", "created_at"],
+    "post.updated": ["post_id", "author_id", "caption", "tags", "mentions", "edited_at"],
+    "post.deleted": ["post_id", "author_id", "deleted_at"],
+    "comment.created": ["comment_id", "post_id", "post_author_id", "author_id", "author_username", "text", "reply_to",
+                        "reply_to_author_id", "created_at"],
+    "comment.deleted": ["comment_id", "post_id", "post_author_id", "author_id", "reply_ids", "deleted_at"],
+    "like.created": ["target_type", "target_id", "post_id", "recipient_id", "user_id", "username", "created_at"],
+    "like.deleted": ["target_type", "target_id", "post_id", "recipient_id", "user_id", "deleted_at"],
+}
+PUBLICATION_CONSUMES = ["user.registered", "user.updated", "user.deleted", "follow.created", "follow.deleted",
+                        "block.created", "block.deleted"]
+
 EXPECTED_SCHEMAS = ["event-envelope", "ping-reply", "problem", "readyz", "rpc-reply-headers", "rpc-request-headers",
-                    *(f"events/{key}" for key in (*AUTH_EVENTS, *AUTH_CONSUMES, *MEDIA_EVENTS))]
+                    *(f"events/{key}" for key in {**AUTH_EVENTS, **AUTH_CONSUMES, **MEDIA_EVENTS, **PUBLICATION_EVENTS})]
 
 
 @pytest.mark.parametrize("name", EXPECTED_SCHEMAS)
@@ -985,6 +1013,7 @@ def test_openapi_has_every_auth_route():
     whether it takes a token, its success status and shape, and the errors it can answer."""
     ops = {(path, m) for path, item in OPENAPI["paths"].items()
            if path == "/v1/me" or path.startswith(("/v1/auth/", "/v1/me/", "/v1/users/")) for m in HTTP_METHODS if m in item}
+    ops -= set(PUBLICATION_ROUTES)  # /v1/users/{username}/posts
     assert ops == set(AUTH_ROUTES), f"missing {set(AUTH_ROUTES) - ops}, extra {ops - set(AUTH_ROUTES)}"
     for (path, method), (rpc, kind, success) in AUTH_ROUTES.items():
         where = f"{method.upper()} {path}"
@@ -1113,13 +1142,20 @@ def test_auth_event_schema_is_the_readme_payload(key):
 
 
 @pytest.mark.parametrize("key", sorted(AUTH_CONSUMES))
-def test_consumed_post_event_schema_is_minimal(key):
+def test_consumed_post_event_schema_has_what_auth_relies_on(key):
+    """publication owns post.created and post.deleted (its full payloads); auth keeps posts_count from their
+    post_id and author_id, which the schemas require as non-empty strings."""
     uri = schema_uri(f"events/{key}")
     doc = DOCS[uri]
-    assert doc["required"] == AUTH_CONSUMES[key] and doc["additionalProperties"] is True
-    assert "publication" in doc["description"]
-    validate({"post_id": "p1", "author_id": "u1", "caption": "whatever publication adds"}, uri, key)
-    for bad in ({"post_id": "p1"}, {"author_id": "u1"}, {"post_id": 1, "author_id": "u1"}):
+    assert set(AUTH_CONSUMES[key]) <= set(doc["required"]), doc["required"]
+    assert "publication" in doc["description"] and "auth" in doc["description"]
+    for member in AUTH_CONSUMES[key]:
+        prop = doc["properties"][member]
+        assert prop["type"] == "string" and (prop.get("minLength", 0) >= 1 or "pattern" in prop), (key, member)
+    ex = doc["examples"][0]
+    validate(ex, uri, key)
+    for bad in ({k: v for k, v in ex.items() if k != "post_id"}, {k: v for k, v in ex.items() if k != "author_id"},
+                {**ex, "post_id": 1}, {**ex, "author_id": ""}):
         with pytest.raises(AssertionError):
             validate(bad, uri, f"a bad {key}")
 
@@ -1133,7 +1169,7 @@ def test_asyncapi_has_the_auth_events():
     envelope = {"message_id": str(uuid.uuid4()), "timestamp": int(time.time()), "content_type": "application/json",
                 "delivery_mode": 2, "headers": {"x-request-id": "r1"}}
     files = {os.path.basename(p)[:-5] for p in glob.glob(os.path.join(SCHEMA_DIR, "events", "*.json"))}
-    assert files == set(AUTH_EVENTS) | set(AUTH_CONSUMES) | set(MEDIA_EVENTS), files
+    assert files == set(AUTH_EVENTS) | set(AUTH_CONSUMES) | set(MEDIA_EVENTS) | set(PUBLICATION_EVENTS), files
     for key in (*AUTH_EVENTS, *AUTH_CONSUMES):
         assert key in by_address, f"no channel with address {key}"
         name = by_address[key]
@@ -1218,6 +1254,7 @@ class AuthCalls:
             assert _media(r.headers["content-type"])[0] == "application/json", (where, r.headers["content-type"])
         body = check_operation(r, template, method.lower())
         self.seen.add((template, method.lower(), expect))
+        self.last = r
         return body
 
     def register(self, c, prefix, **fields):
@@ -1561,12 +1598,18 @@ def test_auth_events_match_schemas(auth_up, rabbit, event_queue):
                               ("moved", a["id"], tokens[-1])]), removed
 
 
-def _post_event(key, post_id, author_id, message_id=None):
+def _post_event(key, post_id, author, message_id=None):
+    """A post.created or post.deleted as publication sends it (its full payload), about author's post."""
     props = {"message_id": message_id or str(uuid.uuid4()), "type": key, "timestamp": int(time.time()),
              "app_id": "publication", "content_type": "application/json", "delivery_mode": 2,
              "headers": {"x-request-id": f"contract-{key}"}}
-    at = "created_at" if key == "post.created" else "deleted_at"
-    body = {"post_id": post_id, "author_id": author_id, at: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if key == "post.created":
+        media = {k: v for k, v in media_sample().items() if k not in ("owner_id", "created_at")}
+        body = {"post_id": post_id, "author_id": author["id"], "author_username": author["username"], "caption": "",
+                "tags": [], "mentions": [], "media": [media], "created_at": now}
+    else:
+        body = {"post_id": post_id, "author_id": author["id"], "deleted_at": now}
     validate(props, child(_message_schema(key), "headers", "schema"), f"our {key} properties")
     validate(body, schema_uri(f"events/{key}"), f"our {key} payload")
     return props, json.dumps(body)
@@ -1589,11 +1632,11 @@ def test_auth_consumes_post_events(auth_up, rabbit):
                        what=f"posts_count {n} {what} (seen {seen[-3:]})")
 
         def send(key, post_id, message_id=None):
-            props, body = _post_event(key, post_id, user["id"], message_id)
+            props, body = _post_event(key, post_id, user, message_id)
             assert publish(rabbit, "events", key, props, body)["routed"], f"nothing bound to events/{key}"
             return props["message_id"]
 
-        p1, p2 = f"contract-p1-{uuid.uuid4().hex[:8]}", f"contract-p2-{uuid.uuid4().hex[:8]}"
+        p1, p2 = uuid.uuid4().hex[:24], uuid.uuid4().hex[:24]
         mid = send("post.created", p1)
         wait_count(1, "after post.created")
         send("post.created", p1, message_id=mid)  # a redelivery
@@ -1718,7 +1761,7 @@ def _gateway_routes():
     with open(ROUTES_C, encoding="utf-8") as f:
         text = f.read()
     found = re.findall(r'\{"([A-Z]+)", "(/[^"]*)", "([a-z][a-z0-9-]*)", "([^"]+)", GW_AUTH_(NONE|OPTIONAL|REQUIRED),'
-                       r'[^}]*, ([0-9])\}', text)
+                       r'[^}]*,\s*([0-9])\}', text)  # (clang-format may break a route's line anywhere)
     assert found, f"no routes found in {ROUTES_C}"
     return {(pattern, method.lower()): (service, rpc, token.lower())
             for method, pattern, service, rpc, token, debug in found if debug == "0"}
@@ -1726,7 +1769,8 @@ def _gateway_routes():
 
 def test_gateway_route_table_is_the_openapi_paths():
     """The gateway serves exactly the /v1 operations of openapi.yaml, each relayed as the RPC method its
-    x-rpc names, with the token its security says; the media routes go to resize-image."""
+    x-rpc names, with the token its security says; the media routes go to resize-image, the posts, comments
+    and likes routes to publication."""
     routes = _gateway_routes()
     spec = {(path, m): (item[m].get("x-rpc"), _token_kind(item[m])) for path, item in OPENAPI["paths"].items()
             if path.startswith("/v1/") for m in HTTP_METHODS if m in item}
@@ -1735,6 +1779,8 @@ def test_gateway_route_table_is_the_openapi_paths():
         assert routes[key][0] == "resize-image", (key, routes[key])
     for key in AUTH_ROUTES:
         assert routes[key][0] == "auth", (key, routes[key])
+    for key in PUBLICATION_ROUTES:
+        assert routes[key][0] == "publication", (key, routes[key])
 
 
 def media_sample(media_id=MEDIA_ID, width=300, height=200, owner="u01hx3k5v8r"):
@@ -2174,5 +2220,880 @@ def test_resize_image_queues_match_asyncapi(media_up, rabbit):
         if "x-prefetch" in spec:
             assert {cd["prefetch_count"] for cd in consumers} == {spec["x-prefetch"]}, consumers
     dlq = rabbit.get(f"/queues/%2F/{_q('resize-image.events.dlq')}")
+    assert dlq.status_code == 200 and dlq.json()["durable"] is True, dlq.text
+    assert dlq.json()["arguments"] == {}
+
+
+# ------------------------------------------------------------------ publication: the documents
+
+# services/publication/README.md, "RPC methods": route -> (RPC method, token, success status of API.md).
+PUBLICATION_ROUTES = {
+    ("/v1/posts", "post"): ("publication.post_create", "required", 201),
+    ("/v1/posts/{id}", "get"): ("publication.post_get", "optional", 200),
+    ("/v1/posts/{id}", "patch"): ("publication.post_update", "required", 200),
+    ("/v1/posts/{id}", "delete"): ("publication.post_delete", "required", 204),
+    ("/v1/users/{username}/posts", "get"): ("publication.user_posts", "optional", 200),
+    ("/v1/tags/{tag}/posts", "get"): ("publication.tag_posts", "optional", 200),
+    ("/v1/posts/{id}/comments", "get"): ("publication.comments_list", "optional", 200),
+    ("/v1/posts/{id}/comments", "post"): ("publication.comment_create", "required", 201),
+    ("/v1/comments/{id}", "get"): ("publication.comment_get", "optional", 200),
+    ("/v1/comments/{id}", "patch"): ("publication.comment_update", "required", 200),
+    ("/v1/comments/{id}", "delete"): ("publication.comment_delete", "required", 204),
+    ("/v1/posts/{id}/like", "post"): ("publication.post_like", "required", 200),
+    ("/v1/posts/{id}/like", "delete"): ("publication.post_unlike", "required", 200),
+    ("/v1/comments/{id}/like", "post"): ("publication.comment_like", "required", 200),
+    ("/v1/comments/{id}/like", "delete"): ("publication.comment_unlike", "required", 200),
+    ("/v1/posts/{id}/likes", "get"): ("publication.post_likes", "optional", 200),
+}
+# The body schema of each success (README, "Shapes"); None: no body.
+PUBLICATION_SUCCESS_SCHEMA = {
+    "publication.post_create": "Post", "publication.post_get": "Post", "publication.post_update": "Post",
+    "publication.post_delete": None, "publication.user_posts": "PostList", "publication.tag_posts": "PostList",
+    "publication.comments_list": "CommentList", "publication.comment_create": "Comment",
+    "publication.comment_get": "Comment", "publication.comment_update": "Comment", "publication.comment_delete": None,
+    "publication.post_like": "LikeState", "publication.post_unlike": "LikeState", "publication.comment_like": "LikeState",
+    "publication.comment_unlike": "LikeState", "publication.post_likes": "AuthorList",
+}
+PUBLICATION_REQUEST_SCHEMA = {
+    "publication.post_create": "CreatePostRequest", "publication.post_update": "UpdatePostRequest",
+    "publication.comment_create": "CreateCommentRequest", "publication.comment_update": "UpdateCommentRequest",
+}
+PUBLICATION_LISTS = {"publication.user_posts", "publication.tag_posts", "publication.comments_list",
+                     "publication.post_likes"}
+# README, "Rules": who may do it is checked (someone else's post or comment, someone else's media: 403).
+PUBLICATION_FORBIDDEN = {"publication.post_create", "publication.post_update", "publication.post_delete",
+                         "publication.comment_update", "publication.comment_delete"}
+PUBLICATION_LOCATION = {"publication.post_create": ("PostLocation", "/v1/posts/"),
+                        "publication.comment_create": ("CommentLocation", "/v1/comments/")}
+OBJECT_ID = "6740a9c3e4b0c1d2e3f40512"
+
+
+def test_openapi_has_every_publication_route():
+    """Each route of API.md's "Posts, comments, likes" table that publication serves now, as its README maps
+    it: the RPC method, the token, the success status and shape (Location on 201s), the request body, ?limit=
+    and ?cursor= on lists, and exactly the errors the README's rules give it."""
+    ops = {(path, m) for path, item in OPENAPI["paths"].items() for m in HTTP_METHODS
+           if m in item and str(item[m].get("x-rpc", "")).startswith("publication.")}
+    assert ops == set(PUBLICATION_ROUTES), \
+        f"missing {set(PUBLICATION_ROUTES) - ops}, extra {ops - set(PUBLICATION_ROUTES)}"
+    for (path, method), (rpc, kind, success) in PUBLICATION_ROUTES.items():
+        where = f"{method.upper()} {path}"
+        op = OPENAPI["paths"][path][method]
+        op_uri = operation_uri(path, method)
+        assert op.get("x-rpc") == rpc, where
+        assert op.get("tags") and set(op["tags"]) <= {"posts", "comments", "likes"}, where
+        assert _token_kind(op) == kind, f"{where}: token {_token_kind(op)}, README says {kind}"
+        codes = {int(c) for c in op["responses"]}
+        want = {success, 400, 401, 429, 503, 504}  # 400: a malformed body, a bad cursor, the gateway's bad-path
+        if "{id}" in path or "{username}" in path:
+            want.add(404)
+        if rpc in PUBLICATION_REQUEST_SCHEMA:
+            want |= {413, 422}
+            body, body_uri = follow(child(op_uri, "requestBody"))
+            assert body.get("required") is True and list(body["content"]) == ["application/json"], where
+            assert _schema_ref(child(body_uri, "content", "application/json", "schema")) == \
+                PUBLICATION_REQUEST_SCHEMA[rpc], where
+        else:
+            assert "requestBody" not in op, where
+        if rpc in PUBLICATION_LISTS:
+            want.add(422)  # limit out of range
+            params = _effective_parameters(child(OPENAPI_URI, "paths", path), op_uri)
+            assert {("limit", "query"), ("cursor", "query")} <= set(params), where
+            assert params[("limit", "query")] == OPENAPI["components"]["parameters"]["Limit"], where
+        if rpc in PUBLICATION_FORBIDDEN:
+            want.add(403)
+        assert codes == want, f"{where}: lists {sorted(codes)}, wanted {sorted(want)}"
+        resp, resp_uri = follow(child(op_uri, "responses", str(success)))
+        shape = PUBLICATION_SUCCESS_SCHEMA[rpc]
+        if shape is None:
+            assert "content" not in resp, where
+        else:
+            assert list(resp["content"]) == ["application/json"], where
+            assert _schema_ref(child(resp_uri, "content", "application/json", "schema")) == shape, where
+        if rpc in PUBLICATION_LOCATION:
+            name, prefix = PUBLICATION_LOCATION[rpc]
+            assert resp["headers"]["location"] == {"$ref": f"#/components/headers/{name}"}, where
+            location, location_uri = follow(child(resp_uri, "headers", "location"))
+            assert location["required"] is True
+            validate(prefix + OBJECT_ID, child(location_uri, "schema"), f"{where}: a Location")
+            for bad in (prefix + OBJECT_ID.upper(), prefix + "p1", "/v1/things/" + OBJECT_ID):
+                with pytest.raises(AssertionError):
+                    validate(bad, child(location_uri, "schema"), f"{where}: a bad Location")
+        else:
+            assert "location" not in resp.get("headers", {}), where
+        assert OPENAPI["paths"][path]["x-other-methods"]["response"] == \
+            {"$ref": "#/components/responses/MethodNotAllowed"}, where
+        params = _effective_parameters(child(OPENAPI_URI, "paths", path), op_uri)
+        if ("id", "path") in params:
+            assert params[("id", "path")]["schema"] == {"$ref": "#/components/schemas/ObjectId"}, where
+    id_schema = _component("ObjectId")
+    validate(OBJECT_ID, id_schema, "an ObjectId")
+    for bad in (OBJECT_ID.upper(), OBJECT_ID[:-1], OBJECT_ID + "0", "g" * 24, MEDIA_ID):
+        with pytest.raises(AssertionError):
+            validate(bad, id_schema, "a bad ObjectId")
+
+
+def post_media_sample(media_id=MEDIA_ID, width=300, height=200, blurhash=True):
+    """A media as a post carries it: resize-image's Media without owner_id and created_at."""
+    m = {k: v for k, v in media_sample(media_id, width, height).items() if k not in ("owner_id", "created_at")}
+    if not blurhash:
+        del m["blurhash"]
+    return m
+
+
+AUTHOR = {"id": "u1", "username": "alice", "name": "Alice", "avatar": f"/media/m/{MEDIA_ID}/thumb.jpg"}
+POST = {"id": OBJECT_ID, "author": AUTHOR, "caption": "hello #café @bob", "media": [post_media_sample()],
+        "tags": ["café"], "mentions": [{"id": "u2", "username": "bob"}], "like_count": 2, "comment_count": 3,
+        "liked_by_me": True, "created_at": T0, "edited_at": None}
+COMMENT = {"id": "6740a9d1e4b0c1d2e3f40513", "post_id": OBJECT_ID, "author": {**AUTHOR, "avatar": None},
+           "text": "nice", "reply_to": None, "like_count": 0, "liked_by_me": False, "created_at": T0, "edited_at": None}
+
+
+def test_publication_schemas_are_exactly_the_readme_shapes():
+    """Post, Comment, Author, PostMedia, LikeState and the lists have exactly the README's members (all
+    required but a media's blurhash, nothing more); requests refuse unknown members and what the README
+    answers 422 for; a post's media and post.created's accept and refuse the same documents."""
+    members = {
+        "Author": ["id", "username", "name", "avatar"],
+        "Mention": ["id", "username"],
+        "Post": ["id", "author", "caption", "media", "tags", "mentions", "like_count", "comment_count", "liked_by_me",
+                 "created_at", "edited_at"],
+        "Comment": ["id", "post_id", "author", "text", "reply_to", "like_count", "liked_by_me", "created_at",
+                    "edited_at"],
+        "LikeState": ["liked", "like_count"],
+    }
+    schemas = OPENAPI["components"]["schemas"]
+    for name, want in members.items():
+        s = schemas[name]
+        assert s["type"] == "object" and s["additionalProperties"] is False, name
+        assert s["required"] == want == list(s["properties"]), name
+    pm = schemas["PostMedia"]
+    assert pm["type"] == "object" and pm["additionalProperties"] is False
+    assert list(pm["properties"]) == ["id", "width", "height", "blurhash", "variants"]
+    assert pm["required"] == ["id", "width", "height", "variants"]
+    for name in ("PostList", "CommentList", "AuthorList"):
+        assert schemas[name]["unevaluatedProperties"] is False, name
+    for name in PUBLICATION_REQUEST_SCHEMA.values():
+        assert schemas[name]["type"] == "object" and schemas[name]["additionalProperties"] is False, name
+
+    edited = {**POST, "edited_at": "2026-11-21T18:52:41Z", "author": {**AUTHOR, "avatar": None}, "tags": [],
+              "mentions": [], "caption": "", "media": [post_media_sample(blurhash=False)] * 10}
+    for instance in (POST, edited):
+        validate(instance, _component("Post"), "a post")
+    validate(COMMENT, _component("Comment"), "a comment")
+    validate({**COMMENT, "reply_to": "6740a9d1e4b0c1d2e3f40514", "edited_at": T0, "text": "x" * 1000},
+             _component("Comment"), "a reply")
+    validate({"liked": False, "like_count": 0}, _component("LikeState"), "a like answer")
+    validate({"items": [POST], "next_cursor": "c"}, _component("PostList"), "a page of posts")
+    validate({"items": [COMMENT], "next_cursor": None}, _component("CommentList"), "a page of comments")
+    validate({"items": [AUTHOR], "next_cursor": None}, _component("AuthorList"), "a page of likers")
+    bad = [
+        ("Post", {**POST, "score": 1}), ("Post", {**POST, "id": "p1"}), ("Post", {**POST, "id": OBJECT_ID.upper()}),
+        ("Post", {**POST, "caption": "c" * 2201}), ("Post", {**POST, "caption": None}), ("Post", {**POST, "media": []}),
+        ("Post", {**POST, "media": [post_media_sample()] * 11}), ("Post", {**POST, "tags": ["#café"]}),
+        ("Post", {**POST, "tags": ["Café"]}), ("Post", {**POST, "tags": ["a", "a"]}), ("Post", {**POST, "tags": [""]}),
+        ("Post", {**POST, "tags": ["t" * 101]}), ("Post", {**POST, "tags": [f"t{i}" for i in range(31)]}),
+        ("Post", {**POST, "mentions": [{"id": "u2"}]}), ("Post", {**POST, "mentions": ["bob"]}),
+        ("Post", {**POST, "mentions": [{"id": "u2", "username": "Bob"}]}),
+        ("Post", {**POST, "mentions": [{"id": f"u{i}", "username": f"user{i}"} for i in range(21)]}),
+        ("Post", {**POST, "like_count": -1}), ("Post", {**POST, "comment_count": "3"}),
+        ("Post", {**POST, "liked_by_me": None}), ("Post", {**POST, "edited_at": "yesterday"}),
+        ("Post", {**POST, "created_at": "2026-11-21T18:40:03+01:00"}),
+        ("Post", {**POST, "author": {**AUTHOR, "avatar_media_id": MEDIA_ID}}),
+        ("Post", {**POST, "author": {k: v for k, v in AUTHOR.items() if k != "avatar"}}),
+        ("Post", {**POST, "author": {**AUTHOR, "avatar": f"/media/m/{MEDIA_ID}/small.jpg"}}),
+        ("Post", {**POST, "author": {**AUTHOR, "avatar": f"/media/m/{MEDIA_ID}/thumb.webp"}}),
+        ("Post", {**POST, "media": [media_sample()]}),
+        ("Post", {**POST, "media": [{**post_media_sample(), "variants": {}}]}),
+        ("Comment", {**COMMENT, "text": ""}), ("Comment", {**COMMENT, "text": " \n\t "}),
+        ("Comment", {**COMMENT, "text": "x" * 1001}), ("Comment", {**COMMENT, "reply_to": ""}),
+        ("Comment", {**COMMENT, "post_id": "p1"}), ("Comment", {**COMMENT, "comment_count": 0}),
+        ("Comment", {**COMMENT, "replies": []}),
+        ("LikeState", {"liked": True}), ("LikeState", {"liked": "yes", "like_count": 1}),
+        ("LikeState", {"liked": True, "like_count": 1, "liked_by_me": True}),
+        ("PostList", {"items": [{**POST, "x": 1}], "next_cursor": None}), ("PostList", {"items": [POST]}),
+        ("CommentList", {"items": [POST], "next_cursor": None}),
+        ("AuthorList", {"items": [{**AUTHOR, "email": "a@example.com"}], "next_cursor": None}),
+        ("CreatePostRequest", {"caption": "x"}), ("CreatePostRequest", {"media_ids": []}),
+        ("CreatePostRequest", {"media_ids": [MEDIA_ID] * 2}),
+        ("CreatePostRequest", {"media_ids": [f"{i:032x}" for i in range(11)]}),
+        ("CreatePostRequest", {"media_ids": ["m1"]}), ("CreatePostRequest", {"media_ids": MEDIA_ID}),
+        ("CreatePostRequest", {"media_ids": [MEDIA_ID], "caption": "c" * 2201}),
+        ("CreatePostRequest", {"media_ids": [MEDIA_ID], "caption": None}),
+        ("CreatePostRequest", {"media_ids": [MEDIA_ID], "location": "x"}),
+        ("UpdatePostRequest", {}), ("UpdatePostRequest", {"caption": "x", "media_ids": [MEDIA_ID]}),
+        ("CreateCommentRequest", {}), ("CreateCommentRequest", {"text": "  "}),
+        ("CreateCommentRequest", {"text": "x" * 1001}), ("CreateCommentRequest", {"text": "x", "reply_to": "c1"}),
+        ("CreateCommentRequest", {"text": "x", "post_id": OBJECT_ID}),
+        ("UpdateCommentRequest", {"text": ""}), ("UpdateCommentRequest", {"text": "x", "reply_to": OBJECT_ID}),
+    ]
+    for name, instance in bad:
+        with pytest.raises(AssertionError):
+            validate(instance, _component(name), f"a bad {name}")
+    validate({"media_ids": [MEDIA_ID]}, _component("CreatePostRequest"), "a post without a caption")
+    validate({"media_ids": [f"{i:032x}" for i in range(10)], "caption": "c" * 2200}, _component("CreatePostRequest"),
+             "ten media and the longest caption")
+    validate({"text": "x", "reply_to": OBJECT_ID}, _component("CreateCommentRequest"), "a reply")
+    validate({"caption": ""}, _component("UpdatePostRequest"), "an emptied caption")
+
+    # A post's media: openapi's PostMedia and post.created's accept and refuse the same documents.
+    event_media = schema_uri("events/post.created", "/$defs/media")
+    good = [post_media_sample(), post_media_sample(blurhash=False), post_media_sample(width=1080, height=1440)]
+    near = [{**post_media_sample(), "owner_id": "u1"}, {**post_media_sample(), "created_at": T0},
+            {k: v for k, v in post_media_sample().items() if k != "variants"}, {**post_media_sample(), "id": "m1"},
+            {**post_media_sample(), "blurhash": None}, {**post_media_sample(), "width": 0}]
+    for uri in (_component("PostMedia"), event_media):
+        for instance in good:
+            validate(instance, uri, "a post's media")
+        for instance in near:
+            with pytest.raises(AssertionError):
+                validate(instance, uri, "a bad post media")
+
+
+@pytest.mark.parametrize("key", sorted(PUBLICATION_EVENTS))
+def test_publication_event_schema_is_the_readme_payload(key):
+    uri = schema_uri(f"events/{key}")
+    doc = DOCS[uri]
+    assert doc["$id"] == f"https://schemas.photo.invalid/events/{key}.json"
+    assert doc["type"] == "object" and doc["additionalProperties"] is False
+    assert doc["required"] == PUBLICATION_EVENTS[key] == list(doc["properties"])
+    assert "app_id publication" in doc["description"]
+    assert doc["examples"], key
+    for ex in doc["examples"]:
+        validate(ex, uri, f"{key} example")
+    ex = doc["examples"][0]
+    near_misses = [{**ex, "extra": 1}] + [{k: v for k, v in ex.items() if k != m} for m in ex]
+    near_misses += [{**ex, m: 123} for m in ex if m.endswith("_id")]
+    near_misses += [{**ex, m: "2026-11-21 18:40:03"} for m in ex if m.endswith("_at")]
+    near_misses += [{**ex, m: ex[m].upper() + "X"} for m in ("post_id", "comment_id", "target_id") if m in ex]
+    near_misses += [{**ex, m: "Alice"} for m in ("author_username", "username") if m in ex]
+    for bad in near_misses:
+        with pytest.raises(AssertionError):
+            validate(bad, uri, f"a bad {key}")
+
+
+def test_publication_event_samples():
+    """What the README says of the payloads beyond their members."""
+    def bad(key, instance):
+        with pytest.raises(AssertionError):
+            validate(instance, schema_uri(f"events/{key}"), f"a bad {key}")
+
+    created = DOCS[schema_uri("events/post.created")]["examples"][0]
+    validate({**created, "caption": "", "tags": [], "mentions": []}, schema_uri("events/post.created"), "bare post")
+    bad("post.created", {**created, "media": []})
+    bad("post.created", {**created, "media": [media_sample()]})  # owner_id and created_at are not a post's
+    bad("post.created", {**created, "tags": ["Sunset"]})
+    bad("post.created", {**created, "mentions": [{"id": "u2"}]})
+    updated = DOCS[schema_uri("events/post.updated")]["examples"][0]
+    bad("post.updated", {**updated, "media": created["media"]})
+    top, reply = DOCS[schema_uri("events/comment.created")]["examples"][1], \
+        DOCS[schema_uri("events/comment.created")]["examples"][0]
+    assert top["reply_to"] is None and reply["reply_to"] is not None
+    bad("comment.created", {**top, "reply_to_author_id": "u2"})  # both null for a top-level comment
+    bad("comment.created", {**reply, "reply_to_author_id": None})
+    bad("comment.created", {**top, "text": "   "})
+    deleted = DOCS[schema_uri("events/comment.deleted")]["examples"][0]
+    validate({**deleted, "reply_ids": []}, schema_uri("events/comment.deleted"), "a reply deleted")
+    bad("comment.deleted", {**deleted, "reply_ids": ["r1"]})
+    for key in ("like.created", "like.deleted"):
+        ex = DOCS[schema_uri(f"events/{key}")]["examples"][0]
+        for t in ("post", "comment"):
+            validate({**ex, "target_type": t}, schema_uri(f"events/{key}"), key)
+        bad(key, {**ex, "target_type": "story"})
+
+
+def test_asyncapi_has_the_publication_events_and_queues():
+    """publication sends its seven events (app_id publication) on `events`, receives auth's user, follow and
+    block events on publication.events, serves publication.rpc, and calls media.get and auth.users_get (whose
+    request and reply auth.rpc's operation describes)."""
+    channels = ASYNCAPI["channels"]
+    by_address = {ch.get("address"): name for name, ch in channels.items()}
+    envelope = {"message_id": str(uuid.uuid4()), "timestamp": int(time.time()), "content_type": "application/json",
+                "delivery_mode": 2, "headers": {"x-request-id": "r1"}}
+    sends = {op["channel"]["$ref"] for op in ASYNCAPI["operations"].values() if op["action"] == "send"}
+    for key in PUBLICATION_EVENTS:
+        assert key in by_address, f"no channel with address {key}"
+        name = by_address[key]
+        ch = channels[name]
+        assert ch["bindings"]["amqp"]["is"] == "routingKey" and ch["bindings"]["amqp"]["exchange"]["name"] == "events"
+        assert ch["bindings"]["amqp"]["exchange"]["type"] == "topic"
+        assert len(ch["messages"]) == 1, name
+        msg_uri = _message_schema(key)
+        payload, _ = follow(child(msg_uri, "payload", "schema"))
+        assert payload == DOCS[schema_uri(f"events/{key}")], f"{name}: payload is not schemas/events/{key}.json"
+        headers = child(msg_uri, "headers", "schema")
+        validate({**envelope, "type": key, "app_id": "publication"}, headers, f"{key} envelope")
+        for change in ({"type": "x.y"}, {"app_id": "auth"}, {"delivery_mode": 1}, {"message_id": "1"}):
+            with pytest.raises(AssertionError):
+                validate({**envelope, "type": key, "app_id": "publication", **change}, headers, f"a bad {key} envelope")
+        assert f"#/channels/{name}" in sends, f"no operation sends {key}"
+        assert "publication" in ch["description"]
+        assert f"`{key}`" in ASYNCAPI["info"]["description"], key
+
+    queue = channels[by_address["publication.events"]]
+    assert queue["bindings"]["amqp"]["is"] == "queue"
+    assert queue["bindings"]["amqp"]["queue"]["name"] == "publication.events"
+    assert queue["bindings"]["amqp"]["queue"]["durable"] is True
+    assert [(b["exchange"], b["routingKey"]) for b in queue["x-bindings"]] == \
+        [("events", k) for k in PUBLICATION_CONSUMES]
+    assert queue["x-arguments"] == {"x-dead-letter-exchange": "",
+                                    "x-dead-letter-routing-key": "publication.events.dlq"}
+    receivers = [op for op in ASYNCAPI["operations"].values()
+                 if op["action"] == "receive" and op["channel"]["$ref"] == f"#/channels/{by_address['publication.events']}"]
+    assert len(receivers) == 1
+    got = []
+    for m in receivers[0]["messages"]:
+        msg, _ = follow(urllib.parse.urljoin(ASYNCAPI_URI, m["$ref"]))
+        got.append(msg["title"])
+        assert msg == follow(_message_schema(msg["title"]))[0]  # the very message auth's channel carries
+    assert got == PUBLICATION_CONSUMES
+
+    rpc = channels[by_address["publication.rpc"]]
+    spec_q = rpc["bindings"]["amqp"]["queue"]
+    generic = channels["rpcQueue"]["bindings"]["amqp"]["queue"]
+    assert spec_q["name"] == generic["name"].replace("{service}", "publication")
+    assert {k: v for k, v in spec_q.items() if k != "name"} == {k: v for k, v in generic.items() if k != "name"}
+    assert rpc["x-bindings"] == [{"exchange": "rpc", "routingKey": "publication"}]
+    for method in [r[0] for r in PUBLICATION_ROUTES.values()] + ["publication.ping"]:
+        assert f"`{method}`" in rpc["description"], method
+    servers = [op for op in ASYNCAPI["operations"].values()
+               if op["action"] == "receive" and op["channel"]["$ref"] == f"#/channels/{by_address['publication.rpc']}"]
+    assert len(servers) == 1 and servers[0]["reply"]["channel"]["$ref"] == "#/channels/rpcReply"
+
+    # The calls publication makes: media.get to resize-image, auth.users_get to auth.
+    calls = {}
+    for op in ASYNCAPI["operations"].values():
+        if op["action"] == "send" and op["channel"]["$ref"] == "#/channels/rpcExchange":
+            for m in op["messages"]:
+                calls[m["$ref"].rsplit("/", 1)[1]] = {r["$ref"].rsplit("/", 1)[1] for r in op["reply"]["messages"]}
+    assert calls.get("mediaGetRequest") == {"mediaGetReply"} and calls.get("usersGetRequest") == {"usersGetReply"}, calls
+    for method in ("media.get", "auth.users_get"):
+        assert f"`{method}`" in ASYNCAPI["info"]["description"], method
+
+    auth_rpc = channels[by_address["auth.rpc"]]
+    assert auth_rpc["x-bindings"] == [{"exchange": "rpc", "routingKey": "auth"}]
+    assert "`auth.users_get`" in auth_rpc["description"]
+    servers = [op for op in ASYNCAPI["operations"].values()
+               if op["action"] == "receive" and op["channel"]["$ref"] == f"#/channels/{by_address['auth.rpc']}"]
+    assert len(servers) == 1
+    assert "#/channels/authRpc/messages/usersGetRequest" in [m["$ref"] for m in servers[0]["messages"]]
+    assert "#/channels/rpcReply/messages/usersGetReply" in [m["$ref"] for m in servers[0]["reply"]["messages"]]
+    request = child(ASYNCAPI_URI, "components", "messages", "usersGetRequest")
+    props = {"type": "auth.users_get", "reply_to": "amq.rabbitmq.reply-to", "correlation_id": "1",
+             "expiration": "5000", "headers": {"x-request-id": "r1"}}
+    validate(props, child(request, "headers", "schema"), "an auth.users_get request")
+    with pytest.raises(AssertionError):
+        validate({**props, "type": "auth.user_get"}, child(request, "headers", "schema"), "not auth.users_get")
+    body = child(request, "payload", "schema")
+    validate({"ids": ["u1"]}, body, "auth.users_get body")
+    validate({"ids": [f"u{i}" for i in range(100)]}, body, "100 ids")
+    for bad in ({}, {"ids": []}, {"ids": ["u"] * 101}, {"ids": [1]}, {"ids": "u1"}):
+        with pytest.raises(AssertionError):
+            validate(bad, body, "an auth.users_get body auth answers 422")
+    reply = child(ASYNCAPI_URI, "components", "messages", "usersGetReply", "payload", "schema")
+    item = {"id": "u1", "username": "alice", "name": "", "avatar_media_id": None}
+    validate({"items": [item], "missing": ["u2"]}, reply, "an auth.users_get reply")
+    for bad in ({"items": []}, {"items": [{**item, "email": "a@example.com"}], "missing": []},
+                {"items": [{k: v for k, v in item.items() if k != "avatar_media_id"}], "missing": []},
+                {"items": [{**item, "username": "Alice"}], "missing": []}):
+        with pytest.raises(AssertionError):
+            validate(bad, reply, "a bad auth.users_get reply")
+    # The items are the UserListItem of openapi.yaml.
+    assert set(follow(child(reply, "properties", "items", "items"))[0]["properties"]) == \
+        set(OPENAPI["components"]["schemas"]["UserListItem"]["properties"])
+
+
+# ------------------------------------------------------------------ publication: live, over HTTP/2
+
+@pytest.fixture
+def publication_up():
+    with h2_client() as c:
+        ready = c.get("/readyz").json()
+    assert ready.get("services", {}).get("publication") == "up", f"publication is not up behind the gateway: {ready}"
+
+
+def _as_post_media(media):
+    """What a post carries of an upload's answer (README: copied from resize-image when the post was made)."""
+    return {k: media[k] for k in ("id", "width", "height", "blurhash", "variants") if k in media}
+
+
+def _author(user, name=None, avatar=None):
+    return {"id": user["id"], "username": user["username"], "name": user["name"] if name is None else name,
+            "avatar": avatar}
+
+
+def _ids(page):
+    return [item["id"] for item in page["items"]]
+
+
+def _poll(method, url, tok=None):
+    """One request from a fresh client address (polling must not spend a test client's rate-limit burst)."""
+    with h2_client() as c:
+        return c.request(method, url, headers=bearer(tok) if tok else {})
+
+
+def _known_to_publication(username, timeout=30):
+    """Waits until publication's projection has the user (their post list stops being 404)."""
+    wait_until(lambda: _poll("GET", f"/v1/users/{urllib.parse.quote(username)}/posts").status_code == 200,
+               timeout=timeout, interval=0.5, what=f"publication to know {username}")
+
+
+def _upload(c, tok, width=96, height=64):
+    _, media = media_call(c, "POST", "/v1/media", 201, tok=tok, **_upload_kw(medialib.jpeg(width, height, comment=False)))
+    return media
+
+
+def _all_pages(call, c, template, path, tok=None, limit=1):
+    """Every item of a list, page by page (limit items a page), following next_cursor."""
+    items, cursor = [], None
+    for _ in range(100):
+        params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        page = call(c, "GET", template, 200, tok=tok, path=path, params=params)
+        assert len(page["items"]) <= limit, page
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items
+    raise AssertionError(f"{template}: more than 100 pages")
+
+
+def test_publication_routes_match_spec(publication_up, media_up):
+    """A representative call of every publication route through the gateway over HTTP/2, and the errors the
+    README names, each answer checked against openapi.yaml, with the values the README promises: shapes,
+    hashtags and mentions, thread order, exact counts, idempotent likes, who may edit and delete."""
+    call = AuthCalls()
+    ca, cb, cc = _auth_client(), _auth_client(), _auth_client()
+    try:
+        ta, tb, tc = call.register(ca, "pa", name="Post A"), call.register(cb, "pb", name="Post B"), \
+            call.register(cc, "pc")
+        a, b, cu = ta["user"], tb["user"], tc["user"]
+        tok_a, tok_b, tok_c = ta["access_token"], tb["access_token"], tc["access_token"]
+        m1, m2 = _upload(ca, tok_a, 320, 240), _upload(ca, tok_a, 200, 300)
+        mb = _upload(cb, tok_b, 64, 64)
+        _known_to_publication(b["username"])
+
+        # ---- create: media copied in the order given; tags and mentions parsed from the caption
+        tag = f"ct{uuid.uuid4().hex[:10]}"
+        caption = (f"Hello #{tag.upper()} and #{tag} #Café #CAFÉ #123 #x_1, hi @{b['username'].upper()} "
+                   f"mail@{b['username']} @nobody_{uuid.uuid4().hex[:8]}")
+        post = call(ca, "POST", "/v1/posts", 201, tok=tok_a, json={"caption": caption, "media_ids": [m2["id"], m1["id"]]})
+        assert call.last.headers["location"] == f"/v1/posts/{post['id']}", call.last.headers["location"]
+        assert post["author"] == _author(a), post["author"]
+        assert post["caption"] == caption
+        assert post["media"] == [_as_post_media(m2), _as_post_media(m1)], post["media"]
+        assert post["tags"] == [tag, "café", "x_1"], post["tags"]
+        assert post["mentions"] == [{"id": b["id"], "username": b["username"]}], post["mentions"]
+        assert (post["like_count"], post["comment_count"], post["liked_by_me"], post["edited_at"]) == (0, 0, False, None)
+        assert abs(time.time() - _epoch(post["created_at"])) < 300, post["created_at"]
+        # the same media again, no caption
+        bare = call(ca, "POST", "/v1/posts", 201, tok=tok_a, json={"media_ids": [m1["id"]]})
+        assert (bare["caption"], bare["tags"], bare["mentions"]) == ("", [], []), bare
+        assert bare["id"] > post["id"]  # ObjectIds: time-ordered
+
+        # ---- create: bad input, someone else's media, no token
+        call(ca, "POST", "/v1/posts", 401, json={"media_ids": [m1["id"]]})
+        call(ca, "POST", "/v1/posts", 400, tok=tok_a, content=b"{not json", headers=JSON_CT)
+        call(ca, "POST", "/v1/posts", 400, tok=tok_a, content=b'["an array"]', headers=JSON_CT)
+        for body, field in (({"media_ids": []}, "media_ids"), ({"caption": "no media"}, "media_ids"),
+                            ({"media_ids": [m1["id"], m1["id"]]}, "media_ids"), ({"media_ids": ["f" * 32]}, "media_ids"),
+                            ({"media_ids": ["not-a-media-id"]}, "media_ids"), ({"media_ids": m1["id"]}, "media_ids"),
+                            ({"media_ids": [m1["id"]] + [f"{i:032x}" for i in range(10)]}, "media_ids"),
+                            ({"media_ids": [m1["id"]], "caption": "c" * 2201}, "caption"),
+                            ({"media_ids": [m1["id"]], "caption": 5}, "caption"),
+                            ({"media_ids": [m1["id"]], "location": "Paris"}, "location")):
+            problem = call(ca, "POST", "/v1/posts", 422, tok=tok_a, json=body)
+            assert field in problem.get("errors", {}), (body, problem)
+        problem = call(ca, "POST", "/v1/posts", 403, tok=tok_a, json={"media_ids": [m1["id"], mb["id"]]})
+        assert problem["type"] == PROBLEM_BASE + "forbidden", problem
+
+        # ---- read: anonymous or signed in; malformed and unknown ids are 404
+        assert call(ca, "GET", "/v1/posts/{id}", 200, path={"id": post["id"]}) == post
+        assert call(cb, "GET", "/v1/posts/{id}", 200, tok=tok_b, path={"id": post["id"]}) == post
+        for bad_id in ("0" * 24, post["id"].upper(), post["id"][:-1], "zzz", post["id"] + "0"):
+            call(ca, "GET", "/v1/posts/{id}", 404, path={"id": bad_id})
+        call(ca, "GET", "/v1/posts/{id}", 401, tok="not.a.token", path={"id": post["id"]})
+        page = call(ca, "GET", "/v1/tags/{tag}/posts", 200, path={"tag": "café"}, params={"limit": 100})
+        assert post["id"] in _ids(page), page
+
+        # ---- edit: author only; tags and mentions parsed again, edited_at set
+        call(cb, "PATCH", "/v1/posts/{id}", 403, tok=tok_b, path={"id": post["id"]}, json={"caption": "mine now"})
+        call(ca, "PATCH", "/v1/posts/{id}", 404, tok=tok_a, path={"id": "0" * 24}, json={"caption": "x"})
+        problem = call(ca, "PATCH", "/v1/posts/{id}", 422, tok=tok_a, path={"id": post["id"]}, json={"caption": 1})
+        assert "caption" in problem.get("errors", {}), problem
+        problem = call(ca, "PATCH", "/v1/posts/{id}", 422, tok=tok_a, path={"id": post["id"]},
+                       json={"caption": "x", "media_ids": [m1["id"]]})
+        assert "media_ids" in problem.get("errors", {}), problem
+        call(ca, "PATCH", "/v1/posts/{id}", 400, tok=tok_a, path={"id": post["id"]}, content=b"nope", headers=JSON_CT)
+        assert call(ca, "GET", "/v1/posts/{id}", 200, path={"id": post["id"]}) == post  # nothing changed on a 4xx
+        edited = call(ca, "PATCH", "/v1/posts/{id}", 200, tok=tok_a, path={"id": post["id"]},
+                      json={"caption": f"edited #{tag}"})
+        assert (edited["caption"], edited["tags"], edited["mentions"]) == (f"edited #{tag}", [tag], []), edited
+        assert edited["edited_at"] is not None and _epoch(edited["edited_at"]) >= _epoch(post["created_at"]), edited
+        assert {k: v for k, v in edited.items() if k not in ("caption", "tags", "mentions", "edited_at")} == \
+               {k: v for k, v in post.items() if k not in ("caption", "tags", "mentions", "edited_at")}
+        post = edited
+
+        # ---- a user's posts and a tag's posts: newest first, paginated
+        page = call(ca, "GET", "/v1/users/{username}/posts", 200, path={"username": a["username"]})
+        assert page == {"items": [bare, post], "next_cursor": None}, page
+        assert _all_pages(call, cb, "/v1/users/{username}/posts", {"username": a["username"]}, tok=tok_b) == [bare, post]
+        call(ca, "GET", "/v1/users/{username}/posts", 404, path={"username": _new_username("nobody")})
+        page = call(ca, "GET", "/v1/tags/{tag}/posts", 200, path={"tag": tag})
+        assert page == {"items": [post], "next_cursor": None}, page
+        page = call(ca, "GET", "/v1/tags/{tag}/posts", 200, path={"tag": "café"}, params={"limit": 100})
+        assert post["id"] not in _ids(page), "the edit removed #café"
+        for unknown in (f"no_such_tag_{uuid.uuid4().hex[:8]}", "#!", "123"):
+            page = call(ca, "GET", "/v1/tags/{tag}/posts", 200, path={"tag": unknown})
+            assert page == {"items": [], "next_cursor": None}, (unknown, page)
+        for template, path in (("/v1/users/{username}/posts", {"username": a["username"]}),
+                               ("/v1/tags/{tag}/posts", {"tag": tag})):
+            for limit in ("0", "101"):
+                problem = call(ca, "GET", template, 422, path=path, params={"limit": limit})
+                assert "limit" in problem.get("errors", {}), problem
+            call(ca, "GET", template, 400, path=path, params={"cursor": "not-a-cursor"})
+
+        # ---- comments: thread order, one level of replies
+        c1 = call(cb, "POST", "/v1/posts/{id}/comments", 201, tok=tok_b, path={"id": post["id"]}, json={"text": "first!"})
+        assert call.last.headers["location"] == f"/v1/comments/{c1['id']}", call.last.headers["location"]
+        assert (c1["post_id"], c1["author"], c1["text"], c1["reply_to"]) == (post["id"], _author(b), "first!", None), c1
+        assert (c1["like_count"], c1["liked_by_me"], c1["edited_at"]) == (0, False, None), c1
+        c2 = call(ca, "POST", "/v1/posts/{id}/comments", 201, tok=tok_a, path={"id": post["id"]}, json={"text": "second"})
+        r1 = call(ca, "POST", "/v1/posts/{id}/comments", 201, tok=tok_a, path={"id": post["id"]},
+                  json={"text": "a reply", "reply_to": c1["id"]})
+        assert r1["reply_to"] == c1["id"], r1
+        r2 = call(cc, "POST", "/v1/posts/{id}/comments", 201, tok=tok_c, path={"id": post["id"]},
+                  json={"text": "a reply to a reply", "reply_to": r1["id"]})
+        assert r2["reply_to"] == c1["id"], r2  # joins the thread of its top-level comment
+        other = call(ca, "POST", "/v1/posts/{id}/comments", 201, tok=tok_a, path={"id": bare["id"]}, json={"text": "x"})
+        page = call(ca, "GET", "/v1/posts/{id}/comments", 200, path={"id": post["id"]})
+        assert _ids(page) == [c1["id"], r1["id"], r2["id"], c2["id"]] and page["next_cursor"] is None, page
+        assert _all_pages(call, cb, "/v1/posts/{id}/comments", {"id": post["id"]}, tok=tok_b) == page["items"]
+        assert call(ca, "GET", "/v1/posts/{id}", 200, path={"id": post["id"]})["comment_count"] == 4
+        assert call(ca, "GET", "/v1/comments/{id}", 200, path={"id": c1["id"]}) == c1
+        assert call(cb, "GET", "/v1/comments/{id}", 200, tok=tok_b, path={"id": r2["id"]}) == r2
+        for body, field in (({"text": ""}, "text"), ({"text": " \n\t "}, "text"), ({"text": "x" * 1001}, "text"),
+                            ({"text": 7}, "text"), ({}, "text"), ({"text": "ok", "reply_to": "0" * 24}, "reply_to"),
+                            ({"text": "ok", "reply_to": "junk"}, "reply_to"),
+                            ({"text": "ok", "reply_to": other["id"]}, "reply_to"),  # a comment of another post
+                            ({"text": "ok", "mood": "happy"}, "mood")):
+            problem = call(cb, "POST", "/v1/posts/{id}/comments", 422, tok=tok_b, path={"id": post["id"]}, json=body)
+            assert field in problem.get("errors", {}), (body, problem)
+        call(cb, "POST", "/v1/posts/{id}/comments", 400, tok=tok_b, path={"id": post["id"]}, content=b"{", headers=JSON_CT)
+        call(cb, "POST", "/v1/posts/{id}/comments", 404, tok=tok_b, path={"id": "0" * 24}, json={"text": "x"})
+        call(cb, "POST", "/v1/posts/{id}/comments", 401, path={"id": post["id"]}, json={"text": "x"})
+        call(ca, "GET", "/v1/posts/{id}/comments", 404, path={"id": "0" * 24})
+        call(ca, "GET", "/v1/posts/{id}/comments", 422, path={"id": post["id"]}, params={"limit": 0})
+        call(ca, "GET", "/v1/posts/{id}/comments", 400, path={"id": post["id"]}, params={"cursor": "x"})
+        call(ca, "GET", "/v1/comments/{id}", 404, path={"id": "0" * 24})
+        call(ca, "GET", "/v1/comments/{id}", 404, path={"id": "c1"})
+
+        # ---- edit a comment: its author only
+        call(ca, "PATCH", "/v1/comments/{id}", 403, tok=tok_a, path={"id": c1["id"]}, json={"text": "post author"})
+        problem = call(cb, "PATCH", "/v1/comments/{id}", 422, tok=tok_b, path={"id": c1["id"]}, json={"text": ""})
+        assert "text" in problem.get("errors", {}), problem
+        call(cb, "PATCH", "/v1/comments/{id}", 404, tok=tok_b, path={"id": "0" * 24}, json={"text": "x"})
+        e1 = call(cb, "PATCH", "/v1/comments/{id}", 200, tok=tok_b, path={"id": c1["id"]}, json={"text": "first, edited"})
+        assert e1["text"] == "first, edited" and e1["edited_at"] is not None, e1
+        assert {k: v for k, v in e1.items() if k not in ("text", "edited_at")} == \
+               {k: v for k, v in c1.items() if k not in ("text", "edited_at")}
+        c1 = e1
+
+        # ---- likes: idempotent, the state after the call, exact counts; likers newest first
+        like = call(cb, "POST", "/v1/posts/{id}/like", 200, tok=tok_b, path={"id": post["id"]})
+        assert like == {"liked": True, "like_count": 1}, like
+        assert call(cb, "POST", "/v1/posts/{id}/like", 200, tok=tok_b, path={"id": post["id"]}) == like
+        assert call(ca, "DELETE", "/v1/posts/{id}/like", 200, tok=tok_a, path={"id": post["id"]}) == \
+               {"liked": False, "like_count": 1}
+        seen_by_b = call(cb, "GET", "/v1/posts/{id}", 200, tok=tok_b, path={"id": post["id"]})
+        assert (seen_by_b["liked_by_me"], seen_by_b["like_count"]) == (True, 1), seen_by_b
+        anon = call(ca, "GET", "/v1/posts/{id}", 200, path={"id": post["id"]})
+        assert (anon["liked_by_me"], anon["like_count"]) == (False, 1), anon
+        assert call(cc, "POST", "/v1/posts/{id}/like", 200, tok=tok_c, path={"id": post["id"]}) == \
+               {"liked": True, "like_count": 2}
+        page = call(ca, "GET", "/v1/posts/{id}/likes", 200, path={"id": post["id"]})
+        assert page == {"items": [_author(cu), _author(b)], "next_cursor": None}, page
+        assert _all_pages(call, cb, "/v1/posts/{id}/likes", {"id": post["id"]}, tok=tok_b) == page["items"]
+        call(ca, "GET", "/v1/posts/{id}/likes", 404, path={"id": "0" * 24})
+        call(ca, "GET", "/v1/posts/{id}/likes", 422, path={"id": post["id"]}, params={"limit": 101})
+        call(ca, "GET", "/v1/posts/{id}/likes", 400, path={"id": post["id"]}, params={"cursor": "x"})
+        assert call(cb, "POST", "/v1/comments/{id}/like", 200, tok=tok_b, path={"id": c2["id"]}) == \
+               {"liked": True, "like_count": 1}
+        assert call(ca, "POST", "/v1/comments/{id}/like", 200, tok=tok_a, path={"id": c2["id"]}) == \
+               {"liked": True, "like_count": 2}
+        assert call(cb, "DELETE", "/v1/comments/{id}/like", 200, tok=tok_b, path={"id": c2["id"]}) == \
+               {"liked": False, "like_count": 1}
+        assert call(cb, "DELETE", "/v1/comments/{id}/like", 200, tok=tok_b, path={"id": c2["id"]}) == \
+               {"liked": False, "like_count": 1}
+        got = call(ca, "GET", "/v1/comments/{id}", 200, tok=tok_a, path={"id": c2["id"]})
+        assert (got["liked_by_me"], got["like_count"]) == (True, 1), got
+        for template in ("/v1/posts/{id}/like", "/v1/comments/{id}/like"):
+            for method in ("POST", "DELETE"):
+                call(cb, method, template, 404, tok=tok_b, path={"id": "0" * 24})
+                call(cb, method, template, 401, path={"id": c2["id"] if "comments" in template else post["id"]})
+
+        # ---- delete a comment: its author or the post's author; a top-level comment takes its replies
+        call(cb, "DELETE", "/v1/comments/{id}", 403, tok=tok_b, path={"id": r2["id"]})  # C's, on A's post
+        call(ca, "DELETE", "/v1/comments/{id}", 404, tok=tok_a, path={"id": "0" * 24})
+        call(ca, "DELETE", "/v1/comments/{id}", 204, tok=tok_a, path={"id": c1["id"]})  # B's, on A's post
+        for gone in (c1, r1, r2):
+            call(ca, "GET", "/v1/comments/{id}", 404, path={"id": gone["id"]})
+        page = call(ca, "GET", "/v1/posts/{id}/comments", 200, path={"id": post["id"]})
+        assert _ids(page) == [c2["id"]], page
+        assert call(ca, "GET", "/v1/posts/{id}", 200, path={"id": post["id"]})["comment_count"] == 1
+        call(ca, "DELETE", "/v1/comments/{id}", 204, tok=tok_a, path={"id": other["id"]})  # its own author
+
+        # ---- delete a post: author only; gone with its comments
+        call(cb, "DELETE", "/v1/posts/{id}", 403, tok=tok_b, path={"id": bare["id"]})
+        call(ca, "DELETE", "/v1/posts/{id}", 204, tok=tok_a, path={"id": bare["id"]})
+        call(ca, "GET", "/v1/posts/{id}", 404, path={"id": bare["id"]})
+        call(ca, "DELETE", "/v1/posts/{id}", 404, tok=tok_a, path={"id": bare["id"]})
+        call(ca, "DELETE", "/v1/posts/{id}", 401, path={"id": post["id"]})
+
+        # ---- blocks hide both ways (once publication has the block.created)
+        call(cb, "POST", "/v1/users/{username}/block", 200, tok=tok_b, path={"username": a["username"]})
+        wait_until(lambda: _poll("GET", f"/v1/posts/{post['id']}", tok_b).status_code == 404, timeout=30, interval=0.5,
+                   what="the post hidden from the blocker")
+        call(cb, "GET", "/v1/posts/{id}", 404, tok=tok_b, path={"id": post["id"]})
+        call(ca, "GET", "/v1/users/{username}/posts", 404, tok=tok_a, path={"username": b["username"]})
+        call(cb, "GET", "/v1/users/{username}/posts", 404, tok=tok_b, path={"username": a["username"]})
+        call(cb, "GET", "/v1/posts/{id}/comments", 404, tok=tok_b, path={"id": post["id"]})
+        call(cb, "GET", "/v1/posts/{id}/likes", 404, tok=tok_b, path={"id": post["id"]})
+        call(cb, "POST", "/v1/posts/{id}/like", 404, tok=tok_b, path={"id": post["id"]})
+        page = call(ca, "GET", "/v1/posts/{id}/likes", 200, tok=tok_a, path={"id": post["id"]})
+        assert page["items"] == [_author(cu)], page  # B left out for A
+        assert call(cc, "GET", "/v1/posts/{id}", 200, tok=tok_c, path={"id": post["id"]})["like_count"] == 2
+
+        # ---- a deleted account: 401 account-gone on writes; its likes and comments go, counts recounted
+        call(cc, "DELETE", "/v1/me", 204, tok=tok_c)
+
+        def gone():
+            r = _poll("POST", f"/v1/posts/{post['id']}/like", tok_c)
+            return r if r.status_code == 401 else None
+
+        r = wait_until(gone, timeout=30, interval=0.5, what="401 for a deleted account's token")
+        check_operation(r, "/v1/posts/{id}/like", "post")
+        assert is_problem(r, 401)["type"] == PROBLEM_BASE + "account-gone", r.text
+        wait_until(lambda: _poll("GET", f"/v1/posts/{post['id']}").json()["like_count"] == 1, timeout=30, interval=0.5,
+                   what="the deleted account's like gone from the count")
+
+        # ---- methods the routes do not take: 405 with Allow
+        for method, url, allow in (("GET", "/v1/posts", {"POST"}), ("PUT", f"/v1/posts/{post['id']}", {"GET", "PATCH", "DELETE"}),
+                                   ("PUT", f"/v1/posts/{post['id']}/like", {"POST", "DELETE"}),
+                                   ("DELETE", f"/v1/posts/{post['id']}/likes", {"GET"}),
+                                   ("POST", f"/v1/tags/{tag}/posts", {"GET"})):
+            r = ca.request(method, url, headers=bearer(tok_a))
+            is_problem(r, 405)
+            check_response(r, component_response("MethodNotAllowed"), f"{method} {url}")
+            assert set(r.headers["allow"].split(", ")) == allow, (method, url, r.headers["allow"])
+    finally:
+        for c in (ca, cb, cc):
+            c.close()
+    missing = {op for op in PUBLICATION_ROUTES if not any(s[:2] == op and s[2] < 300 for s in call.seen)}
+    assert not missing, f"publication operations never called successfully: {sorted(missing)}"
+
+
+def test_publication_author_avatar_is_the_thumb(publication_up, media_up):
+    """Author.avatar is the thumb variant's URL of the user's avatar_media_id (once publication has the
+    user.updated), null without one."""
+    call = AuthCalls()
+    with _auth_client() as c:
+        t = call.register(c, "pv", name="Avatar")
+        tok, user = t["access_token"], t["user"]
+        avatar, photo = _upload(c, tok, 200, 200), _upload(c, tok)
+        post = call(c, "POST", "/v1/posts", 201, tok=tok, json={"media_ids": [photo["id"]]})
+        assert post["author"] == _author(user, avatar=None), post["author"]
+        call(c, "PATCH", "/v1/me", 200, tok=tok, json={"avatar_media_id": avatar["id"], "name": "Avatar 2"})
+        want = _author(user, name="Avatar 2", avatar=avatar["variants"]["thumb"]["url"])
+
+        def author():
+            r = _poll("GET", f"/v1/posts/{post['id']}")
+            return r.status_code == 200 and r.json()["author"] == want
+
+        wait_until(author, timeout=30, interval=0.5, what=f"the post's author to be {want}")
+        call(c, "GET", "/v1/posts/{id}", 200, path={"id": post["id"]})
+
+
+# ------------------------------------------------------------------ publication: events, queues and the RPCs it calls
+
+@pytest.fixture
+def publication_event_queue(rabbit, temp_queue):
+    """temp_queue bound to `events` with every key publication publishes."""
+    for key in PUBLICATION_EVENTS:
+        _bind(rabbit, temp_queue, key, exchange="events")
+    return temp_queue
+
+
+_PUB_EVENT_USERS = ("author_id", "user_id", "post_author_id", "recipient_id")
+
+
+def _pub_event_users(msg):
+    body = json.loads(_payload(msg))
+    return {body[k] for k in _PUB_EVENT_USERS if isinstance(body, dict) and isinstance(body.get(k), str)}
+
+
+def test_publication_events_match_schemas(publication_up, media_up, rabbit, publication_event_queue):
+    """Real events publication publishes for posts, edits, comments, replies, likes and unlikes (once each, none
+    for a no-op), deletions, and the posts of a deleted account: each with the envelope of asyncapi.yaml and the
+    payload of proto/schemas/events/<key>.json, carrying what the answers said."""
+    rid_prefix = f"pev-{uuid.uuid4().hex[:8]}-"
+    call = AuthCalls(rid_prefix=rid_prefix)
+    ca, cb, cc = _auth_client(), _auth_client(), _auth_client()
+    try:
+        ta, tb, tc = call.register(ca, "qa"), call.register(cb, "qb"), call.register(cc, "qc")
+        a, b, cu = ta["user"], tb["user"], tc["user"]
+        tok_a, tok_b, tok_c = ta["access_token"], tb["access_token"], tc["access_token"]
+        m, mc = _upload(ca, tok_a), _upload(cc, tok_c)
+        _known_to_publication(b["username"])
+        tag = f"ev{uuid.uuid4().hex[:8]}"
+        p1 = call(ca, "POST", "/v1/posts", 201, tok=tok_a,
+                  json={"caption": f"#{tag} with @{b['username']}", "media_ids": [m["id"]]})
+        p2 = call(ca, "POST", "/v1/posts", 201, tok=tok_a, json={"media_ids": [m["id"]]})
+        e1 = call(ca, "PATCH", "/v1/posts/{id}", 200, tok=tok_a, path={"id": p1["id"]}, json={"caption": "#Edited"})
+        c1 = call(cb, "POST", "/v1/posts/{id}/comments", 201, tok=tok_b, path={"id": p1["id"]}, json={"text": "hi"})
+        r1 = call(ca, "POST", "/v1/posts/{id}/comments", 201, tok=tok_a, path={"id": p1["id"]},
+                  json={"text": "hello", "reply_to": c1["id"]})
+        r2 = call(cb, "POST", "/v1/posts/{id}/comments", 201, tok=tok_b, path={"id": p1["id"]},
+                  json={"text": "hello to you", "reply_to": r1["id"]})  # a reply to a reply: joins c1's thread
+        call(ca, "PATCH", "/v1/comments/{id}", 200, tok=tok_a, path={"id": r1["id"]}, json={"text": "hello!"})  # no event
+        for method in ("POST", "POST", "DELETE", "DELETE"):  # a no-op each second time
+            call(cb, method, "/v1/posts/{id}/like", 200, tok=tok_b, path={"id": p1["id"]})
+        call(ca, "POST", "/v1/comments/{id}/like", 200, tok=tok_a, path={"id": c1["id"]})
+        call(ca, "DELETE", "/v1/comments/{id}", 204, tok=tok_a, path={"id": c1["id"]})  # B's, with both replies
+        call(ca, "DELETE", "/v1/posts/{id}", 204, tok=tok_a, path={"id": p2["id"]})
+        p3 = call(cc, "POST", "/v1/posts", 201, tok=tok_c, json={"media_ids": [mc["id"]]})
+        call(cc, "DELETE", "/v1/me", 204, tok=tok_c)  # user.deleted: publication deletes p3
+    finally:
+        for c in (ca, cb, cc):
+            c.close()
+
+    ours = {a["id"], b["id"], cu["id"]}
+    expected = {"post.created": 3, "post.updated": 1, "post.deleted": 2, "comment.created": 3, "comment.deleted": 1,
+                "like.created": 2, "like.deleted": 1}
+
+    def counts(got):
+        n = {}
+        for msg in got:
+            if _pub_event_users(msg) & ours:
+                n[msg["routing_key"]] = n.get(msg["routing_key"], 0) + 1
+        return n
+
+    got = []
+    _drain(rabbit, publication_event_queue, got, lambda g: all(counts(g).get(k, 0) >= v for k, v in expected.items()),
+           timeout=45, what=f"events {expected}")
+    time.sleep(1.5)  # anything more (a duplicate, an event for a no-op) would have arrived by now
+    _drain(rabbit, publication_event_queue, got, lambda g: True, timeout=0, what="the rest")
+    assert counts(got) == expected, counts(got)
+
+    by_key, message_ids = {}, set()
+    for msg in got:
+        if not _pub_event_users(msg) & ours:
+            continue
+        key = msg["routing_key"]
+        body = _check_event(msg, key, "publication")
+        props = msg["properties"]
+        assert props["message_id"] not in message_ids, f"{key}: message_id used twice"
+        message_ids.add(props["message_id"])
+        rid = props.get("headers", {}).get("x-request-id")
+        if not (key == "post.deleted" and body["post_id"] == p3["id"]):  # that one comes from user.deleted
+            assert rid is not None and rid.startswith(rid_prefix), f"{key}: x-request-id {rid}"
+        by_key.setdefault(key, []).append(body)
+
+    created = {e["post_id"]: e for e in by_key["post.created"]}
+    assert set(created) == {p1["id"], p2["id"], p3["id"]}, created
+    for post, user in ((p1, a), (p2, a), (p3, cu)):
+        e = created[post["id"]]
+        assert (e["author_id"], e["author_username"], e["caption"], e["tags"], e["mentions"], e["media"],
+                e["created_at"]) == (user["id"], user["username"], post["caption"], post["tags"], post["mentions"],
+                                     post["media"], post["created_at"]), (e, post)
+    assert created[p1["id"]]["tags"] == [tag] and created[p1["id"]]["mentions"] == [{"id": b["id"], "username": b["username"]}]
+    assert by_key["post.updated"] == [{"post_id": p1["id"], "author_id": a["id"], "caption": "#Edited",
+                                       "tags": ["edited"], "mentions": [], "edited_at": e1["edited_at"]}], by_key["post.updated"]
+    deleted = sorted((e["post_id"], e["author_id"]) for e in by_key["post.deleted"])
+    assert deleted == sorted([(p2["id"], a["id"]), (p3["id"], cu["id"])]), deleted
+    comments = {e["comment_id"]: e for e in by_key["comment.created"]}
+    assert comments[c1["id"]] == {"comment_id": c1["id"], "post_id": p1["id"], "post_author_id": a["id"],
+                                  "author_id": b["id"], "author_username": b["username"], "text": "hi", "reply_to": None,
+                                  "reply_to_author_id": None, "created_at": c1["created_at"]}, comments
+    assert comments[r1["id"]] == {"comment_id": r1["id"], "post_id": p1["id"], "post_author_id": a["id"],
+                                  "author_id": a["id"], "author_username": a["username"], "text": "hello",
+                                  "reply_to": c1["id"], "reply_to_author_id": b["id"], "created_at": r1["created_at"]}
+    # reply_to is the thread's top-level comment; reply_to_author_id the author of the comment answered
+    assert comments[r2["id"]] == {"comment_id": r2["id"], "post_id": p1["id"], "post_author_id": a["id"],
+                                  "author_id": b["id"], "author_username": b["username"], "text": "hello to you",
+                                  "reply_to": c1["id"], "reply_to_author_id": a["id"], "created_at": r2["created_at"]}
+    cd = by_key["comment.deleted"][0]
+    assert {k: (sorted(v) if k == "reply_ids" else v) for k, v in cd.items() if k != "deleted_at"} == \
+           {"comment_id": c1["id"], "post_id": p1["id"], "post_author_id": a["id"], "author_id": b["id"],
+            "reply_ids": sorted([r1["id"], r2["id"]])}, cd
+    likes = sorted(({k: v for k, v in e.items() if k != "created_at"} for e in by_key["like.created"]),
+                   key=lambda e: e["target_type"])
+    assert likes == [
+        {"target_type": "comment", "target_id": c1["id"], "post_id": p1["id"], "recipient_id": b["id"],
+         "user_id": a["id"], "username": a["username"]},
+        {"target_type": "post", "target_id": p1["id"], "post_id": p1["id"], "recipient_id": a["id"],
+         "user_id": b["id"], "username": b["username"]}], likes
+    ld = by_key["like.deleted"][0]
+    assert {k: v for k, v in ld.items() if k != "deleted_at"} == \
+           {"target_type": "post", "target_id": p1["id"], "post_id": p1["id"], "recipient_id": a["id"],
+            "user_id": b["id"]}, ld
+    for e in (*by_key["comment.deleted"], *by_key["like.deleted"], *by_key["post.deleted"]):
+        assert abs(time.time() - _epoch(e["deleted_at"])) < 300, e
+
+
+def test_users_get_rpc_matches_asyncapi(auth_up, rabbit, temp_queue):
+    """auth.users_get through the broker, as publication calls it: request and reply as usersGetRequest and
+    usersGetReply say; the users found and the ids not found, each in the order asked; a bad body is 422
+    errors.ids."""
+    call = AuthCalls()
+    with _auth_client() as c:
+        ta, tb = call.register(c, "ua", name="Users A"), call.register(c, "ub")
+    a, b = ta["user"], tb["user"]
+    request = child(ASYNCAPI_URI, "components", "messages", "usersGetRequest")
+    reply_msg = child(ASYNCAPI_URI, "components", "messages", "usersGetReply")
+    unknown = "u" + uuid.uuid4().hex[:16]
+    payload = json.dumps({"ids": [b["id"], unknown, a["id"]]})
+    validate(json.loads(payload), child(request, "payload", "schema"), "our auth.users_get body")
+    rid = f"contract-ug-{uuid.uuid4().hex[:8]}"
+    props, reply = call_rpc(rabbit, temp_queue, "auth", "auth.users_get", {"x-request-id": rid}, payload)
+    props["content_type"] = "application/json"
+    validate(props, child(request, "headers", "schema"), "our auth.users_get request")
+    p = reply["properties"]
+    validate(p, child(reply_msg, "headers", "schema"), "auth.users_get reply properties")
+    assert p["headers"]["x-status"] == 200 and p["content_type"].startswith("application/json"), (p, _payload(reply))
+    assert p["headers"].get("x-request-id") == rid and p.get("app_id") == "auth", p
+    body = json.loads(_payload(reply))
+    validate(body, child(reply_msg, "payload", "schema"), "auth.users_get reply body")
+    want = [{k: u[k] for k in ("id", "username", "name", "avatar_media_id")} for u in (b, a)]
+    assert body == {"items": want, "missing": [unknown]}, body  # in the order asked
+    for bad in ({}, {"ids": []}, {"ids": ["u"] * 101}, {"ids": [1]}):
+        _, reply = call_rpc(rabbit, temp_queue, "auth", "auth.users_get", {}, json.dumps(bad))
+        p = reply["properties"]
+        validate(p, schema_uri("rpc-reply-headers"), f"auth.users_get {bad} reply properties")
+        assert p["headers"]["x-status"] == 422, (bad, p)
+        problem = json.loads(_payload(reply))
+        validate(problem, schema_uri("problem"), f"auth.users_get {bad} reply body")
+        assert problem["type"] == PROBLEM_BASE + "invalid-field" and "ids" in problem.get("errors", {}), problem
+
+
+def test_publication_queues_match_asyncapi(publication_up, rabbit):
+    """publication.events and publication.rpc exist as asyncapi.yaml declares them, bound as it says, and
+    consumed with manual acks."""
+    channels = ASYNCAPI["channels"]
+    for name in ("publicationEvents", "publicationRpc"):
+        spec = channels[name]
+        queue = spec["bindings"]["amqp"]["queue"]
+        q = rabbit.get(f"/queues/%2F/{_q(queue['name'])}")
+        assert q.status_code == 200, f"queue {queue['name']} does not exist"
+        q = q.json()
+        assert (q["durable"], q["exclusive"], q["auto_delete"]) == (queue["durable"], queue["exclusive"],
+                                                                    queue["autoDelete"]), q
+        assert q["arguments"] == spec.get("x-arguments", {}), q["arguments"]
+        bindings = rabbit.get(f"/queues/%2F/{_q(queue['name'])}/bindings").json()
+        got = {(b["source"], b["routing_key"]) for b in bindings if b["source"]}
+        assert got == {(b["exchange"], b["routingKey"]) for b in spec["x-bindings"]}, got
+        consumers = q.get("consumer_details", [])
+        assert consumers, f"nobody consumes {queue['name']}"
+        assert all(cd["ack_required"] for cd in consumers), consumers
+    dlq = rabbit.get(f"/queues/%2F/{_q('publication.events.dlq')}")
     assert dlq.status_code == 200 and dlq.json()["durable"] is True, dlq.text
     assert dlq.json()["arguments"] == {}
