@@ -536,11 +536,12 @@ def test_deleted_account_vanishes_from_posts_comments_and_likes(users):
     ca = comment(a, pb["id"], "a on b")
     ra = comment(a, pb["id"], "a replying to b", reply_to=cb["id"])
     cc = comment(c, pb["id"], "c on b")
+    rc = comment(c, pb["id"], "c answering a", reply_to=ca["id"])  # goes with a's comment
     comment(b, pa1["id"], "b on a")
     like_answer(like(a, "posts", pb["id"]), True, 1)
     like_answer(like(c, "posts", pb["id"]), True, 2)
     like_answer(like(a, "comments", cb["id"]), True, 1)
-    assert get_post(b, pb["id"])["comment_count"] == 4
+    assert get_post(b, pb["id"])["comment_count"] == 5
 
     r = a.delete("/v1/me")
     assert r.status_code == 204, r.text
@@ -553,7 +554,7 @@ def test_deleted_account_vanishes_from_posts_comments_and_likes(users):
                 b.get(f"/v1/comments/{cb['id']}").json()["like_count"] == 0)
     wait_until(gone, timeout=20, what="a's posts, comments and likes gone")
     assert comment_ids(b, pb["id"]) == [cb["id"], cc["id"]]
-    for cid in (ca["id"], ra["id"]):
+    for cid in (ca["id"], ra["id"], rc["id"]):
         is_problem(b.get(f"/v1/comments/{cid}"), 404)
     assert liker_names(b, pb["id"]) == [c.username]
     assert tag_posts(c, tag) == [pb["id"]]

@@ -136,12 +136,18 @@ def test_event_refused_by_the_broker_survives_kill9(users):
     """The write is acknowledged but the broker nacks its event (a queue bound to post.created with
     x-max-length 0 and reject-publish); publication is killed; after a restart the event goes out, once."""
     a = users()
+    log = os.path.join(VAR, "log", "publication.log")
+    start = os.path.getsize(log)
+
+    def refused():
+        with open(log, errors="replace") as f:
+            f.seek(start)
+            return "outbox: cannot publish post.created" in f.read()
+
     blocker = RejectingQueue("post.created")
     try:
         p = make_post(a, "held back")
-        log = os.path.join(VAR, "log", "publication.log")
-        wait_until(lambda: "outbox: cannot publish post.created" in open(log, errors="replace").read(), timeout=10,
-                   what="publication trying to publish and being refused")
+        wait_until(refused, timeout=10, what="publication trying to publish and being refused")
         kill9_publication()
     finally:
         blocker.remove()
