@@ -277,6 +277,21 @@ def test_concurrent_likes_from_many_users_are_exact(users):
     assert get_comment(a, cm["id"])["like_count"] == n
 
 
+def test_one_users_likes_and_unlikes_racing_end_consistent(users):
+    a, b = users(2)
+    p = make_post(a, "flip")
+    cm = comment(a, p["id"], "flop")
+    for kind, tid in (("posts", p["id"]), ("comments", cm["id"])):
+        results = run_together([lambda i=i: call_as(b, "POST" if i % 2 else "DELETE", f"/v1/{kind}/{tid}/like")
+                                for i in range(10)])
+        for r in results:
+            assert r.status_code == 200 and r.json()["like_count"] in (0, 1), r.text
+    got, c = get_post(b, p["id"]), get_comment(b, cm["id"])
+    assert got["like_count"] == (1 if got["liked_by_me"] else 0)
+    assert liker_names(a, p["id"]) == ([b.username] if got["liked_by_me"] else [])
+    assert c["like_count"] == (1 if c["liked_by_me"] else 0)
+
+
 def test_concurrent_likes_and_unlikes_mixed_end_exact(users):
     """Half like while the other half, who liked before, unlike: the count ends at the likers."""
     a = users()

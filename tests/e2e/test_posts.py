@@ -445,6 +445,33 @@ def test_concurrent_creates_all_listed_once(users):
     assert sorted(listed) == sorted(made)
 
 
+def test_edits_racing_likes_keep_caption_tags_and_count_together(users):
+    a = users()
+    fans = users(8)
+    p = make_post(a, "orig")
+    calls = [lambda u=u: call_as(u, "POST", f"/v1/posts/{p['id']}/like") for u in fans]
+    calls += [lambda i=i: call_as(a, "PATCH", f"/v1/posts/{p['id']}", json={"caption": f"#edit{i} @nobody{i}x v{i}"})
+              for i in range(5)]
+    assert all(r.status_code == 200 for r in run_together(calls))
+    got = get_post(a, p["id"])
+    i = int(got["caption"].rsplit(" v", 1)[1])
+    assert got["caption"] == f"#edit{i} @nobody{i}x v{i}" and got["tags"] == [f"edit{i}"], got
+    assert got["like_count"] == 8 and got["edited_at"] is not None
+
+
+def test_edits_racing_the_delete_never_bring_the_post_back(users):
+    a = users()
+    tag = fresh_tag()
+    p = make_post(a, f"#{tag}")
+    calls = [lambda i=i: call_as(a, "PATCH", f"/v1/posts/{p['id']}", json={"caption": f"#{tag} e{i}"}) for i in range(6)]
+    calls.insert(3, lambda: call_as(a, "DELETE", f"/v1/posts/{p['id']}"))
+    results = run_together(calls)
+    assert results[3].status_code == 204
+    assert {r.status_code for r in results} <= {200, 204, 404}, [(r.status_code, r.text) for r in results]
+    get_post(a, p["id"], status=404)
+    assert user_posts(a, a.username) == [] and tag_posts(a, tag) == []
+
+
 # ------------------------------------------------------------------ blocks
 
 def test_a_block_hides_posts_both_ways(users):
