@@ -6,6 +6,7 @@ malformed ones are dead-lettered (services/publication/README.md, "Store"; DESIG
 import collections
 import json
 import os
+import socket
 import threading
 import time
 import uuid
@@ -16,7 +17,7 @@ import httpx
 from authlib import h2
 from authlib import users  # noqa: F401 (fixture)
 from conftest import VAR, bearer, stack, wait_until
-from publib import (events_drained, get_post, hidden, make_post, media_ids, publication_ready, queue_messages,
+from publib import (ADMIN, events_drained, get_post, hidden, make_post, media_ids, publication_ready, queue_messages,
                     user_posts, visible)
 from rabbitlib import EventQueue, publish_event
 from test_resilience import alive, pid_of
@@ -38,10 +39,21 @@ def stack_ok(*args):
     assert r.returncode == 0, f"stack.sh {' '.join(args)}: {r.stdout}"
 
 
+def admin_port_free():
+    """Nothing accepts on publication's admin port: after a SIGKILL the process can be a zombie
+    (not alive) while its other threads still exit and hold their sockets."""
+    port = int(ADMIN.rsplit(":", 1)[1])
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return False
+    except OSError:
+        return True
+
+
 def kill9_publication():
     pid = pid_of("publication")
     stack_ok("kill9", "publication")
-    wait_until(lambda: not alive(pid), timeout=10, what="publication gone")
+    wait_until(lambda: not alive(pid) and admin_port_free(), timeout=20, what="publication gone")
 
 
 def start_publication():
