@@ -311,7 +311,7 @@ def test_concurrent_likes_and_unlikes_mixed_end_exact(users):
 # A comment made while what it hangs on is deleted must go with it (or be refused with 404/422):
 # the deletion's cascade and the create's check of its parent race. A round lands in the window
 # only now and then (publication works 4 requests at a time; about one round in four on the test
-# stack), so the replies' test runs up to ten rounds and stops at the first that goes wrong.
+# stack), so the replies' test runs up to eight rounds and stops at the first that goes wrong.
 
 
 def test_comments_racing_the_posts_deletion_leave_nothing_behind(users):
@@ -336,9 +336,9 @@ def test_comments_racing_the_posts_deletion_leave_nothing_behind(users):
 
 def test_replies_racing_their_threads_deletion_leave_counts_exact(users):
     a = users()
-    fans = users(16)
+    fans = users(12)
     wrong = []
-    for _ in range(10):
+    for _ in range(8):
         p = make_post(a, "thread")
         top = comment(a, p["id"], "top")
         keep = comment(a, p["id"], "stays")
