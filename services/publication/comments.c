@@ -160,6 +160,21 @@ static void comments__check_text(const cJSON *body, const rpc_field_t *fields, s
         cJSON_AddStringToObject(errors, "text", "must not be blank");
 }
 
+/* 0 if post_id and the thread root (may be NULL) are still there, 1 if the post is gone, 2 if the
+ * root is, -1 on a database error. */
+static int comments__parent_gone(pub_t *p, const char *post_id, const char *root)
+{
+    bson_t *f = BCON_NEW("_id", BCON_UTF8(post_id));
+    int rc = db_exists(p->db, "posts", f);
+    bson_destroy(f);
+    if (rc != 1 || root == NULL)
+        return rc < 0 ? -1 : rc == 0 ? 1 : 0;
+    f = BCON_NEW("_id", BCON_UTF8(root));
+    rc = db_exists(p->db, "comments", f);
+    bson_destroy(f);
+    return rc < 0 ? -1 : rc == 0 ? 2 : 0;
+}
+
 void comments_create(pub_t *p, const mq_message_t *req, mq_reply_t *r)
 {
     const rpc_field_t fields[] = {comments__text_field, {"reply_to", 0, 1, 1, 64, 0}};
@@ -181,7 +196,13 @@ void comments_create(pub_t *p, const mq_message_t *req, mq_reply_t *r)
             rpc_db_error(r);
             goto out;
         }
-        if (rc == 0 || strcmp(db_doc_str(&parent, "post_id"), post_id) != 0) {
+        /* a comment hidden from the caller by a block is as good as unknown */
+        int hidden = rc == 1 ? users_hidden(p, req->user_id, db_doc_str(&parent, "author_id")) : 0;
+        if (hidden < 0) {
+            rpc_db_error(r);
+            goto out;
+        }
+        if (rc == 0 || hidden || strcmp(db_doc_str(&parent, "post_id"), post_id) != 0) {
             rpc_invalid(r, "reply_to", "must be the id of a comment of this post");
             goto out;
         }
@@ -230,6 +251,26 @@ void comments_create(pub_t *p, const mq_message_t *req, mq_reply_t *r)
     if (db_insert(p->db, "comments", doc) != 0) {
         outbox_abort(p->outbox, ob);
         rpc_db_error(r);
+        goto out;
+    }
+    /* The post (or the thread) may have been deleted since it was read, its cascade done before
+     * this comment was there to take: then the comment goes too. A deletion that begins after
+     * this check finds the comment in its cascade. */
+    int gone = comments__parent_gone(p, post_id, root);
+    if (gone != 0) {
+        bson_t *g = BCON_NEW("_id", BCON_UTF8(id));
+        int undone = db_delete_one(p->db, "comments", g);
+        bson_destroy(g);
+        if (gone < 0 || undone < 0) {
+            rpc_db_error(r); /* the event stays pending: recovery looks for the comment */
+            goto out;
+        }
+        outbox_abort(p->outbox, ob);
+        counts_sync(p, post_id, 1);
+        if (gone == 2)
+            rpc_invalid(r, "reply_to", "must be the id of a comment of this post");
+        else
+            rpc_not_found(r, "no such post");
         goto out;
     }
     /* a failed count leaves the event pending: recovery counts again before it publishes */

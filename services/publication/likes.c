@@ -52,6 +52,24 @@ static int likes__target(pub_t *p, const mq_message_t *req, mq_reply_t *r, int i
     return 1;
 }
 
+/* 1 if the target (or a comment's post) was deleted since it was loaded; a database error counts
+ * as not gone (the like stays, like any like a deletion's cascade will take). */
+static int likes__target_gone(pub_t *p, const likes__target_t *t)
+{
+    const char *ids[2] = {t->post_id, t->is_post ? NULL : t->target};
+    const char *colls[2] = {"posts", "comments"};
+    for (int i = 0; i < 2; i++) {
+        if (ids[i] == NULL)
+            continue;
+        bson_t *f = BCON_NEW("_id", BCON_UTF8(ids[i]));
+        int rc = db_exists(p->db, colls[i], f);
+        bson_destroy(f);
+        if (rc == 0)
+            return 1;
+    }
+    return 0;
+}
+
 static void likes__target_free(likes__target_t *t)
 {
     bson_destroy(&t->post);
@@ -115,10 +133,20 @@ static void likes__like(pub_t *p, const mq_message_t *req, mq_reply_t *r, int is
                                "created_at", BCON_DATE_TIME(now));
         rc = db_insert(p->db, "likes", doc);
         bson_destroy(doc);
-        if (rc != 0)
+        if (rc != 0) {
             outbox_abort(p->outbox, ob); /* 1: a concurrent like of the same caller won */
-        else if (counts_sync(p, t.target, is_post) == 0)
+        } else if (likes__target_gone(p, &t)) {
+            /* deleted since it was read, its cascade done before this like was there to take */
+            bson_t *g = BCON_NEW("_id", BCON_UTF8(id));
+            if (db_delete_one(p->db, "likes", g) >= 0)
+                outbox_abort(p->outbox, ob);
+            bson_destroy(g);
+            free(id);
+            rpc_not_found(r, is_post ? "no such post" : "no such comment");
+            goto out;
+        } else if (counts_sync(p, t.target, is_post) == 0) {
             outbox_commit(p->outbox, ob); /* else pending: recovery counts, then publishes */
+        }
     }
     free(id);
     if (rc < 0)

@@ -65,6 +65,21 @@ static void posts__append_json(bson_t *doc, const char *key, const cJSON *v)
 
 /* ================================================================ the Post shape */
 
+/* The stored mentions of post without the accounts deleted since (deleted users vanish). */
+static cJSON *posts__live_mentions(pub_authors_t *authors, const bson_t *post, int *err)
+{
+    cJSON *all = posts__member_json(post, "mentions"), *out = cJSON_CreateArray();
+    const cJSON *m;
+    cJSON_ArrayForEach(m, all)
+    {
+        const char *id = rpc_field_str(m, "id");
+        if (id != NULL && users_authors_get(authors, id, err) != NULL)
+            cJSON_AddItemToArray(out, cJSON_Duplicate(m, 1));
+    }
+    cJSON_Delete(all);
+    return out;
+}
+
 cJSON *posts_json(pub_t *p, pub_authors_t *authors, const bson_t *post, const char *caller, int *err)
 {
     *err = 0;
@@ -85,7 +100,11 @@ cJSON *posts_json(pub_t *p, pub_authors_t *authors, const bson_t *post, const ch
     cJSON_AddStringToObject(o, "caption", caption != NULL ? caption : "");
     cJSON_AddItemToObject(o, "media", posts__member_json(post, "media"));
     cJSON_AddItemToObject(o, "tags", posts__member_json(post, "tags"));
-    cJSON_AddItemToObject(o, "mentions", posts__member_json(post, "mentions"));
+    cJSON_AddItemToObject(o, "mentions", posts__live_mentions(authors, post, err));
+    if (*err) {
+        cJSON_Delete(o);
+        return NULL;
+    }
     cJSON_AddNumberToObject(o, "like_count", (double)likes);
     cJSON_AddNumberToObject(o, "comment_count", (double)comments);
     cJSON_AddBoolToObject(o, "liked_by_me", liked == 1);
