@@ -273,8 +273,10 @@ kill9_proc() {
 		die "$name: pid $pid is now another program; removed the stale pid file"
 	fi
 	kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
-		group_alive "$pid" || break
+	# Until its sockets are closed too: a killed multi-threaded process shows as a zombie while its
+	# other threads are still being torn down, and those still hold its listening ports.
+	for ((i = 0; i < 100; i++)); do
+		group_alive "$pid" || [[ -n $(ls -A "/proc/$pid/fd" 2>/dev/null) ]] || break
 		sleep 0.1
 	done
 	rm -f "$RUN/$name.pid"
