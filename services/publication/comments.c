@@ -95,16 +95,9 @@ int comments_visible(pub_t *p, const mq_message_t *req, mq_reply_t *r, bson_t *c
 
 /* ================================================================ list */
 
-typedef struct {
-    pub_t *p;
-    const char *caller;
-    pub_blockset_t blocks;
-    pub_authors_t *authors;
-} comments__list_t;
-
 static cJSON *comments__render(const bson_t *doc, void *ud, int *err)
 {
-    comments__list_t *l = ud;
+    lists_ctx_t *l = ud;
     const char *author = db_doc_str(doc, "author_id");
     if (author == NULL || users_blockset_has(&l->blocks, author))
         return NULL;
@@ -116,36 +109,21 @@ void comments_list(pub_t *p, const mq_message_t *req, mq_reply_t *r)
     char after[128];
     long limit;
     bson_t post = BSON_INITIALIZER;
-    if (lists_page_args(p, req, r, "comments", &limit, after, sizeof(after)) != 0 ||
-        posts_visible(p, req, r, &post) != 1) {
-        bson_destroy(&post);
-        return;
+    if (lists_page_args(p, req, r, "comments", &limit, after, sizeof(after)) == 0 &&
+        posts_visible(p, req, r, &post) == 1) {
+        bson_t *f = BCON_NEW("post_id", BCON_UTF8(db_doc_str(&post, "_id")));
+        /* thread order: "order" is the top-level id, then "." and the reply's id */
+        lists_walk_t w = {
+            .coll = "comments",
+            .filter = f,
+            .key = "order",
+            .after = after,
+            .limit = limit,
+            .render = comments__render,
+        };
+        lists_answer(p, req, r, "comments", &w);
+        bson_destroy(f);
     }
-    comments__list_t l = {.p = p, .caller = req->user_id, .authors = users_authors_new(p)};
-    cJSON *out = cJSON_CreateObject(), *items = cJSON_AddArrayToObject(out, "items");
-    char *next = NULL;
-    bson_t *f = BCON_NEW("post_id", BCON_UTF8(db_doc_str(&post, "_id")));
-    /* thread order: "order" is the top-level id, then "." and the reply's id */
-    lists_walk_t w = {
-        .coll = "comments",
-        .filter = f,
-        .key = "order",
-        .after = after,
-        .limit = limit,
-        .render = comments__render,
-        .ud = &l,
-    };
-    if (users_blockset(p, req->user_id, &l.blocks) != 0 || lists_walk(p, &w, items, &next) != 0) {
-        rpc_db_error(r);
-        cJSON_Delete(out);
-    } else {
-        lists_add_next(p, out, "comments", next);
-        rpc_json(r, 200, out);
-    }
-    free(next);
-    bson_destroy(f);
-    users_blockset_free(&l.blocks);
-    users_authors_free(l.authors);
     bson_destroy(&post);
 }
 

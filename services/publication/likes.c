@@ -221,14 +221,9 @@ void likes_comment_unlike(pub_t *p, const mq_message_t *req, mq_reply_t *r)
 
 /* ================================================================ likers */
 
-typedef struct {
-    pub_blockset_t blocks;
-    pub_authors_t *authors;
-} likes__list_t;
-
 static cJSON *likes__render(const bson_t *doc, void *ud, int *err)
 {
-    likes__list_t *l = ud;
+    lists_ctx_t *l = ud;
     const char *user = db_doc_str(doc, "user_id");
     if (user == NULL || users_blockset_has(&l->blocks, user))
         return NULL;
@@ -241,35 +236,20 @@ void likes_post_likers(pub_t *p, const mq_message_t *req, mq_reply_t *r)
     char after[64];
     long limit;
     bson_t post = BSON_INITIALIZER;
-    if (lists_page_args(p, req, r, "likers", &limit, after, sizeof(after)) != 0 ||
-        posts_visible(p, req, r, &post) != 1) {
-        bson_destroy(&post);
-        return;
+    if (lists_page_args(p, req, r, "likers", &limit, after, sizeof(after)) == 0 &&
+        posts_visible(p, req, r, &post) == 1) {
+        bson_t *f = BCON_NEW("target", BCON_UTF8(db_doc_str(&post, "_id")));
+        lists_walk_t w = {
+            .coll = "likes",
+            .filter = f,
+            .key = "seq", /* an ObjectId made at the like: newest first */
+            .descending = 1,
+            .after = after,
+            .limit = limit,
+            .render = likes__render,
+        };
+        lists_answer(p, req, r, "likers", &w);
+        bson_destroy(f);
     }
-    likes__list_t l = {.authors = users_authors_new(p)};
-    cJSON *out = cJSON_CreateObject(), *items = cJSON_AddArrayToObject(out, "items");
-    char *next = NULL;
-    bson_t *f = BCON_NEW("target", BCON_UTF8(db_doc_str(&post, "_id")));
-    lists_walk_t w = {
-        .coll = "likes",
-        .filter = f,
-        .key = "seq", /* an ObjectId made at the like: newest first */
-        .descending = 1,
-        .after = after,
-        .limit = limit,
-        .render = likes__render,
-        .ud = &l,
-    };
-    if (users_blockset(p, req->user_id, &l.blocks) != 0 || lists_walk(p, &w, items, &next) != 0) {
-        rpc_db_error(r);
-        cJSON_Delete(out);
-    } else {
-        lists_add_next(p, out, "likers", next);
-        rpc_json(r, 200, out);
-    }
-    free(next);
-    bson_destroy(f);
-    users_blockset_free(&l.blocks);
-    users_authors_free(l.authors);
     bson_destroy(&post);
 }

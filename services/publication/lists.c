@@ -140,3 +140,21 @@ int lists_walk(pub_t *p, const lists_walk_t *w, cJSON *items, char **next_key)
     *next_key = xstrdup(after);
     return 0;
 }
+
+void lists_answer(pub_t *p, const mq_message_t *req, mq_reply_t *r, const char *list, lists_walk_t *w)
+{
+    lists_ctx_t ctx = {.p = p, .caller = req->user_id, .authors = users_authors_new(p)};
+    cJSON *out = cJSON_CreateObject(), *items = cJSON_AddArrayToObject(out, "items");
+    char *next = NULL;
+    w->ud = &ctx;
+    if (users_blockset(p, req->user_id, &ctx.blocks) != 0 || lists_walk(p, w, items, &next) != 0) {
+        rpc_db_error(r);
+        cJSON_Delete(out);
+    } else {
+        lists_add_next(p, out, list, next);
+        rpc_json(r, 200, out);
+    }
+    free(next);
+    users_blockset_free(&ctx.blocks);
+    users_authors_free(ctx.authors);
+}

@@ -505,16 +505,9 @@ void posts_remove(pub_t *p, const mq_message_t *req, mq_reply_t *r)
 
 /* ================================================================ lists */
 
-typedef struct {
-    pub_t *p;
-    const char *caller;
-    pub_blockset_t blocks;
-    pub_authors_t *authors;
-} posts__list_t;
-
 static cJSON *posts__render(const bson_t *doc, void *ud, int *err)
 {
-    posts__list_t *l = ud;
+    lists_ctx_t *l = ud;
     const char *author = db_doc_str(doc, "author_id");
     if (author == NULL || users_blockset_has(&l->blocks, author))
         return NULL;
@@ -525,9 +518,6 @@ static cJSON *posts__render(const bson_t *doc, void *ud, int *err)
 static void posts__list(pub_t *p, const mq_message_t *req, mq_reply_t *r, const char *list, const bson_t *filter,
                         long limit, const char *after)
 {
-    posts__list_t l = {.p = p, .caller = req->user_id, .authors = users_authors_new(p)};
-    cJSON *out = cJSON_CreateObject(), *items = cJSON_AddArrayToObject(out, "items");
-    char *next = NULL;
     lists_walk_t w = {
         .coll = "posts",
         .filter = filter,
@@ -536,18 +526,8 @@ static void posts__list(pub_t *p, const mq_message_t *req, mq_reply_t *r, const 
         .after = after,
         .limit = limit,
         .render = posts__render,
-        .ud = &l,
     };
-    if (users_blockset(p, req->user_id, &l.blocks) != 0 || lists_walk(p, &w, items, &next) != 0) {
-        rpc_db_error(r);
-        cJSON_Delete(out);
-    } else {
-        lists_add_next(p, out, list, next);
-        rpc_json(r, 200, out);
-    }
-    free(next);
-    users_blockset_free(&l.blocks);
-    users_authors_free(l.authors);
+    lists_answer(p, req, r, list, &w);
 }
 
 void posts_of_user(pub_t *p, const mq_message_t *req, mq_reply_t *r)

@@ -165,6 +165,17 @@ typedef struct {
 /* Adds up to limit items to items; *next_key (malloc'd) is where the next page starts, or NULL
  * at the end of the list. 0 or -1 (database error). */
 int lists_walk(pub_t *p, const lists_walk_t *w, cJSON *items, char **next_key);
+/* What the render of a list gets as ud: the caller (NULL: anonymous), the users in a block
+ * relation with it (left out of lists), and the authors looked up so far. */
+typedef struct {
+    pub_t *p;
+    const char *caller;
+    pub_blockset_t blocks;
+    pub_authors_t *authors;
+} lists_ctx_t;
+/* Answers 200 {items, next_cursor} with one page of w for the caller (w->ud is set to its
+ * lists_ctx_t), or 503. */
+void lists_answer(pub_t *p, const mq_message_t *req, mq_reply_t *r, const char *list, lists_walk_t *w);
 /* Adds next_cursor to o: for a page of list ending at key, or null (key NULL: the last page). */
 void lists_add_next(pub_t *p, cJSON *o, const char *list, const char *key);
 

@@ -1160,34 +1160,49 @@ def test_consumed_post_event_schema_has_what_auth_relies_on(key):
             validate(bad, uri, f"a bad {key}")
 
 
-def test_asyncapi_has_the_auth_events():
-    """A channel on `events` per event key, whose message's payload is proto/schemas/events/<key>.json and
-    whose headers are the envelope narrowed to that type; auth sends its nine and receives the post events
-    on auth.events."""
+def check_event_channels(keys, app_of, bad_app):
+    """Each event key has one channel on the topic exchange `events` whose message's payload is
+    proto/schemas/events/<key>.json and whose headers are the envelope narrowed to that type and to the
+    app_id of its publisher (app_of(key)); a wrong type, app_id (bad_app), delivery mode or message_id is
+    refused. Returns the channels' names by address."""
     channels = ASYNCAPI["channels"]
     by_address = {ch.get("address"): name for name, ch in channels.items()}
     envelope = {"message_id": str(uuid.uuid4()), "timestamp": int(time.time()), "content_type": "application/json",
                 "delivery_mode": 2, "headers": {"x-request-id": "r1"}}
-    files = {os.path.basename(p)[:-5] for p in glob.glob(os.path.join(SCHEMA_DIR, "events", "*.json"))}
-    assert files == set(AUTH_EVENTS) | set(AUTH_CONSUMES) | set(MEDIA_EVENTS) | set(PUBLICATION_EVENTS), files
-    for key in (*AUTH_EVENTS, *AUTH_CONSUMES):
+    for key in keys:
         assert key in by_address, f"no channel with address {key}"
         name = by_address[key]
         ch = channels[name]
         assert ch["bindings"]["amqp"]["is"] == "routingKey" and ch["bindings"]["amqp"]["exchange"]["name"] == "events"
         assert ch["bindings"]["amqp"]["exchange"]["type"] == "topic"
         assert len(ch["messages"]) == 1, name
-        msg_key = next(iter(ch["messages"]))
-        msg, msg_uri = follow(child(ASYNCAPI_URI, "channels", name, "messages", msg_key))
+        msg_uri = _message_schema(key)
         payload, _ = follow(child(msg_uri, "payload", "schema"))
         assert payload == DOCS[schema_uri(f"events/{key}")], f"{name}: payload is not schemas/events/{key}.json"
-        app = "auth" if key in AUTH_EVENTS else "publication"
         headers = child(msg_uri, "headers", "schema")
+        app = app_of(key)
         validate({**envelope, "type": key, "app_id": app}, headers, f"{key} envelope")
-        for change in ({"type": "x.y"}, {"app_id": "search"}, {"delivery_mode": 1}):
+        for change in ({"type": "x.y"}, {"app_id": bad_app}, {"delivery_mode": 1}, {"message_id": "1"}):
             with pytest.raises(AssertionError):
                 validate({**envelope, "type": key, "app_id": app, **change}, headers, f"a bad {key} envelope")
-    sends = {op["channel"]["$ref"] for op in ASYNCAPI["operations"].values() if op["action"] == "send"}
+    return by_address
+
+
+def event_senders():
+    """The channel references of every send operation."""
+    return {op["channel"]["$ref"] for op in ASYNCAPI["operations"].values() if op["action"] == "send"}
+
+
+def test_asyncapi_has_the_auth_events():
+    """A channel on `events` per event key, whose message's payload is proto/schemas/events/<key>.json and
+    whose headers are the envelope narrowed to that type; auth sends its nine and receives the post events
+    on auth.events."""
+    channels = ASYNCAPI["channels"]
+    files = {os.path.basename(p)[:-5] for p in glob.glob(os.path.join(SCHEMA_DIR, "events", "*.json"))}
+    assert files == set(AUTH_EVENTS) | set(AUTH_CONSUMES) | set(MEDIA_EVENTS) | set(PUBLICATION_EVENTS), files
+    by_address = check_event_channels((*AUTH_EVENTS, *AUTH_CONSUMES),
+                                      lambda key: "auth" if key in AUTH_EVENTS else "publication", "search")
+    sends = event_senders()
     for key in AUTH_EVENTS:
         assert f"#/channels/{by_address[key]}" in sends, f"no operation sends {key}"
     queue = channels[by_address["auth.events"]]
@@ -1890,25 +1905,11 @@ def test_asyncapi_has_the_media_events_and_queues():
     user.deleted on resize-image.events, and serves resize-image.rpc one request at a time, media.get's
     request and reply described."""
     channels = ASYNCAPI["channels"]
-    by_address = {ch.get("address"): name for name, ch in channels.items()}
-    envelope = {"message_id": str(uuid.uuid4()), "timestamp": int(time.time()), "content_type": "application/json",
-                "delivery_mode": 2, "headers": {"x-request-id": "r1"}}
-    sends = {op["channel"]["$ref"] for op in ASYNCAPI["operations"].values() if op["action"] == "send"}
+    by_address = check_event_channels(MEDIA_EVENTS, lambda key: "resize-image", "auth")
+    sends = event_senders()
     for key in MEDIA_EVENTS:
-        assert key in by_address, f"no channel with address {key}"
         name = by_address[key]
         ch = channels[name]
-        assert ch["bindings"]["amqp"]["is"] == "routingKey" and ch["bindings"]["amqp"]["exchange"]["name"] == "events"
-        assert ch["bindings"]["amqp"]["exchange"]["type"] == "topic"
-        assert len(ch["messages"]) == 1, name
-        msg_uri = _message_schema(key)
-        payload, _ = follow(child(msg_uri, "payload", "schema"))
-        assert payload == DOCS[schema_uri(f"events/{key}")], f"{name}: payload is not schemas/events/{key}.json"
-        headers = child(msg_uri, "headers", "schema")
-        validate({**envelope, "type": key, "app_id": "resize-image"}, headers, f"{key} envelope")
-        for change in ({"type": "x.y"}, {"app_id": "auth"}, {"delivery_mode": 1}, {"message_id": "1"}):
-            with pytest.raises(AssertionError):
-                validate({**envelope, "type": key, "app_id": "resize-image", **change}, headers, f"a bad {key} envelope")
         assert f"#/channels/{name}" in sends, f"no operation sends {key}"
         assert "resize-image" in ch["description"]
 
@@ -2507,25 +2508,11 @@ def test_asyncapi_has_the_publication_events_and_queues():
     block events on publication.events, serves publication.rpc, and calls media.get and auth.users_get (whose
     request and reply auth.rpc's operation describes)."""
     channels = ASYNCAPI["channels"]
-    by_address = {ch.get("address"): name for name, ch in channels.items()}
-    envelope = {"message_id": str(uuid.uuid4()), "timestamp": int(time.time()), "content_type": "application/json",
-                "delivery_mode": 2, "headers": {"x-request-id": "r1"}}
-    sends = {op["channel"]["$ref"] for op in ASYNCAPI["operations"].values() if op["action"] == "send"}
+    by_address = check_event_channels(PUBLICATION_EVENTS, lambda key: "publication", "auth")
+    sends = event_senders()
     for key in PUBLICATION_EVENTS:
-        assert key in by_address, f"no channel with address {key}"
         name = by_address[key]
         ch = channels[name]
-        assert ch["bindings"]["amqp"]["is"] == "routingKey" and ch["bindings"]["amqp"]["exchange"]["name"] == "events"
-        assert ch["bindings"]["amqp"]["exchange"]["type"] == "topic"
-        assert len(ch["messages"]) == 1, name
-        msg_uri = _message_schema(key)
-        payload, _ = follow(child(msg_uri, "payload", "schema"))
-        assert payload == DOCS[schema_uri(f"events/{key}")], f"{name}: payload is not schemas/events/{key}.json"
-        headers = child(msg_uri, "headers", "schema")
-        validate({**envelope, "type": key, "app_id": "publication"}, headers, f"{key} envelope")
-        for change in ({"type": "x.y"}, {"app_id": "auth"}, {"delivery_mode": 1}, {"message_id": "1"}):
-            with pytest.raises(AssertionError):
-                validate({**envelope, "type": key, "app_id": "publication", **change}, headers, f"a bad {key} envelope")
         assert f"#/channels/{name}" in sends, f"no operation sends {key}"
         assert "publication" in ch["description"]
         assert f"`{key}`" in ASYNCAPI["info"]["description"], key
