@@ -31,22 +31,24 @@ static void text__add_distinct(cJSON *arr, const char *s, int max)
 }
 
 /* The normal form of a tag's run of len bytes: NFKC of its case folding, itself NFKC (so that
- * folding cannot leave a non-normal string). Returns a g_malloc'd string or NULL (not a tag:
- * no letter, or more than PUB_TAG_MAX_CHARS characters). */
+ * folding cannot leave a non-normal string). Returns a g_malloc'd string or NULL (not a tag): the
+ * normal form must itself be a tag (NFKC turns some letters into punctuation: U+0140 is "l" and a
+ * middle dot), hold a letter, and have at most PUB_TAG_MAX_CHARS characters. So a stored tag is
+ * its own normal form, and the list route finds it from its own text. */
 static char *text__tag_normal(const char *run, size_t len)
 {
-    int letter = 0;
-    for (const char *q = run; q < run + len; q = g_utf8_next_char(q))
-        if (g_unichar_isalpha(g_utf8_get_char(q)))
-            letter = 1;
-    if (!letter)
-        return NULL;
     char *nfkc = g_utf8_normalize(run, (gssize)len, G_NORMALIZE_NFKC);
     char *folded = nfkc != NULL ? g_utf8_casefold(nfkc, -1) : NULL;
     char *out = folded != NULL ? g_utf8_normalize(folded, -1, G_NORMALIZE_NFKC) : NULL;
     g_free(nfkc);
     g_free(folded);
-    if (out != NULL && (out[0] == '\0' || g_utf8_strlen(out, -1) > PUB_TAG_MAX_CHARS)) {
+    int letter = 0, ok = out != NULL && out[0] != '\0' && g_utf8_strlen(out, -1) <= PUB_TAG_MAX_CHARS;
+    for (const char *q = out; ok && *q != '\0'; q = g_utf8_next_char(q)) {
+        gunichar c = g_utf8_get_char(q);
+        ok = text__tag_char(c);
+        letter |= g_unichar_isalpha(c);
+    }
+    if (!ok || !letter) {
         g_free(out);
         out = NULL;
     }

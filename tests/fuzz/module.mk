@@ -12,7 +12,11 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $<
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LDLIBS)
 
 .PHONY: fuzz-binaries
 fuzz-binaries: $(FUZZ_BINS)
+
+# The caption parsers use GLib's Unicode tables and cJSON; core.c is included for its allocators.
+$(BUILD)/fuzz/fuzz_caption: FUZZ_CFLAGS += $(shell pkg-config --cflags glib-2.0)
+$(BUILD)/fuzz/fuzz_caption: FUZZ_LDLIBS = $(shell pkg-config --libs glib-2.0) -lcjson -luuid

@@ -50,6 +50,7 @@ Test(hashtags, unicode_letters_nfkc_and_case_folding)
     tags_are("#\xef\xac\x81re", "fire");                         /* the ﬁ ligature is NFKC "fi" */
     tags_are("#東京 #Москва #مرحبا", "東京,москва,مرحبا");
     tags_are("#ｔｏｋｙｏ", "tokyo");                            /* fullwidth letters */
+    tags_are("#\xc5\x80m #ok", "ok"); /* U+0140 is NFKC "l" + a middle dot: its normal form is no tag */
 }
 
 Test(hashtags, needs_a_letter_and_at_most_100_characters)
