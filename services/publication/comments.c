@@ -244,11 +244,12 @@ void comments_create(pub_t *p, const mq_message_t *req, mq_reply_t *r)
             goto out;
         }
         outbox_abort(p->outbox, ob);
-        counts_sync(p, post_id, 1);
-        if (gone == 2)
+        if (gone == 2) { /* the post stays: its count may have seen the reply */
+            counts_sync(p, post_id, 1);
             rpc_invalid(r, "reply_to", "must be the id of a comment of this post");
-        else
+        } else {
             rpc_not_found(r, "no such post");
+        }
         goto out;
     }
     /* a failed count leaves the event pending: recovery counts again before it publishes */
