@@ -2199,11 +2199,12 @@ def test_media_get_rpc_matches_asyncapi(media_up, rabbit, temp_queue):
         assert problem["type"] == PROBLEM_BASE + "invalid-field" and "ids" in problem.get("errors", {}), problem
 
 
-def test_resize_image_queues_match_asyncapi(media_up, rabbit):
-    """resize-image.events and resize-image.rpc exist as asyncapi.yaml declares them, bound as it says, and
-    resize-image consumes them one message at a time (prefetch 1)."""
+def check_service_queues(rabbit, service, channel_names):
+    """The queues of channel_names exist as asyncapi.yaml declares them (durability, arguments,
+    bindings), are consumed with manual acks (and the declared x-prefetch, if any), and
+    <service>.events.dlq exists, durable and plain."""
     channels = ASYNCAPI["channels"]
-    for name in ("resizeImageEvents", "resizeImageRpc"):
+    for name in channel_names:
         spec = channels[name]
         queue = spec["bindings"]["amqp"]["queue"]
         q = rabbit.get(f"/queues/%2F/{_q(queue['name'])}")
@@ -2220,9 +2221,15 @@ def test_resize_image_queues_match_asyncapi(media_up, rabbit):
         assert all(cd["ack_required"] for cd in consumers), consumers
         if "x-prefetch" in spec:
             assert {cd["prefetch_count"] for cd in consumers} == {spec["x-prefetch"]}, consumers
-    dlq = rabbit.get(f"/queues/%2F/{_q('resize-image.events.dlq')}")
+    dlq = rabbit.get(f"/queues/%2F/{_q(service + '.events.dlq')}")
     assert dlq.status_code == 200 and dlq.json()["durable"] is True, dlq.text
     assert dlq.json()["arguments"] == {}
+
+
+def test_resize_image_queues_match_asyncapi(media_up, rabbit):
+    """resize-image.events and resize-image.rpc exist as asyncapi.yaml declares them, bound as it says, and
+    resize-image consumes them one message at a time (prefetch 1)."""
+    check_service_queues(rabbit, "resize-image", ("resizeImageEvents", "resizeImageRpc"))
 
 
 # ------------------------------------------------------------------ publication: the documents
@@ -3065,22 +3072,4 @@ def test_users_get_rpc_matches_asyncapi(auth_up, rabbit, temp_queue):
 def test_publication_queues_match_asyncapi(publication_up, rabbit):
     """publication.events and publication.rpc exist as asyncapi.yaml declares them, bound as it says, and
     consumed with manual acks."""
-    channels = ASYNCAPI["channels"]
-    for name in ("publicationEvents", "publicationRpc"):
-        spec = channels[name]
-        queue = spec["bindings"]["amqp"]["queue"]
-        q = rabbit.get(f"/queues/%2F/{_q(queue['name'])}")
-        assert q.status_code == 200, f"queue {queue['name']} does not exist"
-        q = q.json()
-        assert (q["durable"], q["exclusive"], q["auto_delete"]) == (queue["durable"], queue["exclusive"],
-                                                                    queue["autoDelete"]), q
-        assert q["arguments"] == spec.get("x-arguments", {}), q["arguments"]
-        bindings = rabbit.get(f"/queues/%2F/{_q(queue['name'])}/bindings").json()
-        got = {(b["source"], b["routing_key"]) for b in bindings if b["source"]}
-        assert got == {(b["exchange"], b["routingKey"]) for b in spec["x-bindings"]}, got
-        consumers = q.get("consumer_details", [])
-        assert consumers, f"nobody consumes {queue['name']}"
-        assert all(cd["ack_required"] for cd in consumers), consumers
-    dlq = rabbit.get(f"/queues/%2F/{_q('publication.events.dlq')}")
-    assert dlq.status_code == 200 and dlq.json()["durable"] is True, dlq.text
-    assert dlq.json()["arguments"] == {}
+    check_service_queues(rabbit, "publication", ("publicationEvents", "publicationRpc"))
