@@ -86,6 +86,24 @@ void rpc_not_found(mq_reply_t *r, const char *detail)
     rpc_problem(r, 404, "not-found", detail, NULL);
 }
 
+/* ================================================================ method tables */
+
+long rpc_method_find(const void *table, size_t n, size_t stride, const mq_message_t *req, mq_reply_t *r)
+{
+    const char *method = req->type != NULL ? req->type : "";
+    for (size_t i = 0; i < n; i++) {
+        const rpc_method_t *m = (const rpc_method_t *)((const char *)table + i * stride);
+        if (strcmp(m->name, method) != 0)
+            continue;
+        if (m->needs_user && (req->user_id == NULL || req->user_id[0] == '\0')) {
+            rpc_unauthorized(r, "missing-token", "this route needs an access token");
+            return -1;
+        }
+        return (long)i;
+    }
+    return -1;
+}
+
 /* ================================================================ requests */
 
 cJSON *rpc_body(const mq_message_t *req, mq_reply_t *r)

@@ -32,6 +32,20 @@ void rpc_rate_limited(mq_reply_t *r, long retry_after_s, const char *detail);
 /* 404 not-found with detail. */
 void rpc_not_found(mq_reply_t *r, const char *detail);
 
+/* ================================================================ method tables */
+
+/* The head of an entry of a daemon's method table: the method (the AMQP type) and whether it
+ * needs a caller (x-user-id). Tables are arrays of the daemon's own struct, {rpc_method_t, handler}. */
+typedef struct {
+    const char *name;
+    int needs_user;
+} rpc_method_t;
+
+/* The index of req's method in table (n entries, stride bytes apart, each beginning with an
+ * rpc_method_t), or -1: not there (svc answers 404), or it needs a caller and req has none (then
+ * answered 401 missing-token). */
+long rpc_method_find(const void *table, size_t n, size_t stride, const mq_message_t *req, mq_reply_t *r);
+
 /* ================================================================ requests */
 
 /* The request body as a JSON object, or NULL after answering 400/413/415. Caller frees. */

@@ -98,9 +98,6 @@ int comments_visible(pub_t *p, const mq_message_t *req, mq_reply_t *r, bson_t *c
 static cJSON *comments__render(const bson_t *doc, void *ud, int *err)
 {
     lists_ctx_t *l = ud;
-    const char *author = db_doc_str(doc, "author_id");
-    if (author == NULL || users_blockset_has(&l->blocks, author))
-        return NULL;
     return comments__json(l->p, l->authors, doc, l->caller, err);
 }
 
@@ -119,6 +116,7 @@ void comments_list(pub_t *p, const mq_message_t *req, mq_reply_t *r)
             .key = "order",
             .after = after,
             .limit = limit,
+            .owner = "author_id",
             .render = comments__render,
         };
         lists_answer(p, req, r, "comments", &w);

@@ -224,10 +224,7 @@ void likes_comment_unlike(pub_t *p, const mq_message_t *req, mq_reply_t *r)
 static cJSON *likes__render(const bson_t *doc, void *ud, int *err)
 {
     lists_ctx_t *l = ud;
-    const char *user = db_doc_str(doc, "user_id");
-    if (user == NULL || users_blockset_has(&l->blocks, user))
-        return NULL;
-    const cJSON *a = users_authors_get(l->authors, user, err);
+    const cJSON *a = users_authors_get(l->authors, db_doc_str(doc, "user_id"), err);
     return a != NULL ? cJSON_Duplicate(a, 1) : NULL;
 }
 
@@ -246,6 +243,7 @@ void likes_post_likers(pub_t *p, const mq_message_t *req, mq_reply_t *r)
             .descending = 1,
             .after = after,
             .limit = limit,
+            .owner = "user_id",
             .render = likes__render,
         };
         lists_answer(p, req, r, "likers", &w);

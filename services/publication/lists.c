@@ -117,6 +117,9 @@ int lists_walk(pub_t *p, const lists_walk_t *w, cJSON *items, char **next_key)
             if (k == NULL || strlen(k) >= sizeof(after))
                 continue;
             strcpy(after, k);
+            const char *owner = db_doc_str(b.docs[i], w->owner);
+            if (owner == NULL || (w->hidden != NULL && users_blockset_has(w->hidden, owner)))
+                continue;
             int err = 0;
             cJSON *item = w->render(b.docs[i], w->ud, &err);
             if (err)
@@ -147,6 +150,7 @@ void lists_answer(pub_t *p, const mq_message_t *req, mq_reply_t *r, const char *
     cJSON *out = cJSON_CreateObject(), *items = cJSON_AddArrayToObject(out, "items");
     char *next = NULL;
     w->ud = &ctx;
+    w->hidden = &ctx.blocks;
     if (users_blockset(p, req->user_id, &ctx.blocks) != 0 || lists_walk(p, w, items, &next) != 0) {
         rpc_db_error(r);
         cJSON_Delete(out);

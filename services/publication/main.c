@@ -129,43 +129,33 @@ static int pub_ready(void *ud, cJSON *checks)
 /* ================================================================ RPC */
 
 static const struct {
-    const char *method;
+    rpc_method_t m;
     pub_handler_fn fn;
-    int needs_user;
 } pub_methods[] = {
-    {"publication.post_create", posts_create, 1},
-    {"publication.post_get", posts_get, 0},
-    {"publication.post_update", posts_update, 1},
-    {"publication.post_delete", posts_remove, 1},
-    {"publication.user_posts", posts_of_user, 0},
-    {"publication.tag_posts", posts_of_tag, 0},
-    {"publication.comments_list", comments_list, 0},
-    {"publication.comment_create", comments_create, 1},
-    {"publication.comment_get", comments_get, 0},
-    {"publication.comment_update", comments_update, 1},
-    {"publication.comment_delete", comments_remove, 1},
-    {"publication.post_like", likes_post_like, 1},
-    {"publication.post_unlike", likes_post_unlike, 1},
-    {"publication.comment_like", likes_comment_like, 1},
-    {"publication.comment_unlike", likes_comment_unlike, 1},
-    {"publication.post_likes", likes_post_likers, 0},
+    {{"publication.post_create", 1}, posts_create},
+    {{"publication.post_get", 0}, posts_get},
+    {{"publication.post_update", 1}, posts_update},
+    {{"publication.post_delete", 1}, posts_remove},
+    {{"publication.user_posts", 0}, posts_of_user},
+    {{"publication.tag_posts", 0}, posts_of_tag},
+    {{"publication.comments_list", 0}, comments_list},
+    {{"publication.comment_create", 1}, comments_create},
+    {{"publication.comment_get", 0}, comments_get},
+    {{"publication.comment_update", 1}, comments_update},
+    {{"publication.comment_delete", 1}, comments_remove},
+    {{"publication.post_like", 1}, likes_post_like},
+    {{"publication.post_unlike", 1}, likes_post_unlike},
+    {{"publication.comment_like", 1}, likes_comment_like},
+    {{"publication.comment_unlike", 1}, likes_comment_unlike},
+    {{"publication.post_likes", 0}, likes_post_likers},
 };
 
 static void pub_rpc_dispatch(mq_t *mq, const mq_message_t *req, mq_reply_t *reply, void *ud)
 {
     (void)mq;
-    const char *method = req->type != NULL ? req->type : "";
-    for (size_t i = 0; i < CORE_ARRAY_SIZE(pub_methods); i++) {
-        if (strcmp(pub_methods[i].method, method) != 0)
-            continue;
-        if (pub_methods[i].needs_user && (req->user_id == NULL || req->user_id[0] == '\0')) {
-            rpc_unauthorized(reply, "missing-token", "this route needs an access token");
-            return;
-        }
+    long i = rpc_method_find(pub_methods, CORE_ARRAY_SIZE(pub_methods), sizeof(pub_methods[0]), req, reply);
+    if (i >= 0)
         pub_methods[i].fn(ud, req, reply);
-        return;
-    }
-    /* unknown method: svc answers 404 */
 }
 
 static void setup_worker(svc_t *svc, mq_t *mq, void *ud)

@@ -508,9 +508,6 @@ void posts_remove(pub_t *p, const mq_message_t *req, mq_reply_t *r)
 static cJSON *posts__render(const bson_t *doc, void *ud, int *err)
 {
     lists_ctx_t *l = ud;
-    const char *author = db_doc_str(doc, "author_id");
-    if (author == NULL || users_blockset_has(&l->blocks, author))
-        return NULL;
     return posts_json(l->p, l->authors, doc, l->caller, err);
 }
 
@@ -525,6 +522,7 @@ static void posts__list(pub_t *p, const mq_message_t *req, mq_reply_t *r, const 
         .descending = 1,
         .after = after,
         .limit = limit,
+        .owner = "author_id",
         .render = posts__render,
     };
     lists_answer(p, req, r, list, &w);

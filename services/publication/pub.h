@@ -150,8 +150,9 @@ int likes_delete_of(pub_t *p, const char *target);
 int lists_page_args(pub_t *p, const mq_message_t *req, mq_reply_t *r, const char *list, long *limit,
                     char *after, size_t afterlen);
 /* One page of a list: documents of coll matching filter, ordered by the string member key
- * (ascending or descending), after the key after ("" from the start); render makes the item of a
- * document (NULL to leave it out: hidden, its author gone; *err = 1 on a database error). */
+ * (ascending or descending), after the key after ("" from the start). A document whose member
+ * owner (the user it is by) is missing or in hidden (may be NULL) is left out; render makes the
+ * item of the others (NULL to leave it out too: its author gone; *err = 1 on a database error). */
 typedef struct {
     const char *coll;
     const bson_t *filter;
@@ -159,6 +160,8 @@ typedef struct {
     int descending;
     const char *after;
     long limit;
+    const char *owner;
+    const pub_blockset_t *hidden;
     cJSON *(*render)(const bson_t *doc, void *ud, int *err);
     void *ud;
 } lists_walk_t;
@@ -174,7 +177,7 @@ typedef struct {
     pub_authors_t *authors;
 } lists_ctx_t;
 /* Answers 200 {items, next_cursor} with one page of w for the caller (w->ud is set to its
- * lists_ctx_t), or 503. */
+ * lists_ctx_t, w->hidden to the caller's block set), or 503. */
 void lists_answer(pub_t *p, const mq_message_t *req, mq_reply_t *r, const char *list, lists_walk_t *w);
 /* Adds next_cursor to o: for a page of list ending at key, or null (key NULL: the last page). */
 void lists_add_next(pub_t *p, cJSON *o, const char *list, const char *key);

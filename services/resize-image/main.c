@@ -162,30 +162,21 @@ static int resize_ready(void *ud, cJSON *checks)
 /* ================================================================ RPC */
 
 static const struct {
-    const char *method;
+    rpc_method_t m;
     void (*fn)(resize_t *app, const mq_message_t *req, mq_reply_t *r);
-    int needs_user;
 } resize_methods[] = {
-    {"media.upload", upload_media, 1},
-    {"media.show", media_get_one, 1},
-    {"media.get", media_get_batch, 0},
+    {{"media.upload", 1}, upload_media},
+    {{"media.show", 1}, media_get_one},
+    {{"media.get", 0}, media_get_batch},
 };
 
 static void resize_rpc(mq_t *mq, const mq_message_t *req, mq_reply_t *reply, void *ud)
 {
     (void)mq;
-    const char *method = req->type != NULL ? req->type : "";
-    for (size_t i = 0; i < CORE_ARRAY_SIZE(resize_methods); i++) {
-        if (strcmp(resize_methods[i].method, method) != 0)
-            continue;
-        if (resize_methods[i].needs_user && (req->user_id == NULL || req->user_id[0] == '\0')) {
-            rpc_unauthorized(reply, "missing-token", "this route needs an access token");
-            return;
-        }
+    long i = rpc_method_find(resize_methods, CORE_ARRAY_SIZE(resize_methods), sizeof(resize_methods[0]), req,
+                             reply);
+    if (i >= 0)
         resize_methods[i].fn(ud, req, reply);
-        return;
-    }
-    /* unknown method: svc answers 404 */
 }
 
 static void setup_worker(svc_t *svc, mq_t *mq, void *ud)

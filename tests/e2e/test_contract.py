@@ -1510,6 +1510,27 @@ def _drain(rabbit, queue, got, done, timeout, what):
             time.sleep(0.1)
 
 
+def collect_events(rabbit, queue, users_of, ours, expected, timeout):
+    """Drains queue until the events about the users ours (users_of(message) names a message's users)
+    reach the counts by routing key of expected, waits for anything more (a duplicate, an event for a
+    no-op), and asserts the counts are exactly expected. Returns every message drained."""
+
+    def counts(got):
+        n = {}
+        for m in got:
+            if users_of(m) & ours:
+                n[m["routing_key"]] = n.get(m["routing_key"], 0) + 1
+        return n
+
+    got = []
+    _drain(rabbit, queue, got, lambda g: all(counts(g).get(k, 0) >= v for k, v in expected.items()),
+           timeout=timeout, what=f"events {expected}")
+    time.sleep(1.5)  # anything more would have arrived by now
+    _drain(rabbit, queue, got, lambda g: True, timeout=0, what="the rest")
+    assert counts(got) == expected, counts(got)
+    return got
+
+
 def _message_schema(key):
     """The asyncapi message of the channel whose address is key."""
     name = next(n for n, ch in ASYNCAPI["channels"].items() if ch.get("address") == key)
@@ -1554,19 +1575,7 @@ def test_auth_events_match_schemas(auth_up, rabbit, event_queue):
     expected = {"user.registered": 3, "user.updated": 2, "user.deleted": 1, "follow.created": 3, "follow.deleted": 1,
                 "block.created": 1, "block.deleted": 1, "device.registered": max_devices + 3, "device.removed": 3}
 
-    def counts(got):
-        n = {}
-        for m in got:
-            if _event_users(m) & ours:
-                n[m["routing_key"]] = n.get(m["routing_key"], 0) + 1
-        return n
-
-    got = []
-    _drain(rabbit, event_queue, got, lambda g: all(counts(g).get(k, 0) >= v for k, v in expected.items()),
-           timeout=30, what=f"events {expected}")
-    time.sleep(1.5)  # anything more (a duplicate, an event for a no-op) would have arrived by now
-    _drain(rabbit, event_queue, got, lambda g: True, timeout=0, what="the rest")
-    assert counts(got) == expected, counts(got)
+    got = collect_events(rabbit, event_queue, _event_users, ours, expected, timeout=30)
 
     mine = [m for m in got if _event_users(m) & ours]
     by_key = {}
@@ -2964,19 +2973,7 @@ def test_publication_events_match_schemas(publication_up, media_up, rabbit, publ
     expected = {"post.created": 3, "post.updated": 1, "post.deleted": 2, "comment.created": 3, "comment.deleted": 1,
                 "like.created": 2, "like.deleted": 1}
 
-    def counts(got):
-        n = {}
-        for msg in got:
-            if _pub_event_users(msg) & ours:
-                n[msg["routing_key"]] = n.get(msg["routing_key"], 0) + 1
-        return n
-
-    got = []
-    _drain(rabbit, publication_event_queue, got, lambda g: all(counts(g).get(k, 0) >= v for k, v in expected.items()),
-           timeout=45, what=f"events {expected}")
-    time.sleep(1.5)  # anything more (a duplicate, an event for a no-op) would have arrived by now
-    _drain(rabbit, publication_event_queue, got, lambda g: True, timeout=0, what="the rest")
-    assert counts(got) == expected, counts(got)
+    got = collect_events(rabbit, publication_event_queue, _pub_event_users, ours, expected, timeout=45)
 
     by_key, message_ids = {}, set()
     for msg in got:

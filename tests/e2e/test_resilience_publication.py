@@ -2,7 +2,8 @@
 every acknowledged post is there and each post that exists was announced once (one message_id; the
 outbox's recovery, PUBLICATION_OUTBOX_RECOVER_AFTER=5s in the test stack, finishes or drops what the
 killed process left half-way). auth's events delivered twice, or out of order, change nothing twice;
-malformed ones are dead-lettered (services/publication/README.md, "Store"; DESIGN.md, "Messaging")."""
+malformed ones are dead-lettered (services/publication/README.md, "Store"; DESIGN.md, "Messaging"). A
+database outage is 503 with Retry-After, and publication serves again by itself when it is over."""
 import collections
 import json
 import os
@@ -264,3 +265,32 @@ def test_malformed_events_are_dead_lettered_and_the_queue_moves_on(users):
     publish_event("block.created", {"blocker_id": a.id, "blocked_id": b.id, "created_at": now()})
     hidden(b, p["id"])
     assert queue_messages("publication.events.dlq") == before + len(bad)
+
+
+def test_database_outage_is_503_and_publication_recovers_by_itself(users):
+    """FerretDB stopped: creates, reads and likes answer 503 database-unavailable with Retry-After (never a
+    500, a 404 or a 401), nothing is stored, and publication's /readyz says so; once the database is back,
+    the same process serves and publishes again."""
+    a = users()
+    p = make_post(a, "before the outage")
+    mids = media_ids(a, 1)
+    pid = pid_of("publication")
+    stack_ok("stop", "ferretdb")
+    try:
+        wait_until(lambda: a.get(f"/v1/posts/{p['id']}").status_code == 503, timeout=20,
+                   what="503 while the database is down")
+        for r in (a.get(f"/v1/posts/{p['id']}"), a.post(f"/v1/posts/{p['id']}/like"),
+                  a.post("/v1/posts", json={"caption": "during", "media_ids": mids})):
+            assert r.status_code == 503 and r.headers["content-type"].startswith("application/problem+json"), r.text
+            assert r.json()["type"].endswith("database-unavailable") and r.headers.get("retry-after"), r.text
+        assert httpx.get(f"{ADMIN}/readyz", timeout=5).json()["checks"]["database"] == "down"
+    finally:
+        stack_ok("start", "ferretdb")
+    with EventQueue(["post.created"]) as events:
+        r = wait_until(lambda: (lambda r: r if r.status_code == 201 else None)(
+            a.post("/v1/posts", json={"caption": "after", "media_ids": mids})), timeout=30,
+            what="creates accepted again")
+        assert events.take(1, timeout=10, predicate=lambda e: e["body"]["post_id"] == r.json()["id"])
+    assert get_post(a, p["id"])["like_count"] == 0, "the like refused during the outage was not stored"
+    assert user_posts(a, a.username) == [r.json()["id"], p["id"]], "nothing else was stored"
+    assert pid_of("publication") == pid and alive(pid), "publication must not need a restart"
