@@ -117,7 +117,7 @@ ferretdb_ok() {
 	local bin=$TOOLS/bin/ferretdb out
 	[[ -x $bin ]] || return 1
 	out=$("$bin" --version 2>/dev/null) || return 1
-	grep -qxF "version: $FERRETDB_VERSION" <<<"$out" && [[ -f $TOOLS/ferretdb-build/$FERRETDB_PATCHED ]]
+	grep -qxF "version: $FERRETDB_VERSION" <<<"$out" && [[ -f $TOOLS/ferretdb-build/$(ferretdb_patched_mark) ]]
 }
 
 # Builds FerretDB from a copy of its module source with build/version/version.txt filled in.
@@ -138,8 +138,13 @@ build_ferretdb() {
 	chmod -R u+w "$build/src"
 	printf '%s\n' "$FERRETDB_VERSION" >"$build/src/build/version/version.txt"
 	ferretdb_patch_id_lookup "$build/src" || return 1
+	local p
+	for p in "$FERRETDB_PATCHES"/*.patch; do
+		patch -d "$build/src" -p1 --forward --batch <"$p" || return 1
+	done
 	(cd "$build/src" && GOFLAGS=-buildvcs=false GOBIN="$TOOLS/bin" "$go" install -trimpath ./cmd/ferretdb)
-	touch "$build/$FERRETDB_PATCHED"
+	rm -f "$build"/patched-*
+	touch "$build/$(ferretdb_patched_mark)"
 }
 
 # FerretDB 1.24's SQLite backend looks a document up by `_ferretdb_sjson->'$._id'`, but makes the
@@ -147,7 +152,12 @@ build_ferretdb() {
 # as written, so every {_id: x} lookup (the only filter FerretDB hands to SQLite) scanned the
 # whole table: a post read took 155 ms with 4,600 posts stored. Written as the index is, the
 # lookup is an index search. Nothing else changes: both spell the same JSON path.
-FERRETDB_PATCHED=patched-id-lookup
+# Our other changes to FerretDB are patches in deploy/local/ferretdb/ (each says why). The build
+# is marked with a digest of them, so a binary built without the current set is built again.
+FERRETDB_PATCHES=$ROOT/deploy/local/ferretdb
+ferretdb_patched_mark() {
+	printf 'patched-id-lookup-%s\n' "$(cat "$FERRETDB_PATCHES"/*.patch | sha256sum | cut -c1-12)"
+}
 ferretdb_patch_id_lookup() {
 	local f=$1/internal/backends/sqlite/metadata/metadata.go
 	grep -qF "IDColumn = DefaultColumn + \"->'\$._id'\"" "$f" || return 1
