@@ -52,6 +52,17 @@ static const gw_route_t gw__table[] = {
     {"POST", "/v1/comments/{id}/like", "publication", "publication.comment_like", GW_AUTH_REQUIRED, 0, 0, 0},
     {"DELETE", "/v1/comments/{id}/like", "publication", "publication.comment_unlike", GW_AUTH_REQUIRED, 0, 0, 0},
     {"GET", "/v1/posts/{id}/likes", "publication", "publication.post_likes", GW_AUTH_OPTIONAL, 0, 0, 0},
+    /* Home feed, stories, highlights (publication). */
+    {"GET", "/v1/feed", "publication", "publication.feed", GW_AUTH_REQUIRED, 0, 0, 0},
+    {"POST", "/v1/stories", "publication", "publication.story_create", GW_AUTH_REQUIRED, 4 * KiB, 0, 0},
+    {"GET", "/v1/stories/feed", "publication", "publication.stories_feed", GW_AUTH_REQUIRED, 0, 0, 0},
+    {"DELETE", "/v1/stories/{id}", "publication", "publication.story_delete", GW_AUTH_REQUIRED, 0, 0, 0},
+    {"POST", "/v1/stories/{id}/seen", "publication", "publication.story_seen", GW_AUTH_REQUIRED, 0, 0, 0},
+    {"GET", "/v1/users/{username}/stories", "publication", "publication.user_stories", GW_AUTH_OPTIONAL, 0, 0, 0},
+    {"POST", "/v1/highlights", "publication", "publication.highlight_create", GW_AUTH_REQUIRED, 16 * KiB, 0, 0},
+    {"GET", "/v1/users/{username}/highlights", "publication", "publication.user_highlights", GW_AUTH_OPTIONAL, 0, 0,
+     0},
+    {"DELETE", "/v1/highlights/{id}", "publication", "publication.highlight_delete", GW_AUTH_REQUIRED, 0, 0, 0},
     /* Test and benchmark routes, served by tests/echod; only with GATEWAY_DEBUG_ROUTES=true. */
     {"GET", "/v1/debug/echo", "echo", "echo.echo", GW_AUTH_REQUIRED, 0, 0, 1},
     {"POST", "/v1/debug/echo", "echo", "echo.echo", GW_AUTH_REQUIRED, 64 * KiB, 0, 1},

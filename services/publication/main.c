@@ -1,5 +1,5 @@
-/* main.c -- the publication daemon: configuration, database, outbox, RPC client, method table and
- * event wiring. */
+/* main.c -- the publication daemon: configuration, database, outbox, RPC client, fanout, method
+ * table and event wiring. */
 #include <string.h>
 
 #include <sodium.h>
@@ -23,6 +23,21 @@ static const cfg_var_t conf_table[] = {
      &conf.outbox_recover_after_ms, 1000, 3600000},
     {"PUBLICATION_OUTBOX_POLL", CFG_MS, "1s", "how often the relay looks for events when not woken",
      &conf.outbox_poll_ms, 10, 60000},
+    {"FEED_FANOUT_MAX_FOLLOWERS", CFG_INT, "10000",
+     "authors with more followers are merged into feeds at read time, not fanned out",
+     &conf.feed_fanout_max_followers, 0, 100000000},
+    {"FEED_MAX_ITEMS", CFG_INT, "800", "entries a home timeline keeps", &conf.feed_max_items, 10, 100000},
+    {"FEED_FANOUT_BATCH", CFG_INT, "1000", "followers per fanout batch (one bulk write)", &conf.feed_fanout_batch, 1,
+     100000},
+    {"FEED_BACKFILL", CFG_INT, "50", "newest posts of a followed account added on follow", &conf.feed_backfill, 0,
+     100000},
+    {"FEED_TRIM_EVERY", CFG_INT, "16", "about one fanout write in this many trims the timeline",
+     &conf.feed_trim_every, 1, 100000},
+    {"FEED_FANOUT_WORKERS", CFG_INT, "2", "consumer threads of publication.fanout (own connection, prefetch 1)",
+     &conf.feed_fanout_workers, 1, 64},
+    {"STORY_TTL", CFG_MS, "24h", "how long a story is active", &conf.story_ttl_ms, 1000, 30L * 24 * 3600 * 1000},
+    {"STORY_PURGE_INTERVAL", CFG_MS, "10m", "how often expired stories are deleted", &conf.story_purge_interval_ms,
+     100, 24L * 3600 * 1000},
     {0},
 };
 
@@ -102,13 +117,14 @@ static int pub_start(svc_t *svc, void *ud)
         log_error(NULL, "outbox: %s", err);
         return -1;
     }
-    return 0;
+    return fanout_start(&app);
 }
 
 static void pub_stop(svc_t *svc, void *ud)
 {
     (void)svc;
     (void)ud;
+    fanout_stop(&app);
     outbox_stop(app.outbox);
     app.outbox = NULL;
     mq_rpc_client_stop(app.rpc);
@@ -148,6 +164,15 @@ static const struct {
     {{"publication.comment_like", 1}, likes_comment_like},
     {{"publication.comment_unlike", 1}, likes_comment_unlike},
     {{"publication.post_likes", 0}, likes_post_likers},
+    {{"publication.feed", 1}, feed_get},
+    {{"publication.story_create", 1}, stories_create},
+    {{"publication.stories_feed", 1}, stories_feed},
+    {{"publication.story_delete", 1}, stories_remove},
+    {{"publication.story_seen", 1}, stories_mark_seen},
+    {{"publication.user_stories", 0}, stories_of_user},
+    {{"publication.highlight_create", 1}, highlights_create},
+    {{"publication.user_highlights", 0}, highlights_of_user},
+    {{"publication.highlight_delete", 1}, highlights_remove},
 };
 
 static void pub_rpc_dispatch(mq_t *mq, const mq_message_t *req, mq_reply_t *reply, void *ud)
@@ -172,7 +197,7 @@ int main(int argc, char **argv)
 {
     static const svc_def_t def = {
         .name = "publication",
-        .summary = "publication: posts, comments, likes, user and hashtag post lists",
+        .summary = "publication: posts, comments, likes, post lists, home feed, stories, highlights",
         .setup_worker = setup_worker,
         .ready = pub_ready,
         .start = pub_start,

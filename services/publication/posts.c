@@ -185,9 +185,7 @@ static int posts__parse(pub_t *p, const char *caption, cJSON **tags, cJSON **men
 
 /* ================================================================ create */
 
-/* The media of media_ids, fetched from resize-image, in the order given, as the post keeps them
- * ({id, width, height, blurhash?, variants}). Answers 422/403/503 and returns NULL otherwise. */
-static cJSON *posts__media(pub_t *p, const mq_message_t *req, mq_reply_t *r, const cJSON *media_ids)
+cJSON *posts_media(pub_t *p, const mq_message_t *req, mq_reply_t *r, const cJSON *media_ids, const char *field)
 {
     cJSON *body = cJSON_CreateObject(), *reply = NULL, *out = NULL;
     cJSON_AddItemToObject(body, "ids", cJSON_Duplicate(media_ids, 1));
@@ -211,7 +209,7 @@ static cJSON *posts__media(pub_t *p, const mq_message_t *req, mq_reply_t *r, con
         }
         if (m == NULL) {
             char *why = xasprintf("no such media: %s", want->valuestring);
-            rpc_invalid(r, "media_ids", why);
+            rpc_invalid(r, field, why);
             free(why);
             goto fail;
         }
@@ -283,7 +281,7 @@ void posts_create(pub_t *p, const mq_message_t *req, mq_reply_t *r)
         goto out;
     if (users_caller(p, req, r, &author) != 1)
         goto out;
-    media = posts__media(p, req, r, ids);
+    media = posts_media(p, req, r, ids, "media_ids");
     if (media == NULL)
         goto out;
     const char *caption = rpc_field_str(body, "caption");
@@ -530,29 +528,12 @@ static void posts__list(pub_t *p, const mq_message_t *req, mq_reply_t *r, const 
 
 void posts_of_user(pub_t *p, const mq_message_t *req, mq_reply_t *r)
 {
-    char raw[256], username[PUB_USERNAME_MAX + 1], uid[64], after[64];
+    char uid[64], after[64];
     long limit;
     if (lists_page_args(p, req, r, "user_posts", &limit, after, sizeof(after)) != 0)
         return;
-    int rc = 0;
-    size_t n = rpc_param(req, "username", raw, sizeof(raw)) == 0 ? strlen(raw) : 0;
-    if (n >= 3 && n <= PUB_USERNAME_MAX) {
-        for (size_t i = 0; i <= n; i++)
-            username[i] = (char)((raw[i] >= 'A' && raw[i] <= 'Z') ? raw[i] + 32 : raw[i]);
-        rc = users_by_name(p, username, uid);
-    }
-    if (rc == 1) {
-        int h = users_hidden(p, req->user_id, uid);
-        rc = h < 0 ? -1 : h ? 0 : 1;
-    }
-    if (rc < 0) {
-        rpc_db_error(r);
+    if (users_from_path(p, req, r, uid) != 1)
         return;
-    }
-    if (rc == 0) {
-        rpc_not_found(r, "no such user");
-        return;
-    }
     bson_t *f = BCON_NEW("author_id", BCON_UTF8(uid));
     posts__list(p, req, r, "user_posts", f, limit, after);
     bson_destroy(f);

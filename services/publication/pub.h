@@ -1,5 +1,5 @@
 /* pub.h -- what the files of the publication daemon share: its context, projections, counts,
- * caption parsing, outbox recovery and the RPC handlers. */
+ * caption parsing, feed, stories, outbox recovery and the RPC handlers. */
 #ifndef PUB_H
 #define PUB_H
 
@@ -24,6 +24,9 @@ typedef struct {
     char *cursor_secret;
     long rpc_timeout_ms;
     long outbox_recover_after_ms, outbox_poll_ms;
+    long feed_fanout_max_followers, feed_max_items, feed_fanout_batch, feed_backfill, feed_trim_every;
+    long feed_fanout_workers;
+    long story_ttl_ms, story_purge_interval_ms;
 } pub_conf_t;
 
 typedef struct {
@@ -32,6 +35,7 @@ typedef struct {
     cursor_key_t cursor;
     outbox_t *outbox;
     mq_rpc_client_t *rpc; /* calls to resize-image (media.get) and auth (auth.users_get) */
+    struct fanout *fanout; /* the consumers of publication.fanout (fanout.c) */
 } pub_t;
 
 #define PUB_ID_LEN 24         /* ObjectId hex: posts and comments */
@@ -82,11 +86,17 @@ int users_by_name(pub_t *p, const char *username, char id[64]);
 /* 1 if x blocks y or y blocks x, 0 if neither, -1 on a database error. NULL x: 0. */
 int users_hidden(pub_t *p, const char *x, const char *y);
 
-/* The users in a block relation with one caller (either direction), for filtering lists. */
+/* The user of the path parameter {username}, visible to the caller: 1 (id copied), else answers
+ * 404 (unknown, or in a block relation with the caller) or 503 and returns 0 or -1. */
+int users_from_path(pub_t *p, const mq_message_t *req, mq_reply_t *r, char id[64]);
+
+/* A set of user ids (block sets, following lists). */
 typedef struct {
     char **ids;
     size_t n;
-} pub_blockset_t;
+} pub_ids_t;
+/* The users in a block relation with one caller (either direction), for filtering lists. */
+typedef pub_ids_t pub_blockset_t;
 /* Loads the set of caller (NULL: empty). 0 or -1. */
 int users_blockset(pub_t *p, const char *caller, pub_blockset_t *out);
 int users_blockset_has(const pub_blockset_t *b, const char *user_id);
@@ -102,6 +112,23 @@ void users_authors_free(pub_authors_t *a);
 
 /* Event consumer of publication.events: user.*, follow.*, block.*. */
 mq_disposition_t users_on_event(mq_t *mq, const mq_message_t *msg, void *ud);
+
+/* ================================================================ graph buckets (graph.c) */
+
+/* The ids of the users user follows (following) or that follow it (followers), from their
+ * bucket documents: 0 (out filled, empty when none; free with users_blockset_free) or -1. */
+int graph_following(pub_t *p, const char *user, pub_ids_t *out);
+int graph_followers(pub_t *p, const char *user, pub_ids_t *out);
+/* 1 if from follows to (its edge is on), 0 if not, -1. */
+int graph_follows(pub_t *p, const char *from, const char *to);
+/* Brings the buckets and the follower's timeline in line with the follows edge from -> to after
+ * it changed (follow: backfill; unfollow: its posts leave the timeline), until the edge read
+ * after the write agrees with what was written. 0 or -1. */
+int graph_follow_sync(pub_t *p, const char *from, const char *to);
+/* After a block between a and b: each one's posts leave the other's timeline. 0 or -1. */
+int graph_block_sync(pub_t *p, const char *a, const char *b);
+/* Everything of a deleted account in the buckets: its own, and its id in others'. 0 or -1. */
+int graph_user_gone(pub_t *p, const char *user_id);
 
 /* ================================================================ counts (counts.c) */
 
@@ -127,6 +154,41 @@ cJSON *posts_json(pub_t *p, pub_authors_t *authors, const bson_t *post, const ch
 int posts_delete(pub_t *p, const bson_t *post, const char *request_id);
 /* What follows a post's deletion (comments, likes, counts); safe to repeat. 0 or -1. */
 int posts_cascade(pub_t *p, const char *post_id);
+
+/* The media of media_ids (strings), fetched from resize-image, in the order given, as posts and
+ * stories keep them ({id, width, height, blurhash?, variants}); they must be the caller's.
+ * Answers 422 (field: errors member of an unknown id), 403 or 503 and returns NULL otherwise. */
+cJSON *posts_media(pub_t *p, const mq_message_t *req, mq_reply_t *r, const cJSON *media_ids, const char *field);
+
+/* ================================================================ feed (feed.c, fanout.c) */
+
+/* Adds post_id (by author) to the timelines of users (n of them) in one bulk write; trims about
+ * one in FEED_TRIM_EVERY of them. 0 or -1. */
+int feed_add(pub_t *p, const char *post_id, const char *author, const char *const *users, size_t n);
+/* Removes post_id (by author) from the timelines of users in one bulk write. 0 or -1. */
+int feed_remove(pub_t *p, const char *post_id, const char *author, const char *const *users, size_t n);
+/* Removes every entry of author from user's timeline. 0 or -1. */
+int feed_remove_author(pub_t *p, const char *user, const char *author);
+/* Adds author's newest FEED_BACKFILL fanned-out posts to user's timeline. 0 or -1. */
+int feed_backfill(pub_t *p, const char *user, const char *author);
+/* A new post of author: into its recent document and its own timeline. 0 or -1. */
+int feed_post_created(pub_t *p, const char *post_id, const char *author);
+/* Everything of a deleted account in the feed documents: its timeline and recent posts. 0 or -1. */
+int feed_user_gone(pub_t *p, const char *user_id);
+
+/* Starts FEED_FANOUT_WORKERS consumers of publication.fanout (each with its own connection) and
+ * the story purge. 0 or -1. */
+int fanout_start(pub_t *p);
+/* Stops them: each finishes the message in hand. */
+void fanout_stop(pub_t *p);
+
+/* ================================================================ stories (stories.c, highlights.c) */
+
+/* Deletes the stories that expired (and their place in user_stories). Any thread; safe to run
+ * in several copies at once. 0 or -1. */
+int stories_purge(pub_t *p);
+/* Everything of a deleted account: its stories, seen marks and highlights. 0 or -1. */
+int stories_user_gone(pub_t *p, const char *user_id);
 
 /* ================================================================ comments and likes */
 
@@ -206,5 +268,14 @@ void likes_post_unlike(pub_t *p, const mq_message_t *req, mq_reply_t *r);
 void likes_comment_like(pub_t *p, const mq_message_t *req, mq_reply_t *r);
 void likes_comment_unlike(pub_t *p, const mq_message_t *req, mq_reply_t *r);
 void likes_post_likers(pub_t *p, const mq_message_t *req, mq_reply_t *r);
+void feed_get(pub_t *p, const mq_message_t *req, mq_reply_t *r);
+void stories_create(pub_t *p, const mq_message_t *req, mq_reply_t *r);
+void stories_feed(pub_t *p, const mq_message_t *req, mq_reply_t *r);
+void stories_remove(pub_t *p, const mq_message_t *req, mq_reply_t *r);
+void stories_mark_seen(pub_t *p, const mq_message_t *req, mq_reply_t *r);
+void stories_of_user(pub_t *p, const mq_message_t *req, mq_reply_t *r);
+void highlights_create(pub_t *p, const mq_message_t *req, mq_reply_t *r);
+void highlights_of_user(pub_t *p, const mq_message_t *req, mq_reply_t *r);
+void highlights_remove(pub_t *p, const mq_message_t *req, mq_reply_t *r);
 
 #endif

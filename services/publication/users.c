@@ -99,6 +99,27 @@ int users_by_name(pub_t *p, const char *username, char id[64])
     return rc;
 }
 
+int users_from_path(pub_t *p, const mq_message_t *req, mq_reply_t *r, char id[64])
+{
+    char raw[256], username[PUB_USERNAME_MAX + 1];
+    int rc = 0;
+    size_t n = rpc_param(req, "username", raw, sizeof(raw)) == 0 ? strlen(raw) : 0;
+    if (n >= 3 && n <= PUB_USERNAME_MAX) {
+        for (size_t i = 0; i <= n; i++)
+            username[i] = (char)((raw[i] >= 'A' && raw[i] <= 'Z') ? raw[i] + 32 : raw[i]);
+        rc = users_by_name(p, username, id);
+    }
+    if (rc == 1) {
+        int h = users_hidden(p, req->user_id, id);
+        rc = h < 0 ? -1 : h ? 0 : 1;
+    }
+    if (rc < 0)
+        rpc_db_error(r);
+    else if (rc == 0)
+        rpc_not_found(r, "no such user");
+    return rc;
+}
+
 /* 1 if the edge from -> to of coll ("follows", "blocks") is on, 0 if not, -1. */
 static int users__edge_on(pub_t *p, const char *coll, const char *from, const char *to)
 {

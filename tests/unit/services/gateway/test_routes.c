@@ -388,6 +388,13 @@ Test(routes, product_routes_and_their_methods)
         {"DELETE", "/v1/comments/c1/like", "publication.comment_unlike", "c1"},
         {"POST", "/v1/posts/p1/like", "publication.post_like", "p1"},
         {"GET", "/v1/posts/p1/likes", "publication.post_likes", "p1"},
+        {"GET", "/v1/feed", "publication.feed", NULL},
+        {"GET", "/v1/stories/feed", "publication.stories_feed", NULL},
+        {"POST", "/v1/stories/65f0c0ffee0123456789abcd/seen", "publication.story_seen", "65f0c0ffee0123456789abcd"},
+        {"DELETE", "/v1/stories/s1", "publication.story_delete", "s1"},
+        {"GET", "/v1/users/alice/stories", "publication.user_stories", "alice"},
+        {"GET", "/v1/users/alice/highlights", "publication.user_highlights", "alice"},
+        {"DELETE", "/v1/highlights/h1", "publication.highlight_delete", "h1"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         gw_match_t m;
