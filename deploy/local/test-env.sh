@@ -41,3 +41,6 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:print_summa
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export LSAN_OPTIONS="suppressions=$ROOT/tests/lsan.supp:print_suppressions=0"
 
+# Feed (test_feed*.py): authors with more than 5 followers are merged at read time, and fanout
+# batches of 2 followers make even small accounts' posts go through fanout.batch messages.
+export FEED_FANOUT_MAX_FOLLOWERS=5 FEED_FANOUT_BATCH=2 STORY_PURGE_INTERVAL=1s
