@@ -88,6 +88,10 @@ long db_count(db_t *db, const char *coll, const bson_t *filter);
 long db_each(db_t *db, const char *coll, const bson_t *filter, const bson_t *opts,
              int (*fn)(const bson_t *doc, void *ud), void *ud);
 
+/* db_each over the documents whose string _id is one of ids (n of them, at most 1000): one
+ * query, answered from the _id index by MongoDB and by our FerretDB build. */
+long db_find_ids(db_t *db, const char *coll, const char *const *ids, size_t n,
+                 int (*fn)(const bson_t *doc, void *ud), void *ud);
 /* Field readers: NULL / 0 when absent or of another type; strings are borrowed from doc. */
 const char *db_doc_str(const bson_t *doc, const char *key);
 int64_t db_doc_ms(const bson_t *doc, const char *key); /* a date (or an integer) as ms */

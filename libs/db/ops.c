@@ -183,6 +183,27 @@ int db_update_bulk(db_t *db, const char *coll, bson_t *const *filters, bson_t *c
     return rc;
 }
 
+long db_find_ids(db_t *db, const char *coll, const char *const *ids, size_t n,
+                 int (*fn)(const bson_t *doc, void *ud), void *ud)
+{
+    if (n == 0)
+        return 0;
+    bson_t *f = bson_new(), cond, arr;
+    bson_append_document_begin(f, "_id", 3, &cond);
+    bson_append_array_begin(&cond, "$in", 3, &arr);
+    for (size_t i = 0; i < n; i++) {
+        char key[16];
+        const char *kp;
+        bson_uint32_to_string((uint32_t)i, &kp, key, sizeof(key));
+        bson_append_utf8(&arr, kp, -1, ids[i], -1);
+    }
+    bson_append_array_end(&cond, &arr);
+    bson_append_document_end(f, &cond);
+    long rc = db_each(db, coll, f, NULL, fn, ud);
+    bson_destroy(f);
+    return rc;
+}
+
 long db_count(db_t *db, const char *coll, const bson_t *filter)
 {
     db__handle_t h;

@@ -388,28 +388,30 @@ void feed_get(pub_t *p, const mq_message_t *req, mq_reply_t *r)
         err = 1;
         goto out;
     }
-    /* the posts of the page, looked up by id; one more visible one says there is a next page */
-    for (size_t i = 0; i < pg.cand.n && !err; i++) {
-        char id[FEED_ENTRY_ID_LEN + 1];
-        memcpy(id, pg.cand.v[i], FEED_ENTRY_ID_LEN);
-        id[FEED_ENTRY_ID_LEN] = '\0';
-        bson_t post = BSON_INITIALIZER;
-        int found = posts_load(p, id, &post);
-        if (found < 0)
-            err = 1;
-        else if (found == 1 && (long)cJSON_GetArraySize(items) >= limit) {
-            more = 1;
-        } else if (found == 1) {
-            cJSON *item = posts_json(p, authors, &post, req->user_id, &err);
-            if (item != NULL) {
+    /* the posts of the page, looked up by ids in chunks of limit + 1 candidates (more when some
+     * are gone); one more visible post than the page holds says there is a next page */
+    for (size_t from = 0; from < pg.cand.n && !err && !more; from += (size_t)limit + 1) {
+        size_t n = pg.cand.n - from < (size_t)limit + 1 ? pg.cand.n - from : (size_t)limit + 1;
+        char **ids = xcalloc(n, sizeof(*ids));
+        for (size_t i = 0; i < n; i++)
+            ids[i] = g_strndup(pg.cand.v[from + i], FEED_ENTRY_ID_LEN);
+        pub_postset_t *set = posts_fetch(p, authors, ids, n, req->user_id);
+        err = set == NULL;
+        for (size_t i = 0; i < n && !err && !more; i++) {
+            cJSON *item = posts_fetched_json(set, ids[i], &err);
+            if (item != NULL && (long)cJSON_GetArraySize(items) >= limit) {
+                more = 1;
+                cJSON_Delete(item);
+            } else if (item != NULL) {
                 cJSON_AddItemToArray(items, item);
                 free(last);
-                last = xstrdup(id);
+                last = xstrdup(ids[i]);
             }
         }
-        bson_destroy(&post);
-        if (more)
-            break;
+        posts_fetch_free(set);
+        for (size_t i = 0; i < n; i++)
+            g_free(ids[i]);
+        free(ids);
     }
 out:
     if (err) {

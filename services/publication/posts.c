@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <glib.h>
+
 #include "core/core.h"
 #include "json/json.h"
 #include "log/log.h"
@@ -80,19 +82,15 @@ static cJSON *posts__live_mentions(pub_authors_t *authors, const bson_t *post, i
     return out;
 }
 
-cJSON *posts_json(pub_t *p, pub_authors_t *authors, const bson_t *post, const char *caller, int *err)
+/* The Post JSON of post with its counts and the caller's like given. */
+static cJSON *posts__shape(pub_authors_t *authors, const bson_t *post, int liked, long likes, long comments,
+                           int *err)
 {
     *err = 0;
     const char *id = db_doc_str(post, "_id"), *author_id = db_doc_str(post, "author_id");
     const cJSON *author = author_id != NULL ? users_authors_get(authors, author_id, err) : NULL;
     if (author == NULL)
         return NULL;
-    long likes, comments;
-    int liked = caller != NULL ? likes_has(p, id, caller) : 0;
-    if (liked < 0 || counts_get(p, id, &likes, &comments) != 0) {
-        *err = 1;
-        return NULL;
-    }
     const char *caption = db_doc_str(post, "caption");
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", id);
@@ -115,6 +113,128 @@ cJSON *posts_json(pub_t *p, pub_authors_t *authors, const bson_t *post, const ch
     else
         cJSON_AddNullToObject(o, "edited_at");
     return o;
+}
+
+cJSON *posts_json(pub_t *p, pub_authors_t *authors, const bson_t *post, const char *caller, int *err)
+{
+    const char *id = db_doc_str(post, "_id");
+    long likes, comments;
+    int liked = caller != NULL ? likes_has(p, id, caller) : 0;
+    if (liked < 0 || counts_get(p, id, &likes, &comments) != 0) {
+        *err = 1;
+        return NULL;
+    }
+    return posts__shape(authors, post, liked, likes, comments, err);
+}
+
+/* ---------------------------------------------------------------- a page of posts at once */
+
+struct pub_postset {
+    pub_authors_t *authors;
+    GHashTable *posts;  /* id -> bson_t * */
+    GHashTable *counts; /* id -> long[2] (likes, comments) */
+    GHashTable *liked;  /* ids the caller likes */
+};
+
+static int posts__found(const bson_t *doc, void *ud)
+{
+    const char *id = db_doc_str(doc, "_id");
+    if (id != NULL)
+        g_hash_table_replace(ud, g_strdup(id), bson_copy(doc));
+    return 0;
+}
+
+static int posts__counted(const bson_t *doc, void *ud)
+{
+    const char *id = db_doc_str(doc, "_id");
+    if (id != NULL) {
+        long *c = g_new(long, 2);
+        c[0] = (long)db_doc_int(doc, "likes");
+        c[1] = (long)db_doc_int(doc, "comments");
+        g_hash_table_replace(ud, g_strdup(id), c);
+    }
+    return 0;
+}
+
+static int posts__liked(const bson_t *doc, void *ud)
+{
+    const char *target = db_doc_str(doc, "target");
+    if (target != NULL)
+        g_hash_table_add(ud, g_strdup(target));
+    return 0;
+}
+
+/* Collects the ids of the author and the mentioned users of post into who. */
+static void posts__people(const bson_t *post, GPtrArray *who)
+{
+    const char *author = db_doc_str(post, "author_id");
+    if (author != NULL)
+        g_ptr_array_add(who, g_strdup(author));
+    bson_iter_t it, arr, m;
+    if (bson_iter_init_find(&it, post, "mentions") && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr))
+        while (bson_iter_next(&arr))
+            if (BSON_ITER_HOLDS_DOCUMENT(&arr) && bson_iter_recurse(&arr, &m) && bson_iter_find(&m, "id") &&
+                BSON_ITER_HOLDS_UTF8(&m))
+                g_ptr_array_add(who, g_strdup(bson_iter_utf8(&m, NULL)));
+}
+
+static void posts__bson_free(gpointer b)
+{
+    bson_destroy(b);
+}
+
+pub_postset_t *posts_fetch(pub_t *p, pub_authors_t *authors, char *const *ids, size_t n, const char *caller)
+{
+    pub_postset_t *s = xcalloc(1, sizeof(*s));
+    s->authors = authors;
+    s->posts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, posts__bson_free);
+    s->counts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    s->liked = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    GPtrArray *who = g_ptr_array_new_with_free_func(g_free);
+    char **like_ids = xcalloc(n + 1, sizeof(*like_ids));
+    for (size_t i = 0; i < n && caller != NULL; i++)
+        like_ids[i] = xasprintf("%s:%s", ids[i], caller);
+    int ok = db_find_ids(p->db, "posts", (const char *const *)ids, n, posts__found, s->posts) >= 0 &&
+             db_find_ids(p->db, "counts", (const char *const *)ids, n, posts__counted, s->counts) >= 0 &&
+             (caller == NULL || db_find_ids(p->db, "likes", (const char *const *)like_ids, n, posts__liked, s->liked) >= 0);
+    if (ok) {
+        GHashTableIter it;
+        gpointer k, v;
+        g_hash_table_iter_init(&it, s->posts);
+        while (g_hash_table_iter_next(&it, &k, &v))
+            posts__people(v, who);
+        ok = users_authors_prefetch(authors, (const char *const *)who->pdata, who->len) == 0;
+    }
+    for (size_t i = 0; i < n && caller != NULL; i++)
+        free(like_ids[i]);
+    free(like_ids);
+    g_ptr_array_free(who, TRUE);
+    if (!ok) {
+        posts_fetch_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+cJSON *posts_fetched_json(pub_postset_t *s, const char *id, int *err)
+{
+    *err = 0;
+    const bson_t *post = g_hash_table_lookup(s->posts, id);
+    if (post == NULL)
+        return NULL;
+    const long *c = g_hash_table_lookup(s->counts, id);
+    return posts__shape(s->authors, post, g_hash_table_contains(s->liked, id), c != NULL ? c[0] : 0,
+                         c != NULL ? c[1] : 0, err);
+}
+
+void posts_fetch_free(pub_postset_t *s)
+{
+    if (s == NULL)
+        return;
+    g_hash_table_destroy(s->posts);
+    g_hash_table_destroy(s->counts);
+    g_hash_table_destroy(s->liked);
+    free(s);
 }
 
 /* Answers 200 (or status) with the post as the caller sees it. */

@@ -108,6 +108,8 @@ pub_authors_t *users_authors_new(pub_t *p);
 /* Borrowed (until users_authors_free) Author of user_id, NULL if unknown or gone; *err set to 1
  * on a database error. */
 const cJSON *users_authors_get(pub_authors_t *a, const char *user_id, int *err);
+/* Looks the authors of ids (n of them) up in one query, for users_authors_get. 0 or -1. */
+int users_authors_prefetch(pub_authors_t *a, const char *const *ids, size_t n);
 void users_authors_free(pub_authors_t *a);
 
 /* Event consumer of publication.events: user.*, follow.*, block.*. */
@@ -145,6 +147,16 @@ int counts_get(pub_t *p, const char *target, long *likes, long *comments);
 
 /* Loads post id into out: 1, 0 absent, -1. */
 int posts_load(pub_t *p, const char *id, bson_t *out);
+/* The posts of one page with what their Post shapes need (authors, counts, the caller's likes),
+ * each fetched in one query by ids. */
+typedef struct pub_postset pub_postset_t;
+/* Fetches the posts ids (n, at most 1000) for caller (may be NULL), with authors (borrowed, kept
+ * filled). NULL on a database error. */
+pub_postset_t *posts_fetch(pub_t *p, pub_authors_t *authors, char *const *ids, size_t n, const char *caller);
+/* The Post JSON of id if it was found (*err = 0), NULL if it is gone or its author is (*err = 0)
+ * or on a database error (*err = 1). */
+cJSON *posts_fetched_json(pub_postset_t *s, const char *id, int *err);
+void posts_fetch_free(pub_postset_t *s);
 /* Loads the post of the path parameter {id} visible to the caller; answers 404 (absent, bad id,
  * hidden by a block) or 503 otherwise. Returns 1 when loaded. */
 int posts_visible(pub_t *p, const mq_message_t *req, mq_reply_t *r, bson_t *out);

@@ -195,6 +195,21 @@ pub_authors_t *users_authors_new(pub_t *p)
     return a;
 }
 
+static void users__authors_put(pub_authors_t *a, const char *user_id, cJSON *author)
+{
+    a->e = xrealloc(a->e, (a->n + 1) * sizeof(*a->e));
+    a->e[a->n].id = xstrdup(user_id);
+    a->e[a->n++].author = author;
+}
+
+static int users__authors_has(const pub_authors_t *a, const char *user_id)
+{
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->e[i].id, user_id) == 0)
+            return 1;
+    return 0;
+}
+
 const cJSON *users_authors_get(pub_authors_t *a, const char *user_id, int *err)
 {
     for (size_t i = 0; i < a->n; i++)
@@ -205,10 +220,36 @@ const cJSON *users_authors_get(pub_authors_t *a, const char *user_id, int *err)
         *err = 1;
         return NULL;
     }
-    a->e = xrealloc(a->e, (a->n + 1) * sizeof(*a->e));
-    a->e[a->n].id = xstrdup(user_id);
-    a->e[a->n].author = author;
-    return a->e[a->n++].author;
+    users__authors_put(a, user_id, author);
+    return author;
+}
+
+static int users__authors_found(const bson_t *u, void *ud)
+{
+    pub_authors_t *a = ud;
+    const char *id = db_doc_str(u, "_id");
+    if (id != NULL && !users__authors_has(a, id))
+        users__authors_put(a, id, users__author_json(u));
+    return 0;
+}
+
+int users_authors_prefetch(pub_authors_t *a, const char *const *ids, size_t n)
+{
+    const char **want = xcalloc(n + 1, sizeof(*want));
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        int dup = users__authors_has(a, ids[i]);
+        for (size_t j = 0; j < m && !dup; j++)
+            dup = strcmp(want[j], ids[i]) == 0;
+        if (!dup)
+            want[m++] = ids[i];
+    }
+    long rc = db_find_ids(a->p->db, "users", want, m, users__authors_found, a);
+    for (size_t i = 0; i < m && rc >= 0; i++)
+        if (!users__authors_has(a, want[i]))
+            users__authors_put(a, want[i], NULL); /* unknown or gone */
+    free(want);
+    return rc < 0 ? -1 : 0;
 }
 
 void users_authors_free(pub_authors_t *a)
