@@ -2912,7 +2912,8 @@ def test_publication_routes_match_spec(publication_up, media_up):
     finally:
         for c in (ca, cb, cc):
             c.close()
-    missing = {op for op in PUBLICATION_ROUTES if not any(s[:2] == op and s[2] < 300 for s in call.seen)}
+    missing = {op for op in set(PUBLICATION_ROUTES) - FEED_ROUTES - STORY_ROUTES  # (tests of their own below)
+               if not any(s[:2] == op and s[2] < 300 for s in call.seen)}
     assert not missing, f"publication operations never called successfully: {sorted(missing)}"
 
 
