@@ -459,6 +459,7 @@ PUBLICATION_CONSUMES = ["user.registered", "user.updated", "user.deleted", "foll
                         "block.created", "block.deleted"]
 
 EXPECTED_SCHEMAS = ["event-envelope", "ping-reply", "problem", "readyz", "rpc-reply-headers", "rpc-request-headers",
+                    "publication.fanout",
                     *(f"events/{key}" for key in {**AUTH_EVENTS, **AUTH_CONSUMES, **MEDIA_EVENTS, **PUBLICATION_EVENTS})]
 
 
@@ -2261,7 +2262,19 @@ PUBLICATION_ROUTES = {
     ("/v1/comments/{id}/like", "post"): ("publication.comment_like", "required", 200),
     ("/v1/comments/{id}/like", "delete"): ("publication.comment_unlike", "required", 200),
     ("/v1/posts/{id}/likes", "get"): ("publication.post_likes", "optional", 200),
+    ("/v1/feed", "get"): ("publication.feed", "required", 200),
+    ("/v1/stories", "post"): ("publication.story_create", "required", 201),
+    ("/v1/stories/feed", "get"): ("publication.stories_feed", "required", 200),
+    ("/v1/stories/{id}", "delete"): ("publication.story_delete", "required", 204),
+    ("/v1/stories/{id}/seen", "post"): ("publication.story_seen", "required", 204),
+    ("/v1/users/{username}/stories", "get"): ("publication.user_stories", "optional", 200),
+    ("/v1/highlights", "post"): ("publication.highlight_create", "required", 201),
+    ("/v1/users/{username}/highlights", "get"): ("publication.user_highlights", "optional", 200),
+    ("/v1/highlights/{id}", "delete"): ("publication.highlight_delete", "required", 204),
 }
+# The routes of the feed, stories and highlights (README, "Feed", "Stories and highlights").
+FEED_ROUTES = {("/v1/feed", "get")}
+STORY_ROUTES = {k for k in PUBLICATION_ROUTES if "/stories" in k[0] or "/highlights" in k[0]}
 # The body schema of each success (README, "Shapes"); None: no body.
 PUBLICATION_SUCCESS_SCHEMA = {
     "publication.post_create": "Post", "publication.post_get": "Post", "publication.post_update": "Post",
@@ -2270,16 +2283,23 @@ PUBLICATION_SUCCESS_SCHEMA = {
     "publication.comment_get": "Comment", "publication.comment_update": "Comment", "publication.comment_delete": None,
     "publication.post_like": "LikeState", "publication.post_unlike": "LikeState", "publication.comment_like": "LikeState",
     "publication.comment_unlike": "LikeState", "publication.post_likes": "AuthorList",
+    "publication.feed": "PostList", "publication.story_create": "Story", "publication.stories_feed": "StoriesFeed",
+    "publication.story_delete": None, "publication.story_seen": None, "publication.user_stories": "StoryList",
+    "publication.highlight_create": "Highlight", "publication.user_highlights": "HighlightList",
+    "publication.highlight_delete": None,
 }
 PUBLICATION_REQUEST_SCHEMA = {
     "publication.post_create": "CreatePostRequest", "publication.post_update": "UpdatePostRequest",
     "publication.comment_create": "CreateCommentRequest", "publication.comment_update": "UpdateCommentRequest",
+    "publication.story_create": "CreateStoryRequest", "publication.highlight_create": "CreateHighlightRequest",
 }
 PUBLICATION_LISTS = {"publication.user_posts", "publication.tag_posts", "publication.comments_list",
-                     "publication.post_likes"}
+                     "publication.post_likes", "publication.feed", "publication.stories_feed",
+                     "publication.user_highlights"}  # (a user's stories: all in one page, no ?limit=)
 # README, "Rules": who may do it is checked (someone else's post or comment, someone else's media: 403).
 PUBLICATION_FORBIDDEN = {"publication.post_create", "publication.post_update", "publication.post_delete",
-                         "publication.comment_update", "publication.comment_delete"}
+                         "publication.comment_update", "publication.comment_delete", "publication.story_create",
+                         "publication.story_delete", "publication.highlight_create", "publication.highlight_delete"}
 PUBLICATION_LOCATION = {"publication.post_create": ("PostLocation", "/v1/posts/"),
                         "publication.comment_create": ("CommentLocation", "/v1/comments/")}
 OBJECT_ID = "6740a9c3e4b0c1d2e3f40512"
@@ -2298,7 +2318,8 @@ def test_openapi_has_every_publication_route():
         op = OPENAPI["paths"][path][method]
         op_uri = operation_uri(path, method)
         assert op.get("x-rpc") == rpc, where
-        assert op.get("tags") and set(op["tags"]) <= {"posts", "comments", "likes"}, where
+        assert op.get("tags") and set(op["tags"]) <= {"posts", "comments", "likes", "feed", "stories", "highlights"}, \
+            where
         assert _token_kind(op) == kind, f"{where}: token {_token_kind(op)}, README says {kind}"
         codes = {int(c) for c in op["responses"]}
         want = {success, 400, 401, 429, 503, 504}  # 400: a malformed body, a bad cursor, the gateway's bad-path
@@ -2891,7 +2912,8 @@ def test_publication_routes_match_spec(publication_up, media_up):
     finally:
         for c in (ca, cb, cc):
             c.close()
-    missing = {op for op in PUBLICATION_ROUTES if not any(s[:2] == op and s[2] < 300 for s in call.seen)}
+    missing = {op for op in set(PUBLICATION_ROUTES) - FEED_ROUTES - STORY_ROUTES  # (tests of their own below)
+               if not any(s[:2] == op and s[2] < 300 for s in call.seen)}
     assert not missing, f"publication operations never called successfully: {sorted(missing)}"
 
 
@@ -3067,6 +3089,392 @@ def test_users_get_rpc_matches_asyncapi(auth_up, rabbit, temp_queue):
 
 
 def test_publication_queues_match_asyncapi(publication_up, rabbit):
-    """publication.events and publication.rpc exist as asyncapi.yaml declares them, bound as it says, and
-    consumed with manual acks."""
-    check_service_queues(rabbit, "publication", ("publicationEvents", "publicationRpc"))
+    """publication.events, publication.rpc and publication.fanout exist as asyncapi.yaml declares them, bound as
+    it says, and consumed with manual acks (publication.fanout with prefetch 1); publication.fanout.dlq too."""
+    check_service_queues(rabbit, "publication", ("publicationEvents", "publicationRpc", "publicationFanout"))
+    dlq = rabbit.get(f"/queues/%2F/{_q('publication.fanout.dlq')}")
+    assert dlq.status_code == 200 and dlq.json()["durable"] is True, dlq.text
+    assert dlq.json()["arguments"] == {}
+
+
+# ------------------------------------------------------------------ feed, stories and highlights: the documents
+
+STORY = {"id": "6740b1c3e4b0c1d2e3f40601", "author": {**AUTHOR, "avatar": None}, "media": post_media_sample(),
+         "created_at": T0, "expires_at": "2026-11-22T18:40:03Z", "seen": False}
+HIGHLIGHT = {"id": "6740c0c3e4b0c1d2e3f40701", "owner": AUTHOR, "title": "Summer",
+             "stories": [{k: STORY[k] for k in ("id", "media", "created_at")}], "created_at": T0}
+
+
+def test_feed_story_highlight_schemas_are_exactly_the_readme_shapes():
+    """Story, StoriesFeedItem, Highlight and HighlightStory have exactly the README's members (all required,
+    nothing more); the feed is a PostList; requests refuse unknown members and what the README answers 422 for."""
+    members = {
+        "Story": ["id", "author", "media", "created_at", "expires_at", "seen"],
+        "StoriesFeedItem": ["user", "has_unseen", "stories"],
+        "Highlight": ["id", "owner", "title", "stories", "created_at"],
+        "HighlightStory": ["id", "media", "created_at"],
+        "CreateStoryRequest": ["media_id"],
+        "CreateHighlightRequest": ["title", "story_ids"],
+    }
+    schemas = OPENAPI["components"]["schemas"]
+    for name, want in members.items():
+        s = schemas[name]
+        assert s["type"] == "object" and s["additionalProperties"] is False, name
+        assert s["required"] == want == list(s["properties"]), name
+    for name in ("StoryList", "StoriesFeed", "HighlightList"):
+        assert schemas[name]["unevaluatedProperties"] is False, name
+    assert _schema_ref(child(_component("Story"), "properties", "media")) == "PostMedia"
+    assert _schema_ref(child(_component("HighlightStory"), "properties", "media")) == "PostMedia"
+    feed = follow(child(operation_uri("/v1/feed", "get"), "responses", "200"))[0]
+    assert feed["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/PostList"}
+
+    validate(STORY, _component("Story"), "a story")
+    validate({**STORY, "seen": True, "media": post_media_sample(blurhash=False)}, _component("Story"), "a seen story")
+    validate({"items": [STORY], "next_cursor": None}, _component("StoryList"), "a user's stories")
+    item = {"user": AUTHOR, "has_unseen": True, "stories": [STORY, {**STORY, "id": "6740b1c3e4b0c1d2e3f40602"}]}
+    validate({"items": [item], "next_cursor": "c"}, _component("StoriesFeed"), "a page of the stories feed")
+    validate(HIGHLIGHT, _component("Highlight"), "a highlight")
+    validate({**HIGHLIGHT, "title": "t" * 100, "stories": HIGHLIGHT["stories"] * 100}, _component("Highlight"),
+             "the longest title and 100 stories")
+    validate({"items": [HIGHLIGHT], "next_cursor": None}, _component("HighlightList"), "a page of highlights")
+    validate({"media_id": MEDIA_ID}, _component("CreateStoryRequest"), "a story request")
+    validate({"title": "Summer", "story_ids": [OBJECT_ID]}, _component("CreateHighlightRequest"), "a highlight request")
+    bad = [
+        ("Story", {**STORY, "x": 1}), ("Story", {k: v for k, v in STORY.items() if k != "seen"}),
+        ("Story", {**STORY, "media": [post_media_sample()]}), ("Story", {**STORY, "media": media_sample()}),
+        ("Story", {**STORY, "id": "s1"}), ("Story", {**STORY, "expires_at": None}), ("Story", {**STORY, "seen": None}),
+        ("Story", {**STORY, "author": {**AUTHOR, "email": "a@example.com"}}),
+        ("StoryList", {"items": [STORY], "next_cursor": "more"}), ("StoryList", {"items": [STORY]}),
+        ("StoriesFeedItem", {**item, "stories": []}), ("StoriesFeedItem", {**item, "has_unseen": "yes"}),
+        ("StoriesFeedItem", {k: v for k, v in item.items() if k != "user"}), ("StoriesFeedItem", {**item, "seen": 1}),
+        ("StoriesFeed", {"items": [STORY], "next_cursor": None}),
+        ("Highlight", {**HIGHLIGHT, "title": ""}), ("Highlight", {**HIGHLIGHT, "title": "  "}),
+        ("Highlight", {**HIGHLIGHT, "title": "t" * 101}), ("Highlight", {**HIGHLIGHT, "stories": []}),
+        ("Highlight", {**HIGHLIGHT, "stories": [STORY]}), ("Highlight", {**HIGHLIGHT, "author": AUTHOR}),
+        ("Highlight", {**HIGHLIGHT, "stories": HIGHLIGHT["stories"] * 101}),
+        ("HighlightList", {"items": [STORY], "next_cursor": None}),
+        ("CreateStoryRequest", {}), ("CreateStoryRequest", {"media_id": "m1"}),
+        ("CreateStoryRequest", {"media_id": MEDIA_ID, "caption": "x"}),
+        ("CreateStoryRequest", {"media_ids": [MEDIA_ID]}),
+        ("CreateHighlightRequest", {"title": "x"}), ("CreateHighlightRequest", {"story_ids": [OBJECT_ID]}),
+        ("CreateHighlightRequest", {"title": "", "story_ids": [OBJECT_ID]}),
+        ("CreateHighlightRequest", {"title": " \t", "story_ids": [OBJECT_ID]}),
+        ("CreateHighlightRequest", {"title": "t" * 101, "story_ids": [OBJECT_ID]}),
+        ("CreateHighlightRequest", {"title": "x", "story_ids": []}),
+        ("CreateHighlightRequest", {"title": "x", "story_ids": [OBJECT_ID, OBJECT_ID]}),
+        ("CreateHighlightRequest", {"title": "x", "story_ids": ["s1"]}),
+        ("CreateHighlightRequest", {"title": "x", "story_ids": [f"{i:024x}" for i in range(101)]}),
+        ("CreateHighlightRequest", {"title": "x", "story_ids": [OBJECT_ID], "cover": MEDIA_ID}),
+    ]
+    for name, instance in bad:
+        with pytest.raises(AssertionError):
+            validate(instance, _component(name), f"a bad {name}")
+
+
+FANOUT_BATCH = ["op", "post_id", "author_id", "users"]
+
+
+def test_asyncapi_has_the_fanout_queue():
+    """publication.fanout: durable, bound to `events` with post.created and post.deleted, dead-lettering into
+    publication.fanout.dlq, prefetch 1; it carries post.created, post.deleted (the very messages of their
+    channels) and fanout.batch, whose body is proto/schemas/publication.fanout.json {op, post_id, author_id,
+    users}; publication receives all three and sends fanout.batch to itself."""
+    channels = ASYNCAPI["channels"]
+    ch = channels["publicationFanout"]
+    assert ch["address"] == "publication.fanout"
+    queue = ch["bindings"]["amqp"]
+    assert queue["is"] == "queue"
+    assert queue["queue"] == {"name": "publication.fanout", "durable": True, "exclusive": False, "autoDelete": False,
+                              "vhost": "/"}
+    assert ch["x-arguments"] == {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "publication.fanout.dlq"}
+    assert [(b["exchange"], b["routingKey"]) for b in ch["x-bindings"]] == [("events", "post.created"),
+                                                                            ("events", "post.deleted")]
+    assert ch["x-prefetch"] == 1
+    for word in ("FEED_FANOUT_BATCH", "FEED_FANOUT_MAX_FOLLOWERS", "FEED_FANOUT_WORKERS", "`fanout.batch`"):
+        assert word in ch["description"], word
+    titles = {}
+    for key in ch["messages"]:
+        msg, _ = follow(child(ASYNCAPI_URI, "channels", "publicationFanout", "messages", key))
+        titles[msg["title"]] = msg
+    assert set(titles) == {"post.created", "post.deleted", "fanout.batch"}, titles
+    for key in ("post.created", "post.deleted"):
+        assert titles[key] == follow(_message_schema(key))[0]
+
+    # fanout.batch: the envelope narrowed to its type and app_id; the body exactly {op, post_id, author_id, users}.
+    msg_uri = child(ASYNCAPI_URI, "components", "messages", "fanoutBatch")
+    assert follow(child(msg_uri, "payload", "schema"))[0] == DOCS[schema_uri("publication.fanout")]
+    doc = DOCS[schema_uri("publication.fanout")]
+    assert doc["$id"] == "https://schemas.photo.invalid/publication.fanout.json"
+    assert doc["type"] == "object" and doc["additionalProperties"] is False
+    assert doc["required"] == FANOUT_BATCH == list(doc["properties"])
+    headers = child(msg_uri, "headers", "schema")
+    envelope = {"message_id": str(uuid.uuid4()), "timestamp": int(time.time()), "content_type": "application/json",
+                "delivery_mode": 2, "type": "fanout.batch", "app_id": "publication"}
+    validate(envelope, headers, "a fanout.batch envelope")
+    for change in ({"type": "post.created"}, {"app_id": "auth"}, {"delivery_mode": 1}):
+        with pytest.raises(AssertionError):
+            validate({**envelope, **change}, headers, "a bad fanout.batch envelope")
+    body = schema_uri("publication.fanout")
+    for ex in doc["examples"]:
+        validate(ex, body, "a fanout.batch example")
+    assert {ex["op"] for ex in doc["examples"]} == {"add", "remove"}
+    ex = doc["examples"][0]
+    near = [{**ex, "extra": 1}, {**ex, "op": "merge"}, {**ex, "op": None}, {**ex, "users": []},
+            {**ex, "users": ["u1", "u1"]}, {**ex, "users": "u1"}, {**ex, "users": [1]}, {**ex, "post_id": "p1"},
+            {**ex, "post_id": ex["post_id"].upper()}, {**ex, "author_id": ""}]
+    near += [{k: v for k, v in ex.items() if k != m} for m in ex]
+    for bad in near:
+        with pytest.raises(AssertionError):
+            validate(bad, body, "a bad fanout.batch")
+
+    ops = ASYNCAPI["operations"]
+    receive = [op for op in ops.values() if op["action"] == "receive" and op["channel"]["$ref"] == "#/channels/publicationFanout"]
+    assert len(receive) == 1
+    assert sorted(m["$ref"].rsplit("/", 1)[1] for m in receive[0]["messages"]) == ["fanoutBatch", "postCreated",
+                                                                                   "postDeleted"]
+    send = [op for op in ops.values() if op["action"] == "send" and op["channel"]["$ref"] == "#/channels/publicationFanout"]
+    assert len(send) == 1 and [m["$ref"] for m in send[0]["messages"]] == \
+        ["#/channels/publicationFanout/messages/fanoutBatch"]
+    assert "`publication.fanout`" in ASYNCAPI["info"]["description"]
+
+
+# ------------------------------------------------------------------ feed, stories and highlights: live, over HTTP/2
+
+def _feed_ids(tok):
+    r = _poll("GET", "/v1/feed?limit=100", tok)
+    return _ids(r.json()) if r.status_code == 200 else r.status_code
+
+
+def test_feed_routes_match_spec(publication_up, media_up):
+    """GET /v1/feed through the gateway: the caller's own post at once, a followed account's post once fanned out,
+    newest first, full Posts; pages of one; 401 without a token, 422 for a limit out of range, 400 for a cursor it
+    did not give; 405 with Allow for other methods."""
+    call = AuthCalls()
+    ca, cb = _auth_client(), _auth_client()
+    try:
+        ta, tb = call.register(ca, "fa", name="Feed A"), call.register(cb, "fb")
+        a, b = ta["user"], tb["user"]
+        tok_a, tok_b = ta["access_token"], tb["access_token"]
+        m = _upload(ca, tok_a)
+        page = call(cb, "GET", "/v1/feed", 200, tok=tok_b)
+        assert page == {"items": [], "next_cursor": None}, page
+        call(cb, "POST", "/v1/users/{username}/follow", 200, tok=tok_b, path={"username": a["username"]})
+        _known_to_publication(a["username"])
+        p1 = call(ca, "POST", "/v1/posts", 201, tok=tok_a, json={"caption": "feed one", "media_ids": [m["id"]]})
+        page = call(ca, "GET", "/v1/feed", 200, tok=tok_a)  # one's own post: before the 201
+        assert page == {"items": [p1], "next_cursor": None}, page
+        p2 = call(ca, "POST", "/v1/posts", 201, tok=tok_a, json={"caption": "feed two", "media_ids": [m["id"]]})
+        wait_until(lambda: _feed_ids(tok_b) == [p2["id"], p1["id"]], timeout=15, interval=0.2,
+                   what="both posts in the follower's feed")
+        page = call(cb, "GET", "/v1/feed", 200, tok=tok_b)
+        assert page == {"items": [p2, p1], "next_cursor": None}, page
+        assert _all_pages(call, cb, "/v1/feed", {}, tok=tok_b) == [p2, p1]
+        call(cb, "POST", "/v1/posts/{id}/like", 200, tok=tok_b, path={"id": p1["id"]})
+        page = call(cb, "GET", "/v1/feed", 200, tok=tok_b, params={"limit": 1, "cursor": _first_cursor(call, cb, tok_b)})
+        assert page["items"] == [{**p1, "like_count": 1, "liked_by_me": True}], page
+
+        call(cb, "GET", "/v1/feed", 401)
+        call(cb, "GET", "/v1/feed", 401, tok="not.a.token")
+        for limit in ("0", "101", "abc"):
+            problem = call(cb, "GET", "/v1/feed", 422, tok=tok_b, params={"limit": limit})
+            assert "limit" in problem.get("errors", {}), problem
+        call(cb, "GET", "/v1/feed", 400, tok=tok_b, params={"cursor": "not-a-cursor"})
+        other = call(ca, "GET", "/v1/users/{username}/posts", 200, path={"username": a["username"]}, params={"limit": 1})
+        assert other["next_cursor"], other
+        call(cb, "GET", "/v1/feed", 400, tok=tok_b, params={"cursor": other["next_cursor"]})  # another list's
+        for method in ("POST", "DELETE", "PUT"):
+            r = cb.request(method, "/v1/feed", headers=bearer(tok_b))
+            is_problem(r, 405)
+            check_response(r, component_response("MethodNotAllowed"), f"{method} /v1/feed")
+            assert r.headers["allow"] == "GET", r.headers["allow"]
+    finally:
+        for c in (ca, cb):
+            c.close()
+    missing = {op for op in FEED_ROUTES if not any(s[:2] == op and s[2] < 300 for s in call.seen)}
+    assert not missing, missing
+
+
+def _first_cursor(call, c, tok):
+    return call(c, "GET", "/v1/feed", 200, tok=tok, params={"limit": 1})["next_cursor"]
+
+
+def _fanout_publish(rabbit, body, raw=None):
+    props = {"message_id": str(uuid.uuid4()), "type": "fanout.batch", "timestamp": int(time.time()),
+             "app_id": "publication", "content_type": "application/json", "delivery_mode": 2}
+    msg = child(ASYNCAPI_URI, "components", "messages", "fanoutBatch")
+    validate(props, child(msg, "headers", "schema"), "our fanout.batch properties")
+    if raw is None:
+        validate(body, child(msg, "payload", "schema"), "our fanout.batch body")
+    assert publish(rabbit, "amq.default", "publication.fanout", props, raw if raw is not None else json.dumps(body))["routed"]
+
+
+def test_publication_applies_fanout_batch_as_its_schema_says(publication_up, media_up, rabbit):
+    """A fanout.batch as proto/schemas/publication.fanout.json describes it, published to publication.fanout:
+    remove takes the post out of the listed timelines only, add puts it back (twice: once); a malformed one is
+    dead-lettered into publication.fanout.dlq."""
+    call = AuthCalls()
+    ca, cb, cc = _auth_client(), _auth_client(), _auth_client()
+    try:
+        ta, tb, tc = call.register(ca, "ba"), call.register(cb, "bb"), call.register(cc, "bc")
+        a, b, cu = ta["user"], tb["user"], tc["user"]
+        tok_a, tok_b, tok_c = ta["access_token"], tb["access_token"], tc["access_token"]
+        m = _upload(ca, tok_a)
+        for c, tok in ((cb, tok_b), (cc, tok_c)):
+            call(c, "POST", "/v1/users/{username}/follow", 200, tok=tok, path={"username": a["username"]})
+        _known_to_publication(a["username"])
+        p = call(ca, "POST", "/v1/posts", 201, tok=tok_a, json={"media_ids": [m["id"]]})
+        for tok in (tok_b, tok_c):
+            wait_until(lambda: _feed_ids(tok) == [p["id"]], timeout=15, what="the post fanned out")
+        _fanout_publish(rabbit, {"op": "remove", "post_id": p["id"], "author_id": a["id"], "users": [b["id"]]})
+        wait_until(lambda: _feed_ids(tok_b) == [], timeout=15, what="the post removed from b's timeline")
+        assert _feed_ids(tok_c) == [p["id"]] and _feed_ids(tok_a) == [p["id"]]
+        for _ in range(2):
+            _fanout_publish(rabbit, {"op": "add", "post_id": p["id"], "author_id": a["id"], "users": [b["id"]]})
+        wait_until(lambda: _feed_ids(tok_b) == [p["id"]], timeout=15, what="the post back in b's timeline")
+        time.sleep(0.5)
+        assert call(cb, "GET", "/v1/feed", 200, tok=tok_b) == {"items": [p], "next_cursor": None}
+
+        marker = uuid.uuid4().hex
+        _fanout_publish(rabbit, None, raw=json.dumps({"op": "explode", "post_id": p["id"], "author_id": a["id"],
+                                                      "users": [b["id"]], "marker": marker}))
+
+        def dead_lettered():
+            r = rabbit.post(f"/queues/%2F/{_q('publication.fanout.dlq')}/get",
+                            json={"count": 1000, "ackmode": "reject_requeue_true", "encoding": "auto"})
+            r.raise_for_status()
+            return any(marker in _payload(x) for x in r.json())
+
+        wait_until(dead_lettered, timeout=20, interval=0.5, what="the malformed batch in publication.fanout.dlq")
+        assert _feed_ids(tok_b) == [p["id"]]
+    finally:
+        for c in (ca, cb, cc):
+            c.close()
+
+
+def test_story_and_highlight_routes_match_spec(publication_up, media_up):
+    """A representative call of every story and highlight route through the gateway over HTTP/2, and the errors
+    the README names, each answer checked against openapi.yaml, with the values the README promises."""
+    call = AuthCalls()
+    ca, cb, cc = _auth_client(), _auth_client(), _auth_client()
+    try:
+        ta, tb, tc = call.register(ca, "sa", name="Story A"), call.register(cb, "sb"), call.register(cc, "sc")
+        a, b, cu = ta["user"], tb["user"], tc["user"]
+        tok_a, tok_b, tok_c = ta["access_token"], tb["access_token"], tc["access_token"]
+        m1, m2, mb = _upload(ca, tok_a, 320, 240), _upload(ca, tok_a), _upload(cb, tok_b)
+        call(cb, "POST", "/v1/users/{username}/follow", 200, tok=tok_b, path={"username": a["username"]})
+
+        # ---- create: the caller's media copied in; active for 24 h
+        s1 = call(ca, "POST", "/v1/stories", 201, tok=tok_a, json={"media_id": m1["id"]})
+        assert (s1["author"], s1["media"], s1["seen"]) == (_author(a, name="Story A"), _as_post_media(m1), False), s1
+        assert _epoch(s1["expires_at"]) - _epoch(s1["created_at"]) == 24 * 3600, s1
+        assert abs(time.time() - _epoch(s1["created_at"])) < 300, s1
+        s2 = call(ca, "POST", "/v1/stories", 201, tok=tok_a, json={"media_id": m2["id"]})
+        assert s2["id"] > s1["id"]
+        call(ca, "POST", "/v1/stories", 401, json={"media_id": m1["id"]})
+        call(ca, "POST", "/v1/stories", 400, tok=tok_a, content=b"{", headers=JSON_CT)
+        for body, field in (({}, "media_id"), ({"media_id": "f" * 32}, "media_id"), ({"media_id": "junk"}, "media_id"),
+                            ({"media_id": [m1["id"]]}, "media_id"), ({"media_id": m1["id"], "caption": "x"}, "caption")):
+            problem = call(ca, "POST", "/v1/stories", 422, tok=tok_a, json=body)
+            assert field in problem.get("errors", {}), (body, problem)
+        assert call(ca, "POST", "/v1/stories", 403, tok=tok_a, json={"media_id": mb["id"]})["type"] == \
+            PROBLEM_BASE + "forbidden"
+
+        # ---- a user's stories: the author and followers see them, oldest first; others an empty list
+        def stories_of(tok):
+            r = _poll("GET", f"/v1/users/{a['username']}/stories", tok)
+            return _ids(r.json()) if r.status_code == 200 else r.status_code
+
+        wait_until(lambda: stories_of(tok_b) == [s1["id"], s2["id"]], timeout=30, interval=0.3,
+                   what="the follower seeing the stories")
+        page = call(cb, "GET", "/v1/users/{username}/stories", 200, tok=tok_b, path={"username": a["username"]})
+        assert page == {"items": [s1, s2], "next_cursor": None}, page
+        page = call(ca, "GET", "/v1/users/{username}/stories", 200, tok=tok_a, path={"username": a["username"]})
+        assert page == {"items": [s1, s2], "next_cursor": None}, page
+        for c, tok in ((ca, None), (cc, tok_c)):
+            page = call(c, "GET", "/v1/users/{username}/stories", 200, tok=tok, path={"username": a["username"]})
+            assert page == {"items": [], "next_cursor": None}, page
+        call(ca, "GET", "/v1/users/{username}/stories", 404, path={"username": _new_username("nobody")})
+
+        # ---- the stories feed and seen marks
+        page = call(cb, "GET", "/v1/stories/feed", 200, tok=tok_b)
+        assert page == {"items": [{"user": _author(a, name="Story A"), "has_unseen": True, "stories": [s1, s2]}],
+                        "next_cursor": None}, page
+        assert call(cc, "GET", "/v1/stories/feed", 200, tok=tok_c) == {"items": [], "next_cursor": None}
+        call(cb, "GET", "/v1/stories/feed", 401)
+        call(cb, "GET", "/v1/stories/feed", 422, tok=tok_b, params={"limit": 0})
+        call(cb, "GET", "/v1/stories/feed", 400, tok=tok_b, params={"cursor": "x"})
+        for _ in range(2):
+            call(cb, "POST", "/v1/stories/{id}/seen", 204, tok=tok_b, path={"id": s1["id"]})
+        page = call(cb, "GET", "/v1/stories/feed", 200, tok=tok_b)
+        assert page["items"][0]["has_unseen"] is True and [s["seen"] for s in page["items"][0]["stories"]] == [True, False]
+        call(cb, "POST", "/v1/stories/{id}/seen", 204, tok=tok_b, path={"id": s2["id"]})
+        page = call(cb, "GET", "/v1/stories/feed", 200, tok=tok_b)
+        assert page["items"] == [{"user": _author(a, name="Story A"), "has_unseen": False,
+                                  "stories": [{**s1, "seen": True}, {**s2, "seen": True}]}], page
+        call(cc, "POST", "/v1/stories/{id}/seen", 404, tok=tok_c, path={"id": s1["id"]})  # not a follower
+        call(cb, "POST", "/v1/stories/{id}/seen", 404, tok=tok_b, path={"id": "0" * 24})
+        call(cb, "POST", "/v1/stories/{id}/seen", 404, tok=tok_b, path={"id": "junk"})
+        call(cb, "POST", "/v1/stories/{id}/seen", 401, path={"id": s1["id"]})
+
+        # ---- highlights: copies of the caller's active stories, in the order given
+        h = call(ca, "POST", "/v1/highlights", 201, tok=tok_a, json={"title": "Best of", "story_ids": [s2["id"], s1["id"]]})
+        assert (h["owner"], h["title"]) == (_author(a, name="Story A"), "Best of"), h
+        assert h["stories"] == [{k: s[k] for k in ("id", "media", "created_at")} for s in (s2, s1)], h
+        for body, field in (({"title": "", "story_ids": [s1["id"]]}, "title"),
+                            ({"title": "  ", "story_ids": [s1["id"]]}, "title"),
+                            ({"title": "t" * 101, "story_ids": [s1["id"]]}, "title"),
+                            ({"title": "x", "story_ids": []}, "story_ids"),
+                            ({"title": "x", "story_ids": [s1["id"], s1["id"]]}, "story_ids"),
+                            ({"title": "x", "story_ids": ["0" * 24]}, "story_ids"),
+                            ({"title": "x", "story_ids": ["junk"]}, "story_ids"),
+                            ({"title": "x"}, "story_ids"), ({"story_ids": [s1["id"]]}, "title"),
+                            ({"title": "x", "story_ids": [s1["id"]], "cover": "x"}, "cover")):
+            problem = call(ca, "POST", "/v1/highlights", 422, tok=tok_a, json=body)
+            assert field in problem.get("errors", {}), (body, problem)
+        call(cb, "POST", "/v1/highlights", 403, tok=tok_b, json={"title": "mine", "story_ids": [s1["id"]]})
+        call(cb, "POST", "/v1/highlights", 401, json={"title": "mine", "story_ids": [s1["id"]]})
+        h2 = call(ca, "POST", "/v1/highlights", 201, tok=tok_a, json={"title": "Second", "story_ids": [s1["id"]]})
+        page = call(cc, "GET", "/v1/users/{username}/highlights", 200, path={"username": a["username"]})
+        assert page == {"items": [h2, h], "next_cursor": None}, page  # anyone, newest first
+        assert _all_pages(call, cc, "/v1/users/{username}/highlights", {"username": a["username"]}, tok=tok_c) == [h2, h]
+        call(cc, "GET", "/v1/users/{username}/highlights", 422, path={"username": a["username"]}, params={"limit": 101})
+        call(cc, "GET", "/v1/users/{username}/highlights", 400, path={"username": a["username"]}, params={"cursor": "x"})
+        call(cc, "GET", "/v1/users/{username}/highlights", 404, path={"username": _new_username("nobody")})
+
+        # ---- deletions: owner only; a story leaves its highlights, an emptied highlight goes
+        call(cb, "DELETE", "/v1/highlights/{id}", 403, tok=tok_b, path={"id": h["id"]})
+        call(cb, "DELETE", "/v1/stories/{id}", 403, tok=tok_b, path={"id": s1["id"]})
+        call(ca, "DELETE", "/v1/stories/{id}", 204, tok=tok_a, path={"id": s1["id"]})
+        call(ca, "DELETE", "/v1/stories/{id}", 404, tok=tok_a, path={"id": s1["id"]})
+        call(ca, "DELETE", "/v1/stories/{id}", 401, path={"id": s2["id"]})
+        page = call(cc, "GET", "/v1/users/{username}/highlights", 200, path={"username": a["username"]})
+        assert page == {"items": [{**h, "stories": h["stories"][:1]}], "next_cursor": None}, page
+        page = call(cb, "GET", "/v1/users/{username}/stories", 200, tok=tok_b, path={"username": a["username"]})
+        assert _ids(page) == [s2["id"]], page
+        call(ca, "DELETE", "/v1/highlights/{id}", 204, tok=tok_a, path={"id": h["id"]})
+        call(ca, "DELETE", "/v1/highlights/{id}", 404, tok=tok_a, path={"id": h["id"]})
+        call(ca, "DELETE", "/v1/highlights/{id}", 404, tok=tok_a, path={"id": h2["id"]})  # went with s1
+        call(ca, "DELETE", "/v1/highlights/{id}", 401, path={"id": h["id"]})
+        assert call(cc, "GET", "/v1/users/{username}/highlights", 200, path={"username": a["username"]}) == \
+            {"items": [], "next_cursor": None}
+
+        # ---- blocks: a user's stories and highlights are 404 both ways
+        call(cb, "POST", "/v1/users/{username}/block", 200, tok=tok_b, path={"username": a["username"]})
+        wait_until(lambda: stories_of(tok_b) == 404, timeout=30, interval=0.3, what="the stories hidden by the block")
+        call(ca, "GET", "/v1/users/{username}/highlights", 404, tok=tok_a, path={"username": b["username"]})
+        call(cb, "GET", "/v1/users/{username}/highlights", 404, tok=tok_b, path={"username": a["username"]})
+        assert call(cb, "GET", "/v1/stories/feed", 200, tok=tok_b) == {"items": [], "next_cursor": None}
+
+        for method, url, allow in (("GET", "/v1/stories", {"POST"}), ("GET", f"/v1/stories/{s2['id']}", {"DELETE"}),
+                                   ("GET", f"/v1/stories/{s2['id']}/seen", {"POST"}),
+                                   ("POST", "/v1/stories/feed", {"GET"}), ("GET", "/v1/highlights", {"POST"}),
+                                   ("POST", f"/v1/users/{a['username']}/stories", {"GET"})):
+            r = ca.request(method, url, headers=bearer(tok_a))
+            is_problem(r, 405)
+            check_response(r, component_response("MethodNotAllowed"), f"{method} {url}")
+            assert set(r.headers["allow"].split(", ")) == allow, (method, url, r.headers["allow"])
+    finally:
+        for c in (ca, cb, cc):
+            c.close()
+    missing = {op for op in STORY_ROUTES if not any(s[:2] == op and s[2] < 300 for s in call.seen)}
+    assert not missing, f"story and highlight operations never called successfully: {sorted(missing)}"
