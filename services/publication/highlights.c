@@ -346,7 +346,8 @@ void highlights_of_user(pub_t *p, const mq_message_t *req, mq_reply_t *r)
     }
     /* Newest first by id (time-ordered); the cursor is the last id shown, so highlights made
      * or deleted meanwhile never shift a page. */
-    qsort(ids.ids, ids.n, sizeof(*ids.ids), highlights__newest_first);
+    if (ids.n > 1) /* qsort of a NULL array, even of none, is undefined */
+        qsort(ids.ids, ids.n, sizeof(*ids.ids), highlights__newest_first);
     pub_authors_t *authors = users_authors_new(p);
     cJSON *out = cJSON_CreateObject(), *items = cJSON_AddArrayToObject(out, "items");
     const char **gone = xcalloc(ids.n + 1, sizeof(*gone));

@@ -188,7 +188,8 @@ static int stories__active_of(pub_t *p, const char *owner, int64_t now, stories_
         stories__set_free(out);
         return -1;
     }
-    qsort(out->docs, out->n, sizeof(*out->docs), stories__by_id);
+    if (out->n > 1) /* qsort of a NULL array, even of none, is undefined */
+        qsort(out->docs, out->n, sizeof(*out->docs), stories__by_id);
     return 0;
 }
 
@@ -656,7 +657,8 @@ void stories_feed(pub_t *p, const mq_message_t *req, mq_reply_t *r)
         stories__entry_key(x, db_doc_str(x->set.docs[x->set.n - 1], "_id"), uid);
         n++;
     }
-    qsort(e, n, sizeof(*e), stories__by_key);
+    if (n > 1)
+        qsort(e, n, sizeof(*e), stories__by_key);
     out = cJSON_CreateObject();
     cJSON *items = cJSON_AddArrayToObject(out, "items");
     const char *next = NULL;
