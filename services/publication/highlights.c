@@ -249,9 +249,10 @@ void highlights_create(pub_t *p, const mq_message_t *req, mq_reply_t *r)
     stories = xcalloc(n, sizeof(*stories));
     for (size_t i = 0; i < n; i++) {
         const char *sid = cJSON_GetArrayItem(ids, (int)i)->valuestring;
-        stories[i] = bson_new();
-        nstories++;
-        int rc = stories_load(p, sid, stories[i]);
+        bson_t doc = BSON_INITIALIZER; /* db_find_one copies into it: not a bson_new() */
+        int rc = stories_load(p, sid, &doc);
+        stories[nstories++] = bson_copy(&doc);
+        bson_destroy(&doc);
         if (rc < 0) {
             rpc_db_error(r);
             goto out;

@@ -165,20 +165,20 @@ static int stories__active_of(pub_t *p, const char *owner, int64_t now, stories_
     size_t ngone = 0;
     int rc = 0;
     for (size_t i = 0; i < ids.n && rc == 0; i++) {
-        bson_t *doc = bson_new();
-        int found = stories_load(p, ids.ids[i], doc);
+        /* on the stack: db_find_one copies into its out, which a bson_new() would leak */
+        bson_t doc = BSON_INITIALIZER;
+        int found = stories_load(p, ids.ids[i], &doc);
         if (found < 0)
             rc = -1;
         else if (found == 0)
             gone[ngone++] = ids.ids[i];
-        const char *o = found == 1 ? db_doc_str(doc, "owner_id") : NULL;
-        if (found == 1 && o != NULL && strcmp(o, owner) == 0 && db_doc_str(doc, "_id") != NULL &&
-            stories_active(doc, now)) {
+        const char *o = found == 1 ? db_doc_str(&doc, "owner_id") : NULL;
+        if (found == 1 && o != NULL && strcmp(o, owner) == 0 && db_doc_str(&doc, "_id") != NULL &&
+            stories_active(&doc, now)) {
             out->docs = xrealloc(out->docs, (out->n + 1) * sizeof(*out->docs));
-            out->docs[out->n++] = doc;
-        } else {
-            bson_destroy(doc);
+            out->docs[out->n++] = bson_copy(&doc);
         }
+        bson_destroy(&doc);
     }
     if (rc == 0 && ngone > 0 && stories_bucket_change(p, "user_stories", owner, "$pullAll", gone, ngone) != 0)
         log_warn(NULL, "user_stories %s: leftover ids stay for now", owner); /* the next read tries again */
