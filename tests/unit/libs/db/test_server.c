@@ -1,6 +1,7 @@
-/* test_atomic.c -- what the feed's bucket documents rely on: an update of one document is atomic,
- * as MongoDB promises, on our FerretDB build too (deploy/local/ferretdb/atomic-update.patch).
- * Without the patch, concurrent $addToSet and $inc on one document lose updates. */
+/* test_server.c -- what our code relies on from the database server, checked on our FerretDB build
+ * (deploy/local/ferretdb/): an update of one document is atomic, as MongoDB promises (without
+ * atomic-update.patch, concurrent $addToSet and $inc on one document lose updates), and a lookup
+ * by {_id: {$in: [...]}} finds exactly its documents (id-in-pushdown.patch hands it to SQLite). */
 #include <criterion/criterion.h>
 #include <pthread.h>
 
@@ -16,7 +17,7 @@ static void setup(void)
 {
     char suffix[32];
     snprintf(suffix, sizeof(suffix), "%d_%ld", (int)getpid(), (long)time(NULL));
-    db = tu_db_open("db_atomic", suffix, dbname, sizeof(dbname));
+    db = tu_db_open("db_server", suffix, dbname, sizeof(dbname));
     bson_t *doc = BCON_NEW("_id", BCON_UTF8("one"), "n", BCON_INT64(0));
     cr_assert_eq(db_insert(db, "buckets", doc), 0);
     bson_destroy(doc);
@@ -25,6 +26,12 @@ static void setup(void)
 static void teardown(void)
 {
     tu_db_drop(db, dbname);
+}
+
+static int sum_i(const bson_t *doc, void *ud)
+{
+    *(long *)ud += (long)db_doc_int(doc, "i");
+    return 0;
 }
 
 /* EACH updates of the one document, each adding this thread's own member and counting it. */
@@ -43,7 +50,7 @@ static void *worker(void *arg)
     return NULL;
 }
 
-Test(db_atomic, concurrent_updates_of_one_document_all_count, .init = setup, .fini = teardown, .timeout = 120)
+Test(db_server, concurrent_updates_of_one_document_all_count, .init = setup, .fini = teardown, .timeout = 120)
 {
     pthread_t th[THREADS];
     for (int t = 0; t < THREADS; t++)
@@ -61,5 +68,29 @@ Test(db_atomic, concurrent_updates_of_one_document_all_count, .init = setup, .fi
     cr_expect_eq(members, THREADS * EACH, "%ld of %d members: $addToSet updates were lost", members, THREADS * EACH);
     cr_expect_eq(db_doc_int(&doc, "n"), THREADS * EACH, "n = %ld: $inc updates were lost", (long)db_doc_int(&doc, "n"));
     bson_destroy(&doc);
+    bson_destroy(f);
+}
+
+Test(db_server, lookup_by_id_in_finds_exactly_those, .init = setup, .fini = teardown)
+{
+    for (int i = 0; i < 50; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "k%02d", i);
+        bson_t *doc = BCON_NEW("_id", BCON_UTF8(id), "i", BCON_INT64(i));
+        cr_assert_eq(db_insert(db, "many", doc), 0);
+        bson_destroy(doc);
+    }
+    bson_oid_t oid;
+    bson_oid_init_from_string(&oid, "6b0200000000000000000001");
+    bson_t *odoc = BCON_NEW("_id", BCON_OID(&oid), "i", BCON_INT64(100));
+    cr_assert_eq(db_insert(db, "many", odoc), 0);
+    bson_destroy(odoc);
+    /* strings, an ObjectId, an absent id and a string that looks like the ObjectId */
+    bson_t *f = BCON_NEW("_id", "{", "$in", "[", BCON_UTF8("k07"), BCON_UTF8("k42"), BCON_UTF8("nope"),
+                         BCON_OID(&oid), BCON_UTF8("6b0200000000000000000002"), BCON_UTF8("k07"), "]", "}");
+    long sum = 0;
+    long n = db_each(db, "many", f, NULL, sum_i, &sum);
+    cr_expect_eq(n, 3);
+    cr_expect_eq(sum, 7 + 42 + 100);
     bson_destroy(f);
 }
