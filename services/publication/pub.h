@@ -204,11 +204,38 @@ void fanout_stop(pub_t *p);
 
 /* ================================================================ stories (stories.c, highlights.c) */
 
-/* Deletes the stories that expired (and their place in user_stories). Any thread; safe to run
- * in several copies at once. 0 or -1. */
+/* Deletes the stories that expired (and their place in user_stories); highlights keep their
+ * copies. Any thread; safe to run in several copies at once. 0 or -1. */
 int stories_purge(pub_t *p);
-/* Everything of a deleted account: its stories, seen marks and highlights. 0 or -1. */
+/* Everything of a deleted account: its stories, seen marks and highlights. Call it after the
+ * deleted_users mark is written (a story or highlight made meanwhile checks that mark after its
+ * own write). Safe to repeat. 0 or -1. */
 int stories_user_gone(pub_t *p, const char *user_id);
+
+#define PUB_HIGHLIGHT_STORIES_MAX 100 /* stories per highlight */
+#define PUB_HIGHLIGHT_TITLE_MAX 100   /* characters */
+
+/* Loads story id into out (initialised by the call): 1, 0 absent, -1. */
+int stories_load(pub_t *p, const char *id, bson_t *out);
+/* 1 if story (a stored document) is active at now_ms: not expired and not being deleted. */
+int stories_active(const bson_t *story, int64_t now_ms);
+/* The ids of a bucket document {_id: id, ids: [...]} of coll (user_stories, story_seen,
+ * user_highlights): 0 (out filled, empty when absent; free with users_blockset_free) or -1. */
+int stories_bucket_load(pub_t *p, const char *coll, const char *id, pub_ids_t *out);
+/* One single-document update of a bucket: op "$addToSet" (upserts), "$pull" or "$pullAll" (ids
+ * n > 1, or n == 1) of ids. 0 or -1. */
+int stories_bucket_change(pub_t *p, const char *coll, const char *id, const char *op, const char *const *ids,
+                          size_t n);
+/* A member of doc holding an array or document as JSON (caller frees); NULL when absent. */
+cJSON *stories_member_json(const bson_t *doc, const char *key);
+/* Appends v (an object or array, borrowed) to doc under key. */
+void stories_append_json(bson_t *doc, const char *key, const cJSON *v);
+
+/* Removes story_id from every highlight of owner, deleting the highlights left empty. Safe to
+ * repeat. 0 or -1. */
+int highlights_drop_story(pub_t *p, const char *owner, const char *story_id);
+/* Deletes every highlight of a deleted account. Safe to repeat. 0 or -1. */
+int highlights_user_gone(pub_t *p, const char *user_id);
 
 /* ================================================================ comments and likes */
 
