@@ -158,6 +158,22 @@ static char *gw__param(h2o_mem_pool_t *pool, const char *s, size_t len)
     return out;
 }
 
+/* The number of literal segments of route c if it matches the path's segments, else SIZE_MAX. */
+static size_t gw__literals_matching(const gw__compiled_t *c, const char *const *segs, const size_t *lens, size_t nsegs)
+{
+    if (c->nsegs != nsegs)
+        return SIZE_MAX;
+    size_t lit = 0;
+    for (size_t s = 0; s < nsegs; s++) {
+        if (c->segs[s] == NULL)
+            continue;
+        if (c->seglens[s] != lens[s] || memcmp(c->segs[s], segs[s], lens[s]) != 0)
+            return SIZE_MAX;
+        lit++;
+    }
+    return lit;
+}
+
 int gw_routes_match(h2o_mem_pool_t *pool, const char *method, size_t mlen, const char *path, size_t plen,
                     gw_match_t *m, h2o_iovec_t *allow)
 {
@@ -179,18 +195,22 @@ int gw_routes_match(h2o_mem_pool_t *pool, const char *method, size_t mlen, const
         }
         i = j + 1;
     }
+    /* As OpenAPI matches paths, a concrete path wins over a template: of the routes matching
+     * the path, only those with the most literal segments count (GET /v1/stories/feed, not
+     * DELETE /v1/stories/{id}, answers for /v1/stories/feed). */
+    size_t best = 0;
+    for (size_t r = 0; r < gw__nroutes; r++) {
+        size_t lit = gw__literals_matching(&gw__routes[r], segs, lens, nsegs);
+        if (lit != SIZE_MAX && lit > best)
+            best = lit;
+    }
     char allowed[128] = "";
     int path_matched = 0;
     for (size_t r = 0; r < gw__nroutes; r++) {
         const gw__compiled_t *c = &gw__routes[r];
-        if (c->nsegs != nsegs)
+        if (gw__literals_matching(c, segs, lens, nsegs) != best)
             continue;
-        size_t s = 0;
-        for (; s < nsegs; s++)
-            if (c->segs[s] != NULL && (c->seglens[s] != lens[s] || memcmp(c->segs[s], segs[s], lens[s]) != 0))
-                break;
-        if (s != nsegs)
-            continue;
+        size_t s;
         if (strlen(c->route->method) != mlen || memcmp(c->route->method, method, mlen) != 0) {
             if (!path_matched || strstr(allowed, c->route->method) == NULL) {
                 if (path_matched)

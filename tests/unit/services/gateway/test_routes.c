@@ -410,5 +410,12 @@ Test(routes, product_routes_and_their_methods)
     h2o_iovec_t allow = {0};
     cr_assert_eq(gw_routes_match(&pool, "PUT", 3, "/v1/me", 6, &m, &allow), GW_MATCH_BAD_METHOD);
     cr_assert(allow.len > 0 && memmem(allow.base, allow.len, "PATCH", 5) != NULL);
+    /* a concrete path wins over a template, as in OpenAPI: /v1/stories/feed is not a story id */
+    allow = (h2o_iovec_t){0};
+    cr_assert_eq(gw_routes_match(&pool, "DELETE", 6, "/v1/stories/feed", 16, &m, &allow), GW_MATCH_BAD_METHOD);
+    cr_assert_eq(allow.len, 3);
+    cr_assert_eq(memcmp(allow.base, "GET", 3), 0);
+    cr_assert_eq(gw_routes_match(&pool, "DELETE", 6, "/v1/stories/feeds", 17, &m, &allow), GW_MATCH_OK);
+    cr_assert_str_eq(m.route->rpc, "publication.story_delete");
     h2o_mem_clear_pool(&pool);
 }
