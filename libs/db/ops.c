@@ -151,7 +151,8 @@ int db_update_one(db_t *db, const char *coll, const bson_t *filter, const bson_t
     return rc;
 }
 
-int db_update_bulk(db_t *db, const char *coll, bson_t *const *filters, bson_t *const *updates, size_t n, int upsert)
+int db_update_bulk(db_t *db, const char *coll, bson_t *const *filters, bson_t *const *updates, size_t n,
+                   int upsert)
 {
     if (n == 0)
         return 0;

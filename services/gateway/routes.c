@@ -41,8 +41,8 @@ static const gw_route_t gw__table[] = {
     {"GET", "/v1/users/{username}/posts", "publication", "publication.user_posts", GW_AUTH_OPTIONAL, 0, 0, 0},
     {"GET", "/v1/tags/{tag}/posts", "publication", "publication.tag_posts", GW_AUTH_OPTIONAL, 0, 0, 0},
     {"GET", "/v1/posts/{id}/comments", "publication", "publication.comments_list", GW_AUTH_OPTIONAL, 0, 0, 0},
-    {"POST", "/v1/posts/{id}/comments", "publication", "publication.comment_create", GW_AUTH_REQUIRED, 16 * KiB,
-     0, 0},
+    {"POST", "/v1/posts/{id}/comments", "publication", "publication.comment_create", GW_AUTH_REQUIRED,
+     16 * KiB, 0, 0},
     {"GET", "/v1/comments/{id}", "publication", "publication.comment_get", GW_AUTH_OPTIONAL, 0, 0, 0},
     {"PATCH", "/v1/comments/{id}", "publication", "publication.comment_update", GW_AUTH_REQUIRED, 16 * KiB, 0,
      0},
@@ -50,7 +50,8 @@ static const gw_route_t gw__table[] = {
     {"POST", "/v1/posts/{id}/like", "publication", "publication.post_like", GW_AUTH_REQUIRED, 0, 0, 0},
     {"DELETE", "/v1/posts/{id}/like", "publication", "publication.post_unlike", GW_AUTH_REQUIRED, 0, 0, 0},
     {"POST", "/v1/comments/{id}/like", "publication", "publication.comment_like", GW_AUTH_REQUIRED, 0, 0, 0},
-    {"DELETE", "/v1/comments/{id}/like", "publication", "publication.comment_unlike", GW_AUTH_REQUIRED, 0, 0, 0},
+    {"DELETE", "/v1/comments/{id}/like", "publication", "publication.comment_unlike", GW_AUTH_REQUIRED, 0, 0,
+     0},
     {"GET", "/v1/posts/{id}/likes", "publication", "publication.post_likes", GW_AUTH_OPTIONAL, 0, 0, 0},
     /* Home feed, stories, highlights (publication). */
     {"GET", "/v1/feed", "publication", "publication.feed", GW_AUTH_REQUIRED, 0, 0, 0},
@@ -58,11 +59,14 @@ static const gw_route_t gw__table[] = {
     {"GET", "/v1/stories/feed", "publication", "publication.stories_feed", GW_AUTH_REQUIRED, 0, 0, 0},
     {"DELETE", "/v1/stories/{id}", "publication", "publication.story_delete", GW_AUTH_REQUIRED, 0, 0, 0},
     {"POST", "/v1/stories/{id}/seen", "publication", "publication.story_seen", GW_AUTH_REQUIRED, 0, 0, 0},
-    {"GET", "/v1/users/{username}/stories", "publication", "publication.user_stories", GW_AUTH_OPTIONAL, 0, 0, 0},
-    {"POST", "/v1/highlights", "publication", "publication.highlight_create", GW_AUTH_REQUIRED, 16 * KiB, 0, 0},
-    {"GET", "/v1/users/{username}/highlights", "publication", "publication.user_highlights", GW_AUTH_OPTIONAL, 0, 0,
+    {"GET", "/v1/users/{username}/stories", "publication", "publication.user_stories", GW_AUTH_OPTIONAL, 0, 0,
      0},
-    {"DELETE", "/v1/highlights/{id}", "publication", "publication.highlight_delete", GW_AUTH_REQUIRED, 0, 0, 0},
+    {"POST", "/v1/highlights", "publication", "publication.highlight_create", GW_AUTH_REQUIRED, 16 * KiB, 0,
+     0},
+    {"GET", "/v1/users/{username}/highlights", "publication", "publication.user_highlights", GW_AUTH_OPTIONAL,
+     0, 0, 0},
+    {"DELETE", "/v1/highlights/{id}", "publication", "publication.highlight_delete", GW_AUTH_REQUIRED, 0, 0,
+     0},
     /* Test and benchmark routes, served by tests/echod; only with GATEWAY_DEBUG_ROUTES=true. */
     {"GET", "/v1/debug/echo", "echo", "echo.echo", GW_AUTH_REQUIRED, 0, 0, 1},
     {"POST", "/v1/debug/echo", "echo", "echo.echo", GW_AUTH_REQUIRED, 64 * KiB, 0, 1},
@@ -159,7 +163,8 @@ static char *gw__param(h2o_mem_pool_t *pool, const char *s, size_t len)
 }
 
 /* The number of literal segments of route c if it matches the path's segments, else SIZE_MAX. */
-static size_t gw__literals_matching(const gw__compiled_t *c, const char *const *segs, const size_t *lens, size_t nsegs)
+static size_t gw__literals_matching(const gw__compiled_t *c, const char *const *segs, const size_t *lens,
+                                    size_t nsegs)
 {
     if (c->nsegs != nsegs)
         return SIZE_MAX;

@@ -39,8 +39,8 @@ static mq_disposition_t fanout__apply(pub_t *p, int add, const char *post_id, co
 /* Splits users into batches of FEED_FANOUT_BATCH: one is written here; more are published as
  * fanout.batch messages for every copy's consumers. A failed publish retries the whole event;
  * batches published twice are harmless (adding and removing are idempotent). */
-static mq_disposition_t fanout__split(fanout__worker_t *w, const mq_message_t *msg, int add, const char *post_id,
-                                      const char *author, const pub_ids_t *users)
+static mq_disposition_t fanout__split(fanout__worker_t *w, const mq_message_t *msg, int add,
+                                      const char *post_id, const char *author, const pub_ids_t *users)
 {
     size_t batch = (size_t)w->p->conf->feed_fanout_batch;
     if (users->n <= batch)
@@ -67,8 +67,8 @@ static mq_disposition_t fanout__split(fanout__worker_t *w, const mq_message_t *m
         int rc = mq_publish(w->publisher, &pm, FANOUT_PUBLISH_TIMEOUT_MS);
         free(body);
         if (rc != 0) {
-            log_warn(msg->request_id, "fanout of %s: a batch was not published (%s); the event is retried", post_id,
-                     mq_strerror(rc));
+            log_warn(msg->request_id, "fanout of %s: a batch was not published (%s); the event is retried",
+                     post_id, mq_strerror(rc));
             return MQ_RETRY;
         }
     }
@@ -105,7 +105,7 @@ static mq_disposition_t fanout__post(fanout__worker_t *w, const mq_message_t *ms
         d = feed_post_merged(p, post_id, author) == 0 ? MQ_ACK : MQ_RETRY;
     else
         d = fanout__split(w, msg, add, post_id, author, &followers);
-    users_blockset_free(&followers);
+    pub_ids_free(&followers);
     return d;
 }
 
@@ -140,7 +140,8 @@ static mq_disposition_t fanout__on_message(mq_t *mq, const mq_message_t *msg, vo
     fanout__worker_t *w = ud;
     const char *key = msg->routing_key != NULL ? msg->routing_key : "";
     int batch = msg->type != NULL && strcmp(msg->type, FANOUT_BATCH_TYPE) == 0;
-    int created = !batch && strcmp(key, "post.created") == 0, deleted = !batch && strcmp(key, "post.deleted") == 0;
+    int created = !batch && strcmp(key, "post.created") == 0,
+        deleted = !batch && strcmp(key, "post.deleted") == 0;
     cJSON *body = json_parse_object(msg->body, msg->body_len, 4 << 20, 8, NULL);
     mq_disposition_t d = MQ_DEAD;
     if (body != NULL && batch)

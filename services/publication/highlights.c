@@ -25,7 +25,7 @@ static int highlights__delete(pub_t *p, const char *id, const char *owner)
     int rc = db_delete_one(p->db, "highlights", f);
     bson_destroy(f);
     const char *one[1] = {id};
-    if (rc >= 0 && stories_bucket_change(p, "user_highlights", owner, "$pull", one, 1) != 0)
+    if (rc >= 0 && store_ids_change(p, "user_highlights", owner, "ids", "$pull", one, 1) != 0)
         rc = -1;
     return rc;
 }
@@ -43,7 +43,8 @@ static int highlights__stories(const bson_t *h, const char *story_id, bson_iter_
         n++;
         bson_iter_t id;
         if (story_id != NULL && !*has && BSON_ITER_HOLDS_DOCUMENT(&a) && bson_iter_recurse(&a, &id) &&
-            bson_iter_find(&id, "id") && BSON_ITER_HOLDS_UTF8(&id) && strcmp(bson_iter_utf8(&id, NULL), story_id) == 0) {
+            bson_iter_find(&id, "id") && BSON_ITER_HOLDS_UTF8(&id) &&
+            strcmp(bson_iter_utf8(&id, NULL), story_id) == 0) {
             *copy = a;
             *has = 1;
         }
@@ -90,19 +91,19 @@ static int highlights__pull_story(pub_t *p, const char *hid, const char *story_i
 int highlights_drop_story(pub_t *p, const char *owner, const char *story_id)
 {
     pub_ids_t ids;
-    if (stories_bucket_load(p, "user_highlights", owner, &ids) != 0)
+    if (store_ids_load(p, "user_highlights", owner, "ids", &ids) != 0)
         return -1;
     int rc = 0;
     for (size_t i = 0; i < ids.n && rc == 0; i++)
         rc = highlights__pull_story(p, ids.ids[i], story_id);
-    users_blockset_free(&ids);
+    pub_ids_free(&ids);
     return rc;
 }
 
 int highlights_user_gone(pub_t *p, const char *user_id)
 {
     pub_ids_t ids;
-    if (stories_bucket_load(p, "user_highlights", user_id, &ids) != 0)
+    if (store_ids_load(p, "user_highlights", user_id, "ids", &ids) != 0)
         return -1;
     int rc = 0;
     for (size_t i = 0; i < ids.n && rc == 0; i++) {
@@ -110,7 +111,7 @@ int highlights_user_gone(pub_t *p, const char *user_id)
         rc = db_delete_one(p->db, "highlights", f) < 0 ? -1 : 0;
         bson_destroy(f);
     }
-    users_blockset_free(&ids);
+    pub_ids_free(&ids);
     if (rc == 0) {
         bson_t *f = BCON_NEW("_id", BCON_UTF8(user_id));
         rc = db_delete_one(p->db, "user_highlights", f) < 0 ? -1 : 0;
@@ -126,7 +127,8 @@ int highlights_user_gone(pub_t *p, const char *user_id)
 static cJSON *highlights__json(pub_authors_t *authors, const bson_t *h, int *err)
 {
     *err = 0;
-    const char *id = db_doc_str(h, "_id"), *owner = db_doc_str(h, "owner_id"), *title = db_doc_str(h, "title");
+    const char *id = db_doc_str(h, "_id"), *owner = db_doc_str(h, "owner_id"),
+               *title = db_doc_str(h, "title");
     const cJSON *author = id != NULL && owner != NULL ? users_authors_get(authors, owner, err) : NULL;
     if (author == NULL)
         return NULL;
@@ -146,7 +148,7 @@ static cJSON *highlights__json(pub_authors_t *authors, const bson_t *h, int *err
             bson_iter_document(&a, &len, &data);
             if (!bson_init_static(&el, data, len) || db_doc_str(&el, "id") == NULL)
                 continue;
-            cJSON *s = cJSON_CreateObject(), *media = stories_member_json(&el, "media");
+            cJSON *s = cJSON_CreateObject(), *media = store_member_json(&el, "media");
             cJSON_AddStringToObject(s, "id", db_doc_str(&el, "id"));
             cJSON_AddItemToObject(s, "media", media != NULL ? media : cJSON_CreateObject());
             json_add_time(s, "created_at", db_doc_ms(&el, "created_at"));
@@ -210,8 +212,8 @@ static int highlights__recheck(pub_t *p, const char *hid, const cJSON *ids)
         bson_t s = BSON_INITIALIZER;
         int rc = stories_load(p, it->valuestring, &s);
         bson_iter_t d;
-        int gone = rc == 0 || (rc == 1 && bson_iter_init_find(&d, &s, "deleting") && BSON_ITER_HOLDS_BOOL(&d) &&
-                               bson_iter_bool(&d));
+        int gone = rc == 0 || (rc == 1 && bson_iter_init_find(&d, &s, "deleting") &&
+                               BSON_ITER_HOLDS_BOOL(&d) && bson_iter_bool(&d));
         bson_destroy(&s);
         if (rc < 0 || (gone && highlights__pull_story(p, hid, it->valuestring) != 0))
             return -1;
@@ -285,7 +287,7 @@ void highlights_create(pub_t *p, const mq_message_t *req, mq_reply_t *r)
         goto out;
     }
     const char *one[1] = {id};
-    if (stories_bucket_change(p, "user_highlights", uid, "$addToSet", one, 1) != 0) {
+    if (store_ids_change(p, "user_highlights", uid, "ids", "$addToSet", one, 1) != 0) {
         highlights__delete(p, id, uid); /* else a document no bucket names: never shown */
         rpc_db_error(r);
         goto out;
@@ -341,7 +343,7 @@ void highlights_of_user(pub_t *p, const mq_message_t *req, mq_reply_t *r)
         users_from_path(p, req, r, uid) != 1)
         return;
     pub_ids_t ids;
-    if (stories_bucket_load(p, "user_highlights", uid, &ids) != 0) {
+    if (store_ids_load(p, "user_highlights", uid, "ids", &ids) != 0) {
         rpc_db_error(r);
         return;
     }
@@ -382,7 +384,8 @@ void highlights_of_user(pub_t *p, const mq_message_t *req, mq_reply_t *r)
         if (next != NULL)
             break;
     }
-    if (rc == 0 && ngone > 0 && stories_bucket_change(p, "user_highlights", uid, "$pullAll", gone, ngone) != 0)
+    if (rc == 0 && ngone > 0 &&
+        store_ids_change(p, "user_highlights", uid, "ids", "$pullAll", gone, ngone) != 0)
         log_warn(req->request_id, "user_highlights %s: leftover ids stay for now", uid);
     if (rc != 0) {
         cJSON_Delete(out);
@@ -393,7 +396,7 @@ void highlights_of_user(pub_t *p, const mq_message_t *req, mq_reply_t *r)
     }
     free(gone);
     users_authors_free(authors);
-    users_blockset_free(&ids);
+    pub_ids_free(&ids);
 }
 
 void highlights_remove(pub_t *p, const mq_message_t *req, mq_reply_t *r)

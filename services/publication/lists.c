@@ -118,7 +118,7 @@ int lists_walk(pub_t *p, const lists_walk_t *w, cJSON *items, char **next_key)
                 continue;
             strcpy(after, k);
             const char *owner = db_doc_str(b.docs[i], w->owner);
-            if (owner == NULL || (w->hidden != NULL && users_blockset_has(w->hidden, owner)))
+            if (owner == NULL || (w->hidden != NULL && pub_ids_has(w->hidden, owner)))
                 continue;
             int err = 0;
             cJSON *item = w->render(b.docs[i], w->ud, &err);
@@ -159,6 +159,6 @@ void lists_answer(pub_t *p, const mq_message_t *req, mq_reply_t *r, const char *
         rpc_json(r, 200, out);
     }
     free(next);
-    users_blockset_free(&ctx.blocks);
+    pub_ids_free(&ctx.blocks);
     users_authors_free(ctx.authors);
 }

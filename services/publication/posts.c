@@ -24,45 +24,8 @@ int posts_load(pub_t *p, const char *id, bson_t *out)
  * absent. */
 static cJSON *posts__member_json(const bson_t *doc, const char *key)
 {
-    bson_iter_t it;
-    cJSON *v = NULL;
-    if (bson_iter_init_find(&it, doc, key) && (BSON_ITER_HOLDS_ARRAY(&it) || BSON_ITER_HOLDS_DOCUMENT(&it))) {
-        const uint8_t *data;
-        uint32_t len;
-        bson_t sub;
-        int array = BSON_ITER_HOLDS_ARRAY(&it);
-        if (array)
-            bson_iter_array(&it, &len, &data);
-        else
-            bson_iter_document(&it, &len, &data);
-        if (bson_init_static(&sub, data, len)) {
-            size_t n;
-            char *text = array ? bson_array_as_json(&sub, &n)
-                               : bson_as_relaxed_extended_json(&sub, &n);
-            if (text != NULL)
-                v = json_parse(text, n, 64 << 20, 64, NULL);
-            bson_free(text);
-        }
-    }
+    cJSON *v = store_member_json(doc, key);
     return v != NULL ? v : cJSON_CreateArray();
-}
-
-/* Appends v (an array or object) to doc under key. */
-static void posts__append_json(bson_t *doc, const char *key, const cJSON *v)
-{
-    /* wrapped in an object: libbson parses documents, not bare arrays */
-    cJSON *wrap = cJSON_CreateObject();
-    cJSON_AddItemReferenceToObject(wrap, "v", (cJSON *)v);
-    char *text = json_print(wrap);
-    cJSON_Delete(wrap);
-    bson_error_t e;
-    bson_t *b = bson_new_from_json((const uint8_t *)text, -1, &e);
-    CORE_ASSERT(b != NULL); /* our own JSON */
-    bson_iter_t it;
-    if (bson_iter_init_find(&it, b, "v"))
-        bson_append_iter(doc, key, -1, &it);
-    bson_destroy(b);
-    free(text);
 }
 
 /* ================================================================ the Post shape */
@@ -171,7 +134,8 @@ static void posts__people(const bson_t *post, GPtrArray *who)
     if (author != NULL)
         g_ptr_array_add(who, g_strdup(author));
     bson_iter_t it, arr, m;
-    if (bson_iter_init_find(&it, post, "mentions") && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr))
+    if (bson_iter_init_find(&it, post, "mentions") && BSON_ITER_HOLDS_ARRAY(&it) &&
+        bson_iter_recurse(&it, &arr))
         while (bson_iter_next(&arr))
             if (BSON_ITER_HOLDS_DOCUMENT(&arr) && bson_iter_recurse(&arr, &m) && bson_iter_find(&m, "id") &&
                 BSON_ITER_HOLDS_UTF8(&m))
@@ -196,7 +160,8 @@ pub_postset_t *posts_fetch(pub_t *p, pub_authors_t *authors, char *const *ids, s
         like_ids[i] = xasprintf("%s:%s", ids[i], caller);
     int ok = db_find_ids(p->db, "posts", (const char *const *)ids, n, posts__found, s->posts) >= 0 &&
              db_find_ids(p->db, "counts", (const char *const *)ids, n, posts__counted, s->counts) >= 0 &&
-             (caller == NULL || db_find_ids(p->db, "likes", (const char *const *)like_ids, n, posts__liked, s->liked) >= 0);
+             (caller == NULL ||
+              db_find_ids(p->db, "likes", (const char *const *)like_ids, n, posts__liked, s->liked) >= 0);
     if (ok) {
         GHashTableIter it;
         gpointer k, v;
@@ -224,7 +189,7 @@ cJSON *posts_fetched_json(pub_postset_t *s, const char *id, int *err)
         return NULL;
     const long *c = g_hash_table_lookup(s->counts, id);
     return posts__shape(s->authors, post, g_hash_table_contains(s->liked, id), c != NULL ? c[0] : 0,
-                         c != NULL ? c[1] : 0, err);
+                        c != NULL ? c[1] : 0, err);
 }
 
 void posts_fetch_free(pub_postset_t *s)
@@ -305,7 +270,8 @@ static int posts__parse(pub_t *p, const char *caption, cJSON **tags, cJSON **men
 
 /* ================================================================ create */
 
-cJSON *posts_media(pub_t *p, const mq_message_t *req, mq_reply_t *r, const cJSON *media_ids, const char *field)
+cJSON *posts_media(pub_t *p, const mq_message_t *req, mq_reply_t *r, const cJSON *media_ids,
+                   const char *field)
 {
     cJSON *body = cJSON_CreateObject(), *reply = NULL, *out = NULL;
     cJSON_AddItemToObject(body, "ids", cJSON_Duplicate(media_ids, 1));
@@ -430,9 +396,9 @@ void posts_create(pub_t *p, const mq_message_t *req, mq_reply_t *r)
         goto out;
     }
     doc = BCON_NEW("_id", BCON_UTF8(id), "author_id", BCON_UTF8(req->user_id), "caption", BCON_UTF8(caption));
-    posts__append_json(doc, "media", media);
-    posts__append_json(doc, "tags", tags);
-    posts__append_json(doc, "mentions", mentions);
+    store_append_json(doc, "media", media);
+    store_append_json(doc, "tags", tags);
+    store_append_json(doc, "mentions", mentions);
     BSON_APPEND_DATE_TIME(doc, "created_at", now);
     BSON_APPEND_NULL(doc, "edited_at");
     if (db_insert(p->db, "posts", doc) != 0) {
@@ -519,8 +485,8 @@ void posts_update(pub_t *p, const mq_message_t *req, mq_reply_t *r)
     bson_t *f = BCON_NEW("_id", BCON_UTF8(id)), *u = bson_new(), set;
     bson_append_document_begin(u, "$set", -1, &set);
     BSON_APPEND_UTF8(&set, "caption", caption);
-    posts__append_json(&set, "tags", tags);
-    posts__append_json(&set, "mentions", mentions);
+    store_append_json(&set, "tags", tags);
+    store_append_json(&set, "mentions", mentions);
     BSON_APPEND_DATE_TIME(&set, "edited_at", now);
     BSON_APPEND_UTF8(&set, "op", op);
     bson_append_document_end(u, &set);
@@ -633,8 +599,8 @@ static cJSON *posts__render(const bson_t *doc, void *ud, int *err)
 }
 
 /* Answers the list of posts matching filter, newest first. */
-static void posts__list(pub_t *p, const mq_message_t *req, mq_reply_t *r, const char *list, const bson_t *filter,
-                        long limit, const char *after)
+static void posts__list(pub_t *p, const mq_message_t *req, mq_reply_t *r, const char *list,
+                        const bson_t *filter, long limit, const char *after)
 {
     lists_walk_t w = {
         .coll = "posts",

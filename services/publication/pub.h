@@ -34,7 +34,7 @@ typedef struct {
     db_t *db;
     cursor_key_t cursor;
     outbox_t *outbox;
-    mq_rpc_client_t *rpc; /* calls to resize-image (media.get) and auth (auth.users_get) */
+    mq_rpc_client_t *rpc;  /* calls to resize-image (media.get) and auth (auth.users_get) */
     struct fanout *fanout; /* the consumers of publication.fanout (fanout.c) */
 } pub_t;
 
@@ -64,6 +64,35 @@ int text_tag_normalize(const char *in, char *out, size_t outlen);
 /* 1 if s has a character that is not white space. */
 int text_has_content(const char *s);
 
+/* ================================================================ shared store helpers (store.c) */
+
+/* A set of ids (block sets, following lists, the ids of a bucket document). */
+typedef struct {
+    char **ids;
+    size_t n;
+} pub_ids_t;
+/* Adds a copy of id. */
+void pub_ids_add(pub_ids_t *s, const char *id);
+int pub_ids_has(const pub_ids_t *s, const char *id);
+/* Frees the ids and empties s. */
+void pub_ids_free(pub_ids_t *s);
+
+/* The strings of array member key of document id of coll (a bucket document, read by _id alone):
+ * 0 (out filled, empty when there is none; free with pub_ids_free) or -1. */
+int store_ids_load(pub_t *p, const char *coll, const char *id, const char *key, pub_ids_t *out);
+/* One single-document update of array member key of document id of coll with ids (n of them):
+ * op "$addToSet" (makes the document when missing), "$pull" (n == 1) or "$pullAll". 0 or -1. */
+int store_ids_change(pub_t *p, const char *coll, const char *id, const char *key, const char *op,
+                     const char *const *ids, size_t n);
+/* The same change (op "$addToSet", making missing documents, or "$pull") of value in array member
+ * key of each of the n documents docs of coll, in one bulk write. 0 or -1. */
+int store_ids_change_each(pub_t *p, const char *coll, const char *const *docs, size_t n, const char *key,
+                          const char *op, const char *value);
+/* A member of doc holding an array or document as JSON (caller frees); NULL when absent. */
+cJSON *store_member_json(const bson_t *doc, const char *key);
+/* Appends v (an object or array, borrowed) to doc under key. */
+void store_append_json(bson_t *doc, const char *key, const cJSON *v);
+
 /* ================================================================ users and the graph (users.c) */
 
 /* Calls method of service with body (borrowed) and waits up to PUBLICATION_RPC_TIMEOUT: the
@@ -90,17 +119,10 @@ int users_hidden(pub_t *p, const char *x, const char *y);
  * 404 (unknown, or in a block relation with the caller) or 503 and returns 0 or -1. */
 int users_from_path(pub_t *p, const mq_message_t *req, mq_reply_t *r, char id[64]);
 
-/* A set of user ids (block sets, following lists). */
-typedef struct {
-    char **ids;
-    size_t n;
-} pub_ids_t;
 /* The users in a block relation with one caller (either direction), for filtering lists. */
 typedef pub_ids_t pub_blockset_t;
 /* Loads the set of caller (NULL: empty). 0 or -1. */
 int users_blockset(pub_t *p, const char *caller, pub_blockset_t *out);
-int users_blockset_has(const pub_blockset_t *b, const char *user_id);
-void users_blockset_free(pub_blockset_t *b);
 
 /* Author JSONs of one request, looked up once each. */
 typedef struct pub_authors pub_authors_t;
@@ -118,7 +140,7 @@ mq_disposition_t users_on_event(mq_t *mq, const mq_message_t *msg, void *ud);
 /* ================================================================ graph buckets (graph.c) */
 
 /* The ids of the users user follows (following) or that follow it (followers), from their
- * bucket documents: 0 (out filled, empty when none; free with users_blockset_free) or -1. */
+ * bucket documents: 0 (out filled, empty when none; free with pub_ids_free) or -1. */
 int graph_following(pub_t *p, const char *user, pub_ids_t *out);
 int graph_followers(pub_t *p, const char *user, pub_ids_t *out);
 /* 1 if the edge from -> to of coll ("follows", "blocks") is on, 0 if not, -1. */
@@ -172,7 +194,8 @@ int posts_cascade(pub_t *p, const char *post_id);
 /* The media of media_ids (strings), fetched from resize-image, in the order given, as posts and
  * stories keep them ({id, width, height, blurhash?, variants}); they must be the caller's.
  * Answers 422 (field: errors member of an unknown id), 403 or 503 and returns NULL otherwise. */
-cJSON *posts_media(pub_t *p, const mq_message_t *req, mq_reply_t *r, const cJSON *media_ids, const char *field);
+cJSON *posts_media(pub_t *p, const mq_message_t *req, mq_reply_t *r, const cJSON *media_ids,
+                   const char *field);
 
 /* ================================================================ feed (feed.c, fanout.c) */
 
@@ -219,18 +242,6 @@ int stories_user_gone(pub_t *p, const char *user_id);
 int stories_load(pub_t *p, const char *id, bson_t *out);
 /* 1 if story (a stored document) is active at now_ms: not expired and not being deleted. */
 int stories_active(const bson_t *story, int64_t now_ms);
-/* The ids of a bucket document {_id: id, ids: [...]} of coll (user_stories, story_seen,
- * user_highlights): 0 (out filled, empty when absent; free with users_blockset_free) or -1. */
-int stories_bucket_load(pub_t *p, const char *coll, const char *id, pub_ids_t *out);
-/* One single-document update of a bucket: op "$addToSet" (upserts), "$pull" or "$pullAll" (ids
- * n > 1, or n == 1) of ids. 0 or -1. */
-int stories_bucket_change(pub_t *p, const char *coll, const char *id, const char *op, const char *const *ids,
-                          size_t n);
-/* A member of doc holding an array or document as JSON (caller frees); NULL when absent. */
-cJSON *stories_member_json(const bson_t *doc, const char *key);
-/* Appends v (an object or array, borrowed) to doc under key. */
-void stories_append_json(bson_t *doc, const char *key, const cJSON *v);
-
 /* Removes story_id from every highlight of owner, deleting the highlights left empty. Safe to
  * repeat. 0 or -1. */
 int highlights_drop_story(pub_t *p, const char *owner, const char *story_id);

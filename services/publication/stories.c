@@ -36,98 +36,9 @@ int stories_active(const bson_t *story, int64_t now_ms)
     return db_doc_ms(story, "expires_at") > now_ms && !stories__flag(story, "deleting");
 }
 
-int stories_bucket_load(pub_t *p, const char *coll, const char *id, pub_ids_t *out)
-{
-    memset(out, 0, sizeof(*out));
-    bson_t doc = BSON_INITIALIZER;
-    bson_t *f = BCON_NEW("_id", BCON_UTF8(id));
-    int rc = db_find_one(p->db, coll, f, NULL, &doc);
-    bson_destroy(f);
-    bson_iter_t it, a;
-    if (rc == 1 && bson_iter_init_find(&it, &doc, "ids") && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &a))
-        while (bson_iter_next(&a)) {
-            if (!BSON_ITER_HOLDS_UTF8(&a))
-                continue;
-            out->ids = xrealloc(out->ids, (out->n + 1) * sizeof(*out->ids));
-            out->ids[out->n++] = xstrdup(bson_iter_utf8(&a, NULL));
-        }
-    bson_destroy(&doc);
-    return rc < 0 ? -1 : 0;
-}
-
-int stories_bucket_change(pub_t *p, const char *coll, const char *id, const char *op, const char *const *ids,
-                          size_t n)
-{
-    if (n == 0)
-        return 0;
-    int all = strcmp(op, "$pullAll") == 0;
-    bson_t *f = BCON_NEW("_id", BCON_UTF8(id)), *u = bson_new(), inner, arr;
-    bson_append_document_begin(u, op, -1, &inner);
-    if (all) {
-        bson_append_array_begin(&inner, "ids", -1, &arr);
-        for (size_t i = 0; i < n; i++) {
-            char key[16];
-            const char *k;
-            bson_uint32_to_string((uint32_t)i, &k, key, sizeof(key));
-            bson_append_utf8(&arr, k, -1, ids[i], -1);
-        }
-        bson_append_array_end(&inner, &arr);
-    } else {
-        CORE_ASSERT(n == 1);
-        BSON_APPEND_UTF8(&inner, "ids", ids[0]);
-    }
-    bson_append_document_end(u, &inner);
-    /* only an addition makes the bucket: a removal from an absent bucket has nothing to do */
-    int rc = db_update_one(p->db, coll, f, u, strcmp(op, "$addToSet") == 0);
-    bson_destroy(f);
-    bson_destroy(u);
-    return rc < 0 ? -1 : 0;
-}
-
-cJSON *stories_member_json(const bson_t *doc, const char *key)
-{
-    bson_iter_t it;
-    cJSON *v = NULL;
-    if (bson_iter_init_find(&it, doc, key) && (BSON_ITER_HOLDS_ARRAY(&it) || BSON_ITER_HOLDS_DOCUMENT(&it))) {
-        const uint8_t *data;
-        uint32_t len;
-        bson_t sub;
-        int array = BSON_ITER_HOLDS_ARRAY(&it);
-        if (array)
-            bson_iter_array(&it, &len, &data);
-        else
-            bson_iter_document(&it, &len, &data);
-        if (bson_init_static(&sub, data, len)) {
-            size_t n;
-            char *text = array ? bson_array_as_json(&sub, &n) : bson_as_relaxed_extended_json(&sub, &n);
-            if (text != NULL)
-                v = json_parse(text, n, 64 << 20, 64, NULL);
-            bson_free(text);
-        }
-    }
-    return v;
-}
-
-void stories_append_json(bson_t *doc, const char *key, const cJSON *v)
-{
-    /* wrapped in an object: libbson parses documents, not bare arrays */
-    cJSON *wrap = cJSON_CreateObject();
-    cJSON_AddItemReferenceToObject(wrap, "v", (cJSON *)v);
-    char *text = json_print(wrap);
-    cJSON_Delete(wrap);
-    bson_error_t e;
-    bson_t *b = bson_new_from_json((const uint8_t *)text, -1, &e);
-    CORE_ASSERT(b != NULL); /* our own JSON */
-    bson_iter_t it;
-    if (bson_iter_init_find(&it, b, "v"))
-        bson_append_iter(doc, key, -1, &it);
-    bson_destroy(b);
-    free(text);
-}
-
 static int stories__has(const pub_ids_t *set, const char *id)
 {
-    return set != NULL && users_blockset_has(set, id);
+    return set != NULL && pub_ids_has(set, id);
 }
 
 /* ---------------------------------------------------------------- a user's active stories */
@@ -159,7 +70,7 @@ static int stories__active_of(pub_t *p, const char *owner, int64_t now, stories_
 {
     memset(out, 0, sizeof(*out));
     pub_ids_t ids;
-    if (stories_bucket_load(p, "user_stories", owner, &ids) != 0)
+    if (store_ids_load(p, "user_stories", owner, "ids", &ids) != 0)
         return -1;
     const char **gone = xcalloc(ids.n + 1, sizeof(*gone));
     size_t ngone = 0;
@@ -180,10 +91,11 @@ static int stories__active_of(pub_t *p, const char *owner, int64_t now, stories_
         }
         bson_destroy(&doc);
     }
-    if (rc == 0 && ngone > 0 && stories_bucket_change(p, "user_stories", owner, "$pullAll", gone, ngone) != 0)
+    if (rc == 0 && ngone > 0 &&
+        store_ids_change(p, "user_stories", owner, "ids", "$pullAll", gone, ngone) != 0)
         log_warn(NULL, "user_stories %s: leftover ids stay for now", owner); /* the next read tries again */
     free(gone);
-    users_blockset_free(&ids);
+    pub_ids_free(&ids);
     if (rc != 0) {
         stories__set_free(out);
         return -1;
@@ -208,7 +120,7 @@ static int stories__delete(pub_t *p, const char *id, const char *owner)
     if (rc > 0) {
         const char *one[1] = {id};
         if (highlights_drop_story(p, owner, id) != 0 ||
-            stories_bucket_change(p, "user_stories", owner, "$pull", one, 1) != 0 ||
+            store_ids_change(p, "user_stories", owner, "ids", "$pull", one, 1) != 0 ||
             db_delete_one(p->db, "stories", f) < 0)
             rc = -1;
     }
@@ -222,7 +134,7 @@ static int stories__delete(pub_t *p, const char *id, const char *owner)
 static int stories__expire(pub_t *p, const char *id, const char *owner)
 {
     const char *one[1] = {id};
-    if (stories_bucket_change(p, "user_stories", owner, "$pull", one, 1) != 0)
+    if (store_ids_change(p, "user_stories", owner, "ids", "$pull", one, 1) != 0)
         return -1;
     bson_t *f = BCON_NEW("_id", BCON_UTF8(id));
     int rc = db_delete_one(p->db, "stories", f) < 0 ? -1 : 0;
@@ -300,7 +212,7 @@ int stories_purge(pub_t *p)
 int stories_user_gone(pub_t *p, const char *user_id)
 {
     pub_ids_t ids;
-    if (stories_bucket_load(p, "user_stories", user_id, &ids) != 0)
+    if (store_ids_load(p, "user_stories", user_id, "ids", &ids) != 0)
         return -1;
     int rc = 0;
     for (size_t i = 0; i < ids.n && rc == 0; i++) {
@@ -309,7 +221,7 @@ int stories_user_gone(pub_t *p, const char *user_id)
         rc = db_delete_one(p->db, "stories", f) < 0 ? -1 : 0;
         bson_destroy(f);
     }
-    users_blockset_free(&ids);
+    pub_ids_free(&ids);
     static const char *const buckets[] = {"user_stories", "story_seen"};
     for (size_t i = 0; i < CORE_ARRAY_SIZE(buckets) && rc == 0; i++) {
         bson_t *f = BCON_NEW("_id", BCON_UTF8(user_id));
@@ -325,15 +237,15 @@ int stories_user_gone(pub_t *p, const char *user_id)
 
 /* The Story JSON of a stored story for caller (NULL: anonymous) with its seen marks (may be
  * NULL); NULL with *err = 1 on a database error, NULL with *err = 0 when its author is gone. */
-static cJSON *stories__json(pub_authors_t *authors, const bson_t *story, const char *caller, const pub_ids_t *seen,
-                            int *err)
+static cJSON *stories__json(pub_authors_t *authors, const bson_t *story, const char *caller,
+                            const pub_ids_t *seen, int *err)
 {
     *err = 0;
     const char *id = db_doc_str(story, "_id"), *owner = db_doc_str(story, "owner_id");
     const cJSON *author = id != NULL && owner != NULL ? users_authors_get(authors, owner, err) : NULL;
     if (author == NULL)
         return NULL;
-    cJSON *o = cJSON_CreateObject(), *media = stories_member_json(story, "media");
+    cJSON *o = cJSON_CreateObject(), *media = store_member_json(story, "media");
     cJSON_AddStringToObject(o, "id", id);
     cJSON_AddItemToObject(o, "author", cJSON_Duplicate(author, 1));
     cJSON_AddItemToObject(o, "media", media != NULL ? media : cJSON_CreateObject());
@@ -404,7 +316,7 @@ void stories_create(pub_t *p, const mq_message_t *req, mq_reply_t *r)
     db_new_id(id);
     int64_t now = core_wall_ms();
     doc = BCON_NEW("_id", BCON_UTF8(id), "owner_id", BCON_UTF8(uid));
-    stories_append_json(doc, "media", cJSON_GetArrayItem(media, 0));
+    store_append_json(doc, "media", cJSON_GetArrayItem(media, 0));
     BSON_APPEND_DATE_TIME(doc, "created_at", now);
     BSON_APPEND_DATE_TIME(doc, "expires_at", now + p->conf->story_ttl_ms);
     if (db_insert(p->db, "stories", doc) != 0) {
@@ -413,7 +325,7 @@ void stories_create(pub_t *p, const mq_message_t *req, mq_reply_t *r)
     }
     /* The document first, then its id in the bucket: an id in a bucket always has its story. */
     const char *one[1] = {id};
-    if (stories_bucket_change(p, "user_stories", uid, "$addToSet", one, 1) != 0) {
+    if (store_ids_change(p, "user_stories", uid, "ids", "$addToSet", one, 1) != 0) {
         bson_t *f = BCON_NEW("_id", BCON_UTF8(id));
         db_delete_one(p->db, "stories", f); /* else left to the purge: not in the bucket, never shown */
         bson_destroy(f);
@@ -488,7 +400,7 @@ void stories_mark_seen(pub_t *p, const mq_message_t *req, mq_reply_t *r)
      * repeated mark change nothing. */
     if (strcmp(owner, req->user_id) != 0) {
         const char *one[1] = {id};
-        if (stories_bucket_change(p, "story_seen", req->user_id, "$addToSet", one, 1) != 0) {
+        if (store_ids_change(p, "story_seen", req->user_id, "ids", "$addToSet", one, 1) != 0) {
             rpc_db_error(r);
             goto out;
         }
@@ -532,7 +444,7 @@ void stories_of_user(pub_t *p, const mq_message_t *req, mq_reply_t *r)
         return;
     }
     if (stories__active_of(p, uid, core_wall_ms(), &set) != 0 ||
-        (strcmp(caller, uid) != 0 && stories_bucket_load(p, "story_seen", caller, &seen) != 0))
+        (strcmp(caller, uid) != 0 && store_ids_load(p, "story_seen", caller, "ids", &seen) != 0))
         goto fail;
     authors = users_authors_new(p);
     for (size_t i = 0; i < set.n; i++) {
@@ -551,7 +463,7 @@ fail:
 done:
     cJSON_Delete(out);
     users_authors_free(authors);
-    users_blockset_free(&seen);
+    pub_ids_free(&seen);
     stories__set_free(&set);
 }
 
@@ -590,8 +502,8 @@ static void stories__entry_key(stories__entry_t *e, const char *newest, const ch
 /* Drops from the caller's seen bucket the marks of stories that expired (their id's time plus
  * STORY_TTL and a slack is past) and are not among the active stories just read: the bucket
  * stays about a day long. Best effort: a failure leaves them for the next read. */
-static void stories__prune_seen(pub_t *p, const char *caller, const pub_ids_t *seen, const stories__entry_t *e,
-                                size_t n, int64_t now)
+static void stories__prune_seen(pub_t *p, const char *caller, const pub_ids_t *seen,
+                                const stories__entry_t *e, size_t n, int64_t now)
 {
     const char **old = xcalloc(seen->n + 1, sizeof(*old));
     size_t nold = 0;
@@ -612,7 +524,7 @@ static void stories__prune_seen(pub_t *p, const char *caller, const pub_ids_t *s
         if (!active)
             old[nold++] = id;
     }
-    if (nold > 0 && stories_bucket_change(p, "story_seen", caller, "$pullAll", old, nold) != 0)
+    if (nold > 0 && store_ids_change(p, "story_seen", caller, "ids", "$pullAll", old, nold) != 0)
         log_warn(NULL, "story_seen %s: expired marks stay for now", caller);
     free(old);
 }
@@ -630,7 +542,8 @@ void stories_feed(pub_t *p, const mq_message_t *req, mq_reply_t *r)
     stories__entry_t *e = NULL;
     size_t n = 0;
     cJSON *out = NULL;
-    if (graph_following(p, caller, &following) != 0 || stories_bucket_load(p, "story_seen", caller, &seen) != 0)
+    if (graph_following(p, caller, &following) != 0 ||
+        store_ids_load(p, "story_seen", caller, "ids", &seen) != 0)
         goto fail;
     /* Every followed account with active stories, then sorted: the order depends on seen marks
      * and the newest story, which no stored index holds. Reads are by _id only (README, Store). */
@@ -696,6 +609,6 @@ done:
         stories__set_free(&e[i].set);
     free(e);
     users_authors_free(authors);
-    users_blockset_free(&following);
-    users_blockset_free(&seen);
+    pub_ids_free(&following);
+    pub_ids_free(&seen);
 }

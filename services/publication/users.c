@@ -137,10 +137,8 @@ static int users__collect_other(const bson_t *doc, void *ud)
     pub_blockset_t *b = ((void **)ud)[0];
     const char *side = ((void **)ud)[1];
     const char *id = db_doc_str(doc, side);
-    if (id != NULL) {
-        b->ids = xrealloc(b->ids, (b->n + 1) * sizeof(*b->ids));
-        b->ids[b->n++] = xstrdup(id);
-    }
+    if (id != NULL)
+        pub_ids_add(b, id);
     return 0;
 }
 
@@ -161,22 +159,6 @@ int users_blockset(pub_t *p, const char *caller, pub_blockset_t *out)
     return 0;
 }
 
-int users_blockset_has(const pub_blockset_t *b, const char *user_id)
-{
-    for (size_t i = 0; i < b->n; i++)
-        if (strcmp(b->ids[i], user_id) == 0)
-            return 1;
-    return 0;
-}
-
-void users_blockset_free(pub_blockset_t *b)
-{
-    for (size_t i = 0; i < b->n; i++)
-        free(b->ids[i]);
-    free(b->ids);
-    memset(b, 0, sizeof(*b));
-}
-
 /* ---------------------------------------------------------------- authors of one request */
 
 struct pub_authors {
@@ -185,7 +167,7 @@ struct pub_authors {
     struct {
         char *id;
         cJSON *author; /* NULL: unknown or gone */
-    } *e;
+    } * e;
 };
 
 pub_authors_t *users_authors_new(pub_t *p)
@@ -270,8 +252,8 @@ void users_authors_free(pub_authors_t *a)
  * version at least as new: out-of-order and repeated events end in the newest state. By _id
  * alone, as FerretDB answers only those from an index (an upsert with a version in its filter
  * would scan the collection). 0 (written or stale) or -1. */
-static int users__put_versioned(pub_t *p, const char *coll, const char *id, const char *vfield, int64_t version,
-                                const bson_t *fields)
+static int users__put_versioned(pub_t *p, const char *coll, const char *id, const char *vfield,
+                                int64_t version, const bson_t *fields)
 {
     for (int attempt = 0; attempt < 3; attempt++) {
         bson_t cur = BSON_INITIALIZER;
@@ -360,7 +342,8 @@ static int users__avatar_url(pub_t *p, const char *owner, const char *media_id, 
     if (status == 200) {
         const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(reply, "items"), 0);
         const char *o = rpc_field_str(m, "owner_id");
-        const cJSON *thumb = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "variants"), "thumb");
+        const cJSON *thumb =
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "variants"), "thumb");
         const char *u = rpc_field_str(thumb, "url");
         rc = 0;
         if (o != NULL && strcmp(o, owner) == 0 && u != NULL) {
@@ -492,7 +475,8 @@ static int users__gone(pub_t *p, const char *user_id, const char *request_id)
     bson_destroy(f);
     /* the buckets before the edges they mirror; stories and highlights; the feed documents */
     if (rc == 0)
-        rc = graph_user_gone(p, user_id) == 0 && stories_user_gone(p, user_id) == 0 && feed_user_gone(p, user_id) == 0
+        rc = graph_user_gone(p, user_id) == 0 && stories_user_gone(p, user_id) == 0 &&
+                     feed_user_gone(p, user_id) == 0
                  ? 0
                  : -1;
     static const char *const colls[] = {"follows", "blocks"}, *const sides[] = {"from", "to"};

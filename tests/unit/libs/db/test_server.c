@@ -1,7 +1,8 @@
 /* test_server.c -- what our code relies on from the database server, checked on our FerretDB build
  * (deploy/local/ferretdb/): an update of one document is atomic, as MongoDB promises (without
  * atomic-update.patch, concurrent $addToSet and $inc on one document lose updates), and a lookup
- * by {_id: {$in: [...]}} finds exactly its documents (id-in-pushdown.patch hands it to SQLite). */
+ * by {_id: {$in: [...]}} finds exactly its documents (id-in-pushdown.patch hands it to SQLite), and
+ * one update command of many statements finishes (stock FerretDB waits forever past 100). */
 #include <criterion/criterion.h>
 #include <pthread.h>
 
@@ -42,7 +43,8 @@ static void *worker(void *arg)
     for (int i = 0; i < EACH; i++) {
         char member[32];
         snprintf(member, sizeof(member), "t%d_%d", t, i);
-        bson_t *u = BCON_NEW("$addToSet", "{", "ids", BCON_UTF8(member), "}", "$inc", "{", "n", BCON_INT64(1), "}");
+        bson_t *u =
+            BCON_NEW("$addToSet", "{", "ids", BCON_UTF8(member), "}", "$inc", "{", "n", BCON_INT64(1), "}");
         cr_assert_eq(db_update_one(db, "buckets", f, u, 0), 1);
         bson_destroy(u);
     }
@@ -65,8 +67,10 @@ Test(db_server, concurrent_updates_of_one_document_all_count, .init = setup, .fi
     long members = 0;
     while (bson_iter_next(&arr))
         members++;
-    cr_expect_eq(members, THREADS * EACH, "%ld of %d members: $addToSet updates were lost", members, THREADS * EACH);
-    cr_expect_eq(db_doc_int(&doc, "n"), THREADS * EACH, "n = %ld: $inc updates were lost", (long)db_doc_int(&doc, "n"));
+    cr_expect_eq(members, THREADS * EACH, "%ld of %d members: $addToSet updates were lost", members,
+                 THREADS * EACH);
+    cr_expect_eq(db_doc_int(&doc, "n"), THREADS * EACH, "n = %ld: $inc updates were lost",
+                 (long)db_doc_int(&doc, "n"));
     bson_destroy(&doc);
     bson_destroy(f);
 }
@@ -93,4 +97,25 @@ Test(db_server, lookup_by_id_in_finds_exactly_those, .init = setup, .fini = tear
     cr_expect_eq(n, 3);
     cr_expect_eq(sum, 7 + 42 + 100);
     bson_destroy(f);
+}
+
+Test(db_server, bulk_update_of_a_thousand_statements_finishes, .init = setup, .fini = teardown, .timeout = 120)
+{
+    enum { N = 1000 };
+    bson_t *f[N], *u[N];
+    char id[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "b%04d", i);
+        f[i] = BCON_NEW("_id", BCON_UTF8(id));
+        u[i] = BCON_NEW("$addToSet", "{", "ids", BCON_UTF8("x"), "}");
+    }
+    cr_assert_eq(db_update_bulk(db, "bulk", f, u, N, 1), 0);
+    cr_assert_eq(db_update_bulk(db, "bulk", f, u, N, 1), 0); /* again: every document is there now */
+    for (int i = 0; i < N; i++) {
+        bson_destroy(f[i]);
+        bson_destroy(u[i]);
+    }
+    bson_t *all = bson_new();
+    cr_expect_eq(db_count(db, "bulk", all), N);
+    bson_destroy(all);
 }

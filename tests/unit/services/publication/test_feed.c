@@ -16,12 +16,14 @@
 #include "../../../../services/publication/posts.c"
 #include "../../../../services/publication/recover.c"
 #include "../../../../services/publication/stories.c"
+#include "../../../../services/publication/store.c"
 #include "../../../../services/publication/text.c"
 #include "../../../../services/publication/users.c"
 
 static db_t *db;
 static char dbname[64];
-static pub_conf_t conf = {.feed_max_items = 16, .feed_backfill = 3, .feed_trim_every = 1, .feed_fanout_batch = 4};
+static pub_conf_t conf = {
+    .feed_max_items = 16, .feed_backfill = 3, .feed_trim_every = 1, .feed_fanout_batch = 4};
 static pub_t app = {.conf = &conf};
 
 static void setup(void)
@@ -48,10 +50,10 @@ static void post_id(char out[25], int n)
 }
 
 /* The entries of user's timeline, newest first. */
-static feed__strs_t timeline(const char *user)
+static pub_ids_t timeline(const char *user)
 {
-    feed__strs_t s;
-    cr_assert_eq(feed__load(&app, "timelines", user, "e", &s), 0);
+    pub_ids_t s;
+    cr_assert_eq(store_ids_load(&app, "timelines", user, "e", &s), 0);
     feed__sort(&s);
     return s;
 }
@@ -77,15 +79,15 @@ Test(feed, fanout_is_idempotent_per_timeline_and_post)
     for (int round = 0; round < 3; round++) /* a redelivered batch, twice */
         cr_assert_eq(feed_add(&app, p, "author", users, 3), 0);
     for (int i = 0; i < 3; i++) {
-        feed__strs_t s = timeline(users[i]);
+        pub_ids_t s = timeline(users[i]);
         cr_assert_eq(s.n, 1);
-        cr_assert_str_eq(s.v[0], "6b0200000000000000000001:author");
-        feed__strs_free(&s);
+        cr_assert_str_eq(s.ids[0], "6b0200000000000000000001:author");
+        pub_ids_free(&s);
     }
     cr_assert_eq(feed_remove(&app, p, "author", users, 3), 0);
-    feed__strs_t s = timeline("u2");
+    pub_ids_t s = timeline("u2");
     cr_expect_eq(s.n, 0);
-    feed__strs_free(&s);
+    pub_ids_free(&s);
 }
 
 /* Four writers (copies fanning out different posts) add to the same timelines at once. */
@@ -110,9 +112,9 @@ Test(feed, concurrent_fanouts_lose_no_entry)
     for (int t = 0; t < 4; t++)
         pthread_join(th[t], NULL);
     conf.feed_max_items = 16;
-    feed__strs_t s = timeline("t5");
+    pub_ids_t s = timeline("t5");
     cr_expect_eq(s.n, 48, "%zu of 48 entries", s.n);
-    feed__strs_free(&s);
+    pub_ids_free(&s);
 }
 
 Test(feed, timelines_are_trimmed_to_the_newest)
@@ -123,13 +125,13 @@ Test(feed, timelines_are_trimmed_to_the_newest)
         post_id(p, i);
         cr_assert_eq(feed_add(&app, p, "a", &u, 1), 0);
     }
-    feed__strs_t s = timeline(u);
+    pub_ids_t s = timeline(u);
     cr_assert_leq(s.n, 16 + 16 / 8, "%zu entries kept", s.n);
     cr_assert_geq(s.n, 16);
     char newest[25];
     post_id(newest, 40);
-    cr_expect_eq(strncmp(s.v[0], newest, 24), 0);
-    feed__strs_free(&s);
+    cr_expect_eq(strncmp(s.ids[0], newest, 24), 0);
+    pub_ids_free(&s);
 }
 
 Test(feed, backfill_and_removal_by_author)
@@ -149,18 +151,18 @@ Test(feed, backfill_and_removal_by_author)
     post_id(mine, 9);
     cr_assert_eq(feed_add(&app, mine, "c", &me, 1), 0);
     cr_assert_eq(feed_backfill(&app, "me", "b"), 0);
-    feed__strs_t s = timeline("me");
+    pub_ids_t s = timeline("me");
     cr_assert_eq(s.n, 4);
-    cr_expect_str_eq(s.v[0], "6b0200000000000000000009:c");
-    cr_expect_str_eq(s.v[1], "6b0200000000000000000005:b");
-    cr_expect_str_eq(s.v[2], "6b0200000000000000000003:b");
-    cr_expect_str_eq(s.v[3], "6b0200000000000000000002:b");
-    feed__strs_free(&s);
+    cr_expect_str_eq(s.ids[0], "6b0200000000000000000009:c");
+    cr_expect_str_eq(s.ids[1], "6b0200000000000000000005:b");
+    cr_expect_str_eq(s.ids[2], "6b0200000000000000000003:b");
+    cr_expect_str_eq(s.ids[3], "6b0200000000000000000002:b");
+    pub_ids_free(&s);
     cr_assert_eq(feed_remove_author(&app, "me", "b"), 0);
     s = timeline("me");
     cr_assert_eq(s.n, 1);
-    cr_expect_str_eq(s.v[0], "6b0200000000000000000009:c");
-    feed__strs_free(&s);
+    cr_expect_str_eq(s.ids[0], "6b0200000000000000000009:c");
+    pub_ids_free(&s);
 }
 
 Test(feed, buckets_follow_the_edges)
@@ -174,18 +176,18 @@ Test(feed, buckets_follow_the_edges)
     cr_assert_eq(graph_followers(&app, "star", &ids), 0);
     cr_assert_eq(ids.n, 1);
     cr_expect_str_eq(ids.ids[0], "fan");
-    users_blockset_free(&ids);
-    feed__strs_t s = timeline("fan");
+    pub_ids_free(&ids);
+    pub_ids_t s = timeline("fan");
     cr_expect_eq(s.n, 1, "the follow backfilled the post");
-    feed__strs_free(&s);
+    pub_ids_free(&s);
     set_edge("fan", "star", 0);
     cr_assert_eq(graph_follow_sync(&app, "fan", "star"), 0);
     cr_assert_eq(graph_following(&app, "fan", &ids), 0);
     cr_expect_eq(ids.n, 0);
-    users_blockset_free(&ids);
+    pub_ids_free(&ids);
     s = timeline("fan");
     cr_expect_eq(s.n, 0, "the unfollow took the post away");
-    feed__strs_free(&s);
+    pub_ids_free(&s);
 }
 
 /* ================================================================ reading */
@@ -219,7 +221,7 @@ Test(feed, candidates_merge_large_accounts_in_order_after_the_cursor)
                                        "6b0200000000000000000002:big", "6b0200000000000000000001:small"};
     cr_assert_eq(pg.cand.n, 4, "%zu candidates", pg.cand.n);
     for (size_t i = 0; i < 4; i++)
-        cr_expect_str_eq(pg.cand.v[i], want[i]);
-    feed__strs_free(&pg.cand);
+        cr_expect_str_eq(pg.cand.ids[i], want[i]);
+    pub_ids_free(&pg.cand);
     g_hash_table_destroy(pg.authors_ok);
 }

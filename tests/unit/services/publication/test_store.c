@@ -15,6 +15,7 @@
 #include "../../../../services/publication/posts.c"
 #include "../../../../services/publication/recover.c"
 #include "../../../../services/publication/stories.c"
+#include "../../../../services/publication/store.c"
 #include "../../../../services/publication/text.c"
 #include "../../../../services/publication/users.c"
 
@@ -256,8 +257,8 @@ Test(store, edges_end_in_the_state_of_the_newest_event_whatever_the_order)
     cr_assert_eq(users_hidden(&app, NULL, BOB), 0);
     pub_blockset_t b;
     cr_assert_eq(users_blockset(&app, BOB, &b), 0);
-    cr_assert(b.n == 1 && users_blockset_has(&b, ALICE));
-    users_blockset_free(&b);
+    cr_assert(b.n == 1 && pub_ids_has(&b, ALICE));
+    pub_ids_free(&b);
     cr_assert_eq(deliver("block.deleted", "{\"blocker_id\":\"" ALICE "\",\"blocked_id\":\"" BOB "\","
                                           "\"deleted_at\":\"2026-11-21T10:00:05Z\"}"),
                  MQ_ACK);
