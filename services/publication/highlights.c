@@ -401,26 +401,18 @@ void highlights_of_user(pub_t *p, const mq_message_t *req, mq_reply_t *r)
 
 void highlights_remove(pub_t *p, const mq_message_t *req, mq_reply_t *r)
 {
-    char id[64];
     bson_t h = BSON_INITIALIZER;
     if (users_caller(p, req, r, NULL) != 1)
         goto out;
-    int rc = 0;
-    if (rpc_param(req, "id", id, sizeof(id)) == 0 && pub_id_valid(id))
-        rc = highlights__load(p, id, &h);
-    const char *owner = rc == 1 ? db_doc_str(&h, "owner_id") : NULL;
-    if (rc == 1 && owner == NULL)
-        rc = 0;
-    if (rc == 1) { /* hidden by a block like the owner's list: 404, not 403 */
-        int hidden = users_hidden(p, req->user_id, owner);
-        rc = hidden < 0 ? -1 : hidden ? 0 : 1;
-    }
-    if (rc == 1 && strcmp(owner, req->user_id) != 0) {
+    /* hidden by a block like the owner's list: 404, not 403 */
+    if (store_visible(p, req, r, "highlights", "owner_id", "highlight", &h) != 1)
+        goto out;
+    const char *owner = db_doc_str(&h, "owner_id"), *id = db_doc_str(&h, "_id");
+    if (strcmp(owner, req->user_id) != 0) {
         rpc_problem(r, 403, "forbidden", "only its owner deletes a highlight", NULL);
         goto out;
     }
-    if (rc == 1)
-        rc = highlights__delete(p, id, owner);
+    int rc = id != NULL ? highlights__delete(p, id, owner) : 0;
     if (rc < 0)
         rpc_db_error(r);
     else if (rc == 0)

@@ -223,19 +223,7 @@ static void posts__answer(pub_t *p, const mq_message_t *req, mq_reply_t *r, cons
 
 int posts_visible(pub_t *p, const mq_message_t *req, mq_reply_t *r, bson_t *out)
 {
-    char id[64];
-    int rc = 0;
-    if (rpc_param(req, "id", id, sizeof(id)) == 0 && pub_id_valid(id))
-        rc = posts_load(p, id, out);
-    if (rc == 1) {
-        int h = users_hidden(p, req->user_id, db_doc_str(out, "author_id"));
-        rc = h < 0 ? -1 : h ? 0 : 1;
-    }
-    if (rc < 0)
-        rpc_db_error(r);
-    else if (rc == 0)
-        rpc_not_found(r, "no such post");
-    return rc;
+    return store_visible(p, req, r, "posts", "author_id", "post", out);
 }
 
 /* ================================================================ caption */

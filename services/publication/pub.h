@@ -88,6 +88,11 @@ int store_ids_change(pub_t *p, const char *coll, const char *id, const char *key
  * key of each of the n documents docs of coll, in one bulk write. 0 or -1. */
 int store_ids_change_each(pub_t *p, const char *coll, const char *const *docs, size_t n, const char *key,
                           const char *op, const char *value);
+/* Loads the document of coll whose id is the path parameter {id} into out (initialised by the
+ * call), unless its owner (member owner_key) and the caller are in a block relation: 1, or answers
+ * 404 "no such <what>" (also for a malformed id) or 503 and returns 0 or -1. */
+int store_visible(pub_t *p, const mq_message_t *req, mq_reply_t *r, const char *coll, const char *owner_key,
+                  const char *what, bson_t *out);
 /* A member of doc holding an array or document as JSON (caller frees); NULL when absent. */
 cJSON *store_member_json(const bson_t *doc, const char *key);
 /* Appends v (an object or array, borrowed) to doc under key. */

@@ -105,6 +105,35 @@ int store_ids_change_each(pub_t *p, const char *coll, const char *const *docs, s
     return rc;
 }
 
+/* ================================================================ the documents of a path */
+
+int store_visible(pub_t *p, const mq_message_t *req, mq_reply_t *r, const char *coll, const char *owner_key,
+                  const char *what, bson_t *out)
+{
+    char id[64];
+    int rc = 0;
+    if (rpc_param(req, "id", id, sizeof(id)) == 0 && pub_id_valid(id)) {
+        bson_t *f = BCON_NEW("_id", BCON_UTF8(id));
+        rc = db_find_one(p->db, coll, f, NULL, out);
+        bson_destroy(f);
+    }
+    const char *owner = rc == 1 ? db_doc_str(out, owner_key) : NULL;
+    if (rc == 1 && owner == NULL)
+        rc = 0;
+    if (rc == 1) {
+        int h = users_hidden(p, req->user_id, owner);
+        rc = h < 0 ? -1 : h ? 0 : 1;
+    }
+    if (rc < 0) {
+        rpc_db_error(r);
+    } else if (rc == 0) {
+        char *why = xasprintf("no such %s", what);
+        rpc_not_found(r, why);
+        free(why);
+    }
+    return rc;
+}
+
 /* ================================================================ JSON members */
 
 cJSON *store_member_json(const bson_t *doc, const char *key)

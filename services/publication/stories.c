@@ -270,27 +270,6 @@ static int stories__may_see(pub_t *p, const char *viewer, const char *owner)
     return graph_follows(p, viewer, owner);
 }
 
-/* The story of the path parameter {id}: 1 loaded, else answers 404 (a malformed id, unknown, or
- * its owner in a block relation with the caller) or 503 and returns 0 or -1. */
-static int stories__from_path(pub_t *p, const mq_message_t *req, mq_reply_t *r, bson_t *out)
-{
-    char id[64];
-    int rc = 0;
-    if (rpc_param(req, "id", id, sizeof(id)) == 0 && pub_id_valid(id))
-        rc = stories_load(p, id, out);
-    if (rc == 1 && (db_doc_str(out, "owner_id") == NULL || db_doc_str(out, "_id") == NULL))
-        rc = 0;
-    if (rc == 1) {
-        int h = users_hidden(p, req->user_id, db_doc_str(out, "owner_id"));
-        rc = h < 0 ? -1 : h ? 0 : 1;
-    }
-    if (rc < 0)
-        rpc_db_error(r);
-    else if (rc == 0)
-        rpc_not_found(r, "no such story");
-    return rc;
-}
-
 /* ================================================================ create, delete, seen */
 
 void stories_create(pub_t *p, const mq_message_t *req, mq_reply_t *r)
@@ -362,7 +341,8 @@ out:
 void stories_remove(pub_t *p, const mq_message_t *req, mq_reply_t *r)
 {
     bson_t story = BSON_INITIALIZER;
-    if (users_caller(p, req, r, NULL) != 1 || stories__from_path(p, req, r, &story) != 1)
+    if (users_caller(p, req, r, NULL) != 1 ||
+        store_visible(p, req, r, "stories", "owner_id", "story", &story) != 1)
         goto out;
     const char *owner = db_doc_str(&story, "owner_id");
     if (strcmp(owner, req->user_id) != 0) {
@@ -384,7 +364,8 @@ out:
 void stories_mark_seen(pub_t *p, const mq_message_t *req, mq_reply_t *r)
 {
     bson_t story = BSON_INITIALIZER;
-    if (users_caller(p, req, r, NULL) != 1 || stories__from_path(p, req, r, &story) != 1)
+    if (users_caller(p, req, r, NULL) != 1 ||
+        store_visible(p, req, r, "stories", "owner_id", "story", &story) != 1)
         goto out;
     const char *id = db_doc_str(&story, "_id"), *owner = db_doc_str(&story, "owner_id");
     int v = stories_active(&story, core_wall_ms()) ? stories__may_see(p, req->user_id, owner) : 0;

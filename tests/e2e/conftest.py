@@ -86,6 +86,22 @@ def stack(*args, check=True):
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=180)
 
 
+def start_with_env(name, ready, **env):
+    """Starts daemon name (stack.sh start) with env added to the test stack's environment, then
+    waits until ready() says it serves. The environment of this process is left as it was."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        stack("start", name)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    wait_until(ready, timeout=30, what=f"{name} ready")
+
+
 def wait_until(predicate, timeout=30.0, interval=0.2, what="condition"):
     deadline = time.monotonic() + timeout
     last = None

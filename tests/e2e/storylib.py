@@ -3,14 +3,11 @@
 lists, follows and blocks waited for until publication has them, and publication restarted with other
 settings.
 """
-import os
 from datetime import timedelta
 
-import httpx
-
-from conftest import stack, wait_until
-from publib import (ADMIN, AUTHOR_KEYS, OBJECT_ID, check_author, check_media, check_time, ids,
-                    media_ids, page, walk)
+from conftest import stack, start_with_env, wait_until
+from publib import (AUTHOR_KEYS, OBJECT_ID, check_author, check_media, check_time, ids,
+                    media_ids, page, walk, publication_ready)
 
 STORY_KEYS = {"id", "author", "media", "created_at", "expires_at", "seen"}
 FEED_ITEM_KEYS = {"user", "has_unseen", "stories"}
@@ -124,9 +121,12 @@ def highlights(client_or_user, username, limit=None):
 # ------------------------------------------------------------------ the graph, as publication sees it
 
 def follow_seen(follower, followee, sid):
-    """follower follows followee and publication knows it: followee's story sid shows to follower."""
+    """follower follows followee and publication knows it: followee's story sid shows to follower,
+    and followee is in follower's stories feed (the edge and the following list are written one
+    after the other)."""
     assert follower.follow(followee).status_code == 200
-    wait_until(lambda: sid in ids(user_stories(follower, followee.username)), timeout=20,
+    wait_until(lambda: sid in ids(user_stories(follower, followee.username)) and
+               followee.username in feed_users(follower), timeout=20,
                what=f"{follower.username} following {followee.username} in publication")
 
 
@@ -139,25 +139,8 @@ def block_seen(blocker, blocked):
 
 # ------------------------------------------------------------------ publication with other settings
 
-def publication_ready():
-    try:
-        return httpx.get(f"{ADMIN}/readyz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def restart_publication(**env):
     """Restarts publication with env added to the stack's environment (none: as the stack runs it)."""
     stack("stop", "publication")
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        stack("start", "publication")
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    wait_until(publication_ready, timeout=30, what="publication ready")
+    start_with_env("publication", publication_ready, **env)
 

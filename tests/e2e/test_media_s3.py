@@ -11,7 +11,7 @@ import pytest
 
 import medialib as m
 from authlib import User
-from conftest import stack, wait_until
+from conftest import stack, start_with_env
 from rabbitlib import EventQueue
 from test_media import upload
 from test_resilience_media import resize_ready
@@ -32,17 +32,7 @@ def s3_get(url):
 
 def restart_resize_image(**env):
     stack("stop", "resize-image")
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        stack("start", "resize-image")
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    wait_until(resize_ready, timeout=30, what="resize-image ready")
+    start_with_env("resize-image", resize_ready, **env)
 
 
 @pytest.fixture

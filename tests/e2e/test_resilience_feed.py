@@ -9,7 +9,6 @@ FEED_FANOUT_WORKERS=1; the fixture puts the test stack's configuration back afte
 down, the messages waiting in publication.fanout are read (and requeued) through RabbitMQ's management API
 and checked against proto/schemas (asyncapi.yaml, channel publicationFanout)."""
 import json
-import os
 import pathlib
 
 import pytest
@@ -18,7 +17,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from authlib import make_users, users  # noqa: F401 (fixture)
-from conftest import ROOT, stack, wait_until
+from conftest import ROOT, stack, start_with_env, wait_until
 from publib import make_post, publication_ready, queue_messages
 from rabbitlib import client as rabbit_client
 from rabbitlib import q
@@ -41,17 +40,7 @@ def _schema(name):
 
 def start_publication(**env):
     """Starts publication with env on top of the test stack's environment; waits until it is ready."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        stack_ok("start", "publication")
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    wait_until(publication_ready, timeout=30, what="publication ready")
+    start_with_env("publication", publication_ready, **env)
 
 
 @pytest.fixture
