@@ -10,7 +10,7 @@ import pytest
 from authlib import h2
 from authlib import users  # noqa: F401 (fixture)
 from conftest import is_problem, wait_until
-from publib import BAD_PATH_IDS, anon_get, ids, media_body, media_ids, page, parse_time, post_media_of, unknown_id
+from publib import BAD_PATH_IDS, anon_get, ids, known, media_body, media_ids, page, parse_time, post_media_of, unknown_id
 from storylib import (create_highlight, create_story, feed, feed_users, follow_seen, highlights, make_highlight,
                       make_story, restart_publication, seen, user_stories, block_seen, DAY)
 
@@ -50,6 +50,7 @@ def test_story_media_must_be_the_callers_and_known(users):
 ])
 def test_bad_story_bodies_are_422_and_create_nothing(users, body):
     a = users()
+    known(a)  # a refused body never reaches the caller's lookup: publication learns of a from auth's event
     if body == "EXTRA":
         body = {"media_id": media_ids(a, 1)[0], "caption": "hi"}
     r = a.post("/v1/stories", json=body)
