@@ -74,9 +74,13 @@ int db_delete_one(db_t *db, const char *coll, const bson_t *filter);
 /* The number deleted, or -1. */
 long db_delete_many(db_t *db, const char *coll, const bson_t *filter);
 /* The number matched (with upsert, 1 when it inserted), -2 when a unique index refused the
- * change, or -1. FerretDB applies an update as read, modify, write back without a lock: two
- * concurrent updates of one document can lose one (README, notes for developers). */
+ * change, or -1. Atomic for the one document, as MongoDB promises; stock FerretDB 1.24 is not
+ * (read, modify, write back without a lock), our build is (deploy/local/ferretdb/). */
 int db_update_one(db_t *db, const char *coll, const bson_t *filter, const bson_t *update, int upsert);
+/* n single-document updates (filters[i] with updates[i], borrowed) in one unordered bulk write,
+ * one round trip: 0 when every one was applied, or -1 (some may have been: make them safe to
+ * repeat). */
+int db_update_bulk(db_t *db, const char *coll, bson_t *const *filters, bson_t *const *updates, size_t n, int upsert);
 /* The number of matching documents, or -1. */
 long db_count(db_t *db, const char *coll, const bson_t *filter);
 /* Runs find and calls fn for each document, borrowed until fn returns (stop early by returning

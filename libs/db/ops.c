@@ -151,6 +151,38 @@ int db_update_one(db_t *db, const char *coll, const bson_t *filter, const bson_t
     return rc;
 }
 
+int db_update_bulk(db_t *db, const char *coll, bson_t *const *filters, bson_t *const *updates, size_t n, int upsert)
+{
+    if (n == 0)
+        return 0;
+    db__handle_t h;
+    db__open(db, coll, &h);
+    bson_t *opts = BCON_NEW("ordered", BCON_BOOL(false));
+    mongoc_bulk_operation_t *bulk = mongoc_collection_create_bulk_operation_with_opts(h.coll, opts);
+    bson_t *one = upsert ? BCON_NEW("upsert", BCON_BOOL(true)) : NULL;
+    bson_error_t e;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (!mongoc_bulk_operation_update_one_with_opts(bulk, filters[i], updates[i], one, &e)) {
+            db__log("bulk update", coll, &e);
+            rc = -1;
+        }
+    if (rc == 0) {
+        bson_t reply; /* initialised by execute, failing or not */
+        if (!mongoc_bulk_operation_execute(bulk, &reply, &e)) {
+            db__log("bulk update", coll, &e);
+            rc = -1;
+        }
+        bson_destroy(&reply);
+    }
+    mongoc_bulk_operation_destroy(bulk);
+    if (one != NULL)
+        bson_destroy(one);
+    bson_destroy(opts);
+    db__close(db, &h);
+    return rc;
+}
+
 long db_count(db_t *db, const char *coll, const bson_t *filter)
 {
     db__handle_t h;

@@ -328,6 +328,9 @@ void posts_create(pub_t *p, const mq_message_t *req, mq_reply_t *r)
         rpc_unauthorized(r, "account-gone", "this account has been deleted");
         goto out;
     }
+    /* its own timeline has it at once; publication.fanout writes it again (harmless) if not */
+    if (feed_post_created(p, id, req->user_id) != 0)
+        log_warn(req->request_id, "post %s: own timeline not written now; the fanout will", id);
     posts__answer(p, req, r, doc, 201);
 out:
     bson_destroy(doc);

@@ -119,6 +119,8 @@ mq_disposition_t users_on_event(mq_t *mq, const mq_message_t *msg, void *ud);
  * bucket documents: 0 (out filled, empty when none; free with users_blockset_free) or -1. */
 int graph_following(pub_t *p, const char *user, pub_ids_t *out);
 int graph_followers(pub_t *p, const char *user, pub_ids_t *out);
+/* 1 if the edge from -> to of coll ("follows", "blocks") is on, 0 if not, -1. */
+int graph_edge_on(pub_t *p, const char *coll, const char *from, const char *to);
 /* 1 if from follows to (its edge is on), 0 if not, -1. */
 int graph_follows(pub_t *p, const char *from, const char *to);
 /* Brings the buckets and the follower's timeline in line with the follows edge from -> to after
@@ -173,6 +175,12 @@ int feed_remove_author(pub_t *p, const char *user, const char *author);
 int feed_backfill(pub_t *p, const char *user, const char *author);
 /* A new post of author: into its recent document and its own timeline. 0 or -1. */
 int feed_post_created(pub_t *p, const char *post_id, const char *author);
+/* A post of author not fanned out (too many followers): merged into its followers' pages at read
+ * time. 0 or -1. */
+int feed_post_merged(pub_t *p, const char *post_id, const char *author);
+/* A deleted post leaves its author's recent and own timeline; *was_merged says whether it was a
+ * merged post (then no follower's timeline has it). 0 or -1. */
+int feed_post_deleted(pub_t *p, const char *post_id, const char *author, int *was_merged);
 /* Everything of a deleted account in the feed documents: its timeline and recent posts. 0 or -1. */
 int feed_user_gone(pub_t *p, const char *user_id);
 

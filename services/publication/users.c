@@ -120,30 +120,14 @@ int users_from_path(pub_t *p, const mq_message_t *req, mq_reply_t *r, char id[64
     return rc;
 }
 
-/* 1 if the edge from -> to of coll ("follows", "blocks") is on, 0 if not, -1. */
-static int users__edge_on(pub_t *p, const char *coll, const char *from, const char *to)
-{
-    char *id = xasprintf("%s:%s", from, to);
-    bson_t edge = BSON_INITIALIZER;
-    bson_t *f = BCON_NEW("_id", BCON_UTF8(id));
-    int rc = db_find_one(p->db, coll, f, NULL, &edge);
-    bson_iter_t it;
-    if (rc == 1)
-        rc = bson_iter_init_find(&it, &edge, "on") && BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it);
-    bson_destroy(f);
-    bson_destroy(&edge);
-    free(id);
-    return rc;
-}
-
 int users_hidden(pub_t *p, const char *x, const char *y)
 {
     if (x == NULL || y == NULL || strcmp(x, y) == 0)
         return 0;
-    int xy = users__edge_on(p, "blocks", x, y);
+    int xy = graph_edge_on(p, "blocks", x, y);
     if (xy != 0)
         return xy;
-    return users__edge_on(p, "blocks", y, x);
+    return graph_edge_on(p, "blocks", y, x);
 }
 
 /* ---------------------------------------------------------------- block sets */
@@ -465,6 +449,11 @@ static int users__gone(pub_t *p, const char *user_id, const char *request_id)
     if (rc >= 0)
         rc = db_delete_one(p->db, "users", f) < 0 ? -1 : 0;
     bson_destroy(f);
+    /* the buckets before the edges they mirror; stories and highlights; the feed documents */
+    if (rc == 0)
+        rc = graph_user_gone(p, user_id) == 0 && stories_user_gone(p, user_id) == 0 && feed_user_gone(p, user_id) == 0
+                 ? 0
+                 : -1;
     static const char *const colls[] = {"follows", "blocks"}, *const sides[] = {"from", "to"};
     for (int c = 0; c < 2 && rc == 0; c++)
         for (int s = 0; s < 2 && rc == 0; s++) {
@@ -538,6 +527,11 @@ mq_disposition_t users_on_event(mq_t *mq, const mq_message_t *msg, void *ud)
                                  users__edge_set(p, "follows", to, from, 0, at) != 0
                              ? -1
                              : 0;
+                /* the buckets and timelines follow the edges, even for a stale event */
+                if (rc == 0 && follow)
+                    rc = graph_follow_sync(p, from, to);
+                else if (rc == 0 && on)
+                    rc = graph_block_sync(p, from, to);
             }
         }
     } else {
