@@ -336,6 +336,14 @@ static int timeline_of(int u, list_t *out)
 
 /* ---------------------------------------------------------------- main */
 
+/* libmongoc's errors only (FerretDB has no endSessions: a warning at every client's end). */
+static void quiet_log(mongoc_log_level_t level, const char *domain, const char *message, void *ud)
+{
+    (void)ud;
+    if (level <= MONGOC_LOG_LEVEL_ERROR)
+        fprintf(stderr, "%s: %s\n", domain, message);
+}
+
 int main(int argc, char **argv)
 {
     int opt;
@@ -371,6 +379,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "bench-feed-seed: network made in memory (%.1f s)\n", now_s() - t0);
 
     mongoc_init();
+    mongoc_log_set_handler(quiet_log, NULL);
     bson_error_t e;
     mongoc_uri_t *muri = mongoc_uri_new_with_error(uri, &e);
     if (muri == NULL)

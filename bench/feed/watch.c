@@ -58,6 +58,14 @@ static int timeline_has(mongoc_collection_t *tl, const char *user, const char *e
     return found;
 }
 
+/* libmongoc's errors only (FerretDB has no endSessions: a warning at every client's end). */
+static void quiet_log(mongoc_log_level_t level, const char *domain, const char *message, void *ud)
+{
+    (void)ud;
+    if (level <= MONGOC_LOG_LEVEL_ERROR)
+        fprintf(stderr, "%s: %s\n", domain, message);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 5) {
@@ -74,6 +82,7 @@ int main(int argc, char **argv)
     snprintf(entry, sizeof(entry), "%s:%s", post, author);
 
     mongoc_init();
+    mongoc_log_set_handler(quiet_log, NULL);
     bson_error_t e;
     mongoc_uri_t *muri = mongoc_uri_new_with_error(uri, &e);
     if (muri == NULL)
