@@ -46,8 +46,14 @@ export GATEWAY_RATE_IP_PER_SEC=10000000 GATEWAY_RATE_IP_BURST=10000000
 export GATEWAY_RATE_USER_PER_SEC=10000000 GATEWAY_RATE_USER_BURST=10000000
 # The feed's defaults, said out loud so that an environment sourced for tests (test-env.sh sets a
 # threshold of 5 and batches of 2) does not leak in.
-export FEED_FANOUT_MAX_FOLLOWERS=10000 FEED_MAX_ITEMS=800 FEED_FANOUT_BATCH=1000 FEED_BACKFILL=50
-export FEED_TRIM_EVERY=16 FEED_FANOUT_WORKERS=2
+# FEED_FANOUT_BATCH is the exception: at its default of 1,000 the first batch never finishes. FerretDB
+# 1.24's update command keeps the query of each of its statements open until the whole command ends
+# (msg_update.go: `defer closer.Close()` inside the loop), each holding one of the 100 SQLite
+# connections of the database's pool: the 100th statement waits for a connection forever, with the
+# collection's update lock held, and every other query of publication's database waits behind it
+# (RESULTS.md, feed). Batches of 50 stay under the pool; BENCH_FEED_FANOUT_BATCH=1000 shows the hang.
+export FEED_FANOUT_MAX_FOLLOWERS=10000 FEED_MAX_ITEMS=800 FEED_FANOUT_BATCH="${BENCH_FEED_FANOUT_BATCH:-50}"
+export FEED_BACKFILL=50 FEED_TRIM_EVERY=16 FEED_FANOUT_WORKERS=2
 unset WORKERS
 STACK="$ROOT/deploy/local/stack.sh"
 OUT="$STACK_VAR/bench"
@@ -129,6 +135,19 @@ PY
 )"
 FIRST_MS="$(awk -v s="$SECS" 'BEGIN { printf "%.0f", s * 1000 }')"
 
+# cpu_sample: "name N%, ..." of the stack's processes over 3 seconds (top's second sample).
+cpu_sample() {
+    local names=(ferretdb publication gateway rabbitmq auth) pids=() n
+    for n in "${names[@]}"; do pids+=("$(cat "$STACK_VAR/run/$n.pid")"); done
+    # rabbitmq.pid is the wrapper's shell: its Erlang VM (beam.smp) is a child
+    pids[3]="$(pgrep -P "${pids[3]}" beam.smp || echo "${pids[3]}")"
+    top -b -d 3 -n 2 -p "$(IFS=,; echo "${pids[*]}")" | awk '/^top -/ { s++ } s == 2 && $1 ~ /^[0-9]+$/ { print $1, $9 }' >"$OUT/top.txt"
+    for i in "${!names[@]}"; do
+        printf '%s %s%%, ' "${names[i]}" "$(awk -v p="${pids[i]}" '$1 == p { print $2 }' "$OUT/top.txt")"
+    done
+    echo "h2load $(top -b -d 3 -n 1 | awk '$12 == "h2load" { s += $9 } END { print s + 0 }')% (one sample)"
+}
+
 # feed_runs NAME ROUND0: ROUNDS rounds of PROCS h2load processes at once, each with its own
 # account; one table row from all their logs (req/s: the mean over rounds of the processes' sum).
 feed_runs() {
@@ -142,6 +161,10 @@ feed_runs() {
                 -H "authorization: Bearer $(reader_token "$i")" "$FEED" >"$OUT/feed-$r-$p.txt" &
             pids+=($!)
         done
+        if ((r == 0)); then # where the CPU goes meanwhile: a 3-second top sample of the stack's processes
+            sleep $((WARMUP + 2))
+            cpu_sample >"$OUT/cpu.txt"
+        fi
         wait "${pids[@]}"
     done
     local rps ok fail
@@ -188,7 +211,7 @@ with httpx.Client(base_url=base, http2=True, http1=False, timeout=60) as c:
     open(f"{out}/fanout_post", "w").write(f"{r.json()['id']} {int(t0 * 1000)} {int((t0 - sent) * 1000)}\n")
 PY
 read -r FAN_POST FAN_T0 FAN_POST_MS <"$OUT/fanout_post"
-"$WATCH" "$MONGO" "$FAN_ID" "$FAN_POST" "$FAN_T0" 20 180 >"$OUT/fanout.txt" 2>"$OUT/fanout.log" || true
+"$WATCH" "$MONGO?socketTimeoutMS=60000" "$FAN_ID" "$FAN_POST" "$FAN_T0" 20 180 >"$OUT/fanout.txt" 2>"$OUT/fanout.log" || true
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 # Through the API too: the post heads the first page of five of the followers (the watcher names them).
 API_CHECK="$("$PY" - "$BASE" "$STACK_VAR/keys/jwt-private.pem" "$FAN_POST" "$OUT/fanout.txt" <<'PY'
@@ -217,6 +240,7 @@ echo "- through the API: $API_CHECK"
 echo
 echo "h2load -t 1 --warm-up-time=$WARMUP -D $DURATION (h2c); auth, resize-image and publication with WORKERS=4 (default); $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "Network: $SEED_SUMMARY; seeded in $SEED_S s."
+echo "CPU during the first round of 64-stream reads (top, % of one core, $(nproc) cores): $(cat "$OUT/cpu.txt")."
 echo "First page alone (curl, $(reader_name 0)): $FIRST_MS ms, $PAGE_CHECK."
 echo "Load average (1/5/15 min): $LOAD_START before the stack started ($OTHER_STACKS of other stacks running); $LOAD_SEEDED after seeding; $LOAD_READS after the reads; $LOAD_END at the end."
 echo "RSS after the run: gateway $(ps -o rss= -p "$(cat "$STACK_VAR/run/gateway.pid")") KiB, publication $(ps -o rss= -p "$(cat "$STACK_VAR/run/publication.pid")") KiB, ferretdb $(ps -o rss= -p "$(cat "$STACK_VAR/run/ferretdb.pid")") KiB; database $(du -sm "$STACK_VAR/ferretdb/data" | cut -f1) MB"
