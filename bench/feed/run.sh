@@ -221,7 +221,7 @@ with httpx.Client(base_url=base, http2=True, http1=False, timeout=60) as c:
     open(f"{out}/fanout_post", "w").write(f"{r.json()['id']} {int(t0 * 1000)} {int((t0 - sent) * 1000)}\n")
 PY
 read -r FAN_POST FAN_T0 FAN_POST_MS <"$OUT/fanout_post"
-"$WATCH" "$MONGO?socketTimeoutMS=60000" "$FAN_ID" "$FAN_POST" "$FAN_T0" 20 180 >"$OUT/fanout.txt" 2>"$OUT/fanout.log" || true
+"$WATCH" "$MONGO?socketTimeoutMS=60000" "$FAN_ID" "$FAN_POST" "$FAN_T0" 200 300 500 >"$OUT/fanout.txt" 2>"$OUT/fanout.log" || true
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 # Through the API too: the post heads the first page of five of the followers (the watcher names them).
 API_CHECK="$("$PY" - "$BASE" "$STACK_VAR/keys/jwt-private.pem" "$FAN_POST" "$OUT/fanout.txt" <<'PY'

@@ -1,12 +1,15 @@
 /* watch.c -- how long one post takes to reach its author's followers' home timelines, read from the database. */
 /*
- * bench-feed-watch MONGO_URI AUTHOR_ID POST_ID T0_MS [EVERY] [TIMEOUT_S]
+ * bench-feed-watch MONGO_URI AUTHOR_ID POST_ID T0_MS [EVERY] [TIMEOUT_S] [PAUSE_MS]
  *
  * T0_MS: the wall-clock time (ms since the epoch) at which the POST that made POST_ID got its 201.
  * Reads the author's followers bucket, then polls, by _id, the timelines of a sample of them
- * (every EVERY-th follower in the bucket's order, default 20) until each holds the entry
+ * (every EVERY-th follower in the bucket's order, default 200, and the last one; fanout writes
+ * batches in that order) until each holds the entry
  * "<POST_ID>:<AUTHOR_ID>"; then sweeps every follower's timeline until all have it (each
- * follower is checked until found, never again after). Prints, as seconds after T0:
+ * follower is checked until found, never again after). Rounds of the sample are PAUSE_MS apart
+ * (default 500): a timeline is about 50 KB of JSON for FerretDB to decode, and the watcher should
+ * not take the CPU the fanout needs. Prints, as seconds after T0:
  *   sample S/S  first X  all Y (last one not there yet at Z)
  *   all    N/N  done by Y (verified in a sweep of every timeline)
  * then "check <id>" for five followers (the first, the last, three between), and the progress of
@@ -19,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <mongoc/mongoc.h>
 
@@ -74,8 +78,9 @@ int main(int argc, char **argv)
     }
     const char *uri = argv[1], *author = argv[2], *post = argv[3];
     int64_t t0 = strtoll(argv[4], NULL, 10);
-    int every = argc > 5 ? atoi(argv[5]) : 20;
+    int every = argc > 5 ? atoi(argv[5]) : 200;
     int64_t timeout_ms = (argc > 6 ? atoi(argv[6]) : 120) * 1000LL;
+    long pause_ms = argc > 7 ? atol(argv[7]) : 500;
     if (every < 1)
         every = 1;
     char entry[128];
@@ -119,14 +124,16 @@ int main(int argc, char **argv)
 
     /* the sample, round after round */
     size_t sample = 0, found = 0;
-    for (size_t i = 0; i < n; i += (size_t)every)
-        sample++;
+#define IN_SAMPLE(i) ((i) % (size_t)every == 0 || (i) == n - 1)
+    for (size_t i = 0; i < n; i++)
+        sample += IN_SAMPLE(i);
     int64_t first = -1, last = -1, last_missed = -1;
     int rounds = 0;
     while (found < sample && wall_ms() - t0 < timeout_ms) {
-        rounds++;
-        for (size_t i = 0; i < n; i += (size_t)every) {
-            if (seen[i])
+        if (rounds++ > 0)
+            usleep((useconds_t)pause_ms * 1000);
+        for (size_t i = 0; i < n; i++) {
+            if (!IN_SAMPLE(i) || seen[i])
                 continue;
             int has = timeline_has(tl, ids[i], entry);
             int64_t at = wall_ms() - t0;
@@ -145,9 +152,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench-feed-watch: round %d at +%.3f s: %zu/%zu of the sample\n", rounds,
                 (double)(wall_ms() - t0) / 1000, found, sample);
     }
-    printf("sample %zu/%zu (every %d-th follower), first seen +%.3f s, all seen by +%.3f s (the last one still "
+    printf("sample %zu/%zu (every %d-th follower and the last), rounds %ld ms apart, first seen +%.3f s, all seen by +%.3f s (the last one still "
            "missing at +%.3f s), %d rounds\n",
-           found, sample, every, first / 1000.0, last / 1000.0, last_missed / 1000.0, rounds);
+           found, sample, every, pause_ms, first / 1000.0, last / 1000.0, last_missed / 1000.0, rounds);
 
     /* every follower, until all have it */
     size_t all = found;
