@@ -76,6 +76,7 @@ bench: build
 	@bench/gateway/run.sh
 	@bench/auth/run.sh
 	@bench/posts/run.sh
+	@bench/feed/run.sh
 	@bench/media/run.sh
 
 fmt:

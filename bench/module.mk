@@ -1,11 +1,21 @@
 # bench/module.mk -- the reference programs benchmarks compare against.
-BENCH_BINS := $(BUILD)/bin/bench-hello $(BUILD)/bin/bench-hash $(BUILD)/bin/bench-variants
+BENCH_BINS := $(BUILD)/bin/bench-hello $(BUILD)/bin/bench-hash $(BUILD)/bin/bench-variants \
+	$(BUILD)/bin/bench-feed-seed $(BUILD)/bin/bench-feed-watch
 
 $(BUILD)/bin/bench-hello: $(BUILD)/obj/bench/gateway/hello.o
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/bin/bench-hash: $(BUILD)/obj/bench/auth/hash.o
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# bench/feed: the network written straight into publication's database, and the fanout watcher.
+$(BUILD)/bin/bench-feed-seed: $(BUILD)/obj/bench/feed/seed.o
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/bin/bench-feed-watch: $(BUILD)/obj/bench/feed/watch.o
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
@@ -29,3 +39,10 @@ bench-binaries: $(BENCH_BINS)
 .PHONY: bench-posts
 bench-posts: build
 	@bench/posts/run.sh
+
+# The home feed's benchmark alone (issue 6): a synthetic network seeded into a stack of its own,
+# feed page reads and the fanout of one post to 10,000 followers.
+.PHONY: bench-feed
+bench-feed: build
+	@$(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/bin/bench-feed-seed $(BUILD)/bin/bench-feed-watch
+	@bench/feed/run.sh
