@@ -46,13 +46,7 @@ export GATEWAY_RATE_IP_PER_SEC=10000000 GATEWAY_RATE_IP_BURST=10000000
 export GATEWAY_RATE_USER_PER_SEC=10000000 GATEWAY_RATE_USER_BURST=10000000
 # The feed's defaults, said out loud so that an environment sourced for tests (test-env.sh sets a
 # threshold of 5 and batches of 2) does not leak in.
-# FEED_FANOUT_BATCH is the exception: at its default of 1,000 the first batch never finishes. FerretDB
-# 1.24's update command keeps the query of each of its statements open until the whole command ends
-# (msg_update.go: `defer closer.Close()` inside the loop), each holding one of the 100 SQLite
-# connections of the database's pool: the 100th statement waits for a connection forever, with the
-# collection's update lock held, and every other query of publication's database waits behind it
-# (RESULTS.md, feed). Batches of 50 stay under the pool; BENCH_FEED_FANOUT_BATCH=1000 shows the hang.
-export FEED_FANOUT_MAX_FOLLOWERS=10000 FEED_MAX_ITEMS=800 FEED_FANOUT_BATCH="${BENCH_FEED_FANOUT_BATCH:-50}"
+export FEED_FANOUT_MAX_FOLLOWERS=10000 FEED_MAX_ITEMS=800 FEED_FANOUT_BATCH="${BENCH_FEED_FANOUT_BATCH:-1000}"
 export FEED_BACKFILL=50 FEED_TRIM_EVERY=16 FEED_FANOUT_WORKERS=2
 unset WORKERS
 STACK="$ROOT/deploy/local/stack.sh"

@@ -53,23 +53,58 @@ static int feed__trim_due(pub_t *p, const char *post_id, const char *user)
     return h % (uint32_t)p->conf->feed_trim_every == 0;
 }
 
-/* ================================================================ writes */
+/* ================================================================ writes
+ *
+ * A timeline is two documents: its head (timeline_heads), where every entry is added, kept small
+ * so that an add rewrites little; and its body (timelines), where a head that has grown past
+ * feed__head_max entries is moved (added first, then taken out of the head: an entry is never
+ * missing, at most in both for a moment; readers take the union). */
+
+/* The most entries a head holds before it is moved into the body. */
+static size_t feed__head_max(pub_t *p)
+{
+    size_t m = (size_t)p->conf->feed_max_items / 8;
+    return m < 4 ? 4 : m > 64 ? 64 : m;
+}
+
+/* Moves user's head into its body when it has grown past feed__head_max, and trims the body to
+ * FEED_MAX_ITEMS. 0 or -1. */
+static int feed__compact(pub_t *p, const char *user)
+{
+    pub_ids_t head;
+    if (store_ids_load(p, "timeline_heads", user, "e", &head) != 0)
+        return -1;
+    int rc = 0;
+    if (head.n > feed__head_max(p)) {
+        const char *const *e = (const char *const *)head.ids;
+        rc = store_ids_change(p, "timelines", user, "e", "$addToSet", e, head.n) == 0 &&
+                     store_ids_change(p, "timeline_heads", user, "e", "$pullAll", e, head.n) == 0 &&
+                     feed__trim(p, "timelines", user, "e", (size_t)p->conf->feed_max_items) == 0
+                 ? 0
+                 : -1;
+    }
+    pub_ids_free(&head);
+    return rc;
+}
 
 int feed_add(pub_t *p, const char *post_id, const char *author, const char *const *users, size_t n)
 {
     char *entry = xasprintf("%s:%s", post_id, author);
-    int rc = store_ids_change_each(p, "timelines", users, n, "e", "$addToSet", entry);
+    int rc = store_ids_change_each(p, "timeline_heads", users, n, "e", "$addToSet", entry);
     free(entry);
     for (size_t i = 0; i < n && rc == 0; i++)
         if (feed__trim_due(p, post_id, users[i]))
-            rc = feed__trim(p, "timelines", users[i], "e", (size_t)p->conf->feed_max_items);
+            rc = feed__compact(p, users[i]);
     return rc;
 }
 
 int feed_remove(pub_t *p, const char *post_id, const char *author, const char *const *users, size_t n)
 {
     char *entry = xasprintf("%s:%s", post_id, author);
-    int rc = store_ids_change_each(p, "timelines", users, n, "e", "$pull", entry);
+    int rc = store_ids_change_each(p, "timeline_heads", users, n, "e", "$pull", entry) == 0 &&
+                     store_ids_change_each(p, "timelines", users, n, "e", "$pull", entry) == 0
+                 ? 0
+                 : -1;
     free(entry);
     return rc;
 }
@@ -83,15 +118,19 @@ static int feed__by(const char *entry, const char *author)
 
 int feed_remove_author(pub_t *p, const char *user, const char *author)
 {
-    pub_ids_t s, gone = {0};
-    if (store_ids_load(p, "timelines", user, "e", &s) != 0)
-        return -1;
-    for (size_t i = 0; i < s.n; i++)
-        if (feed__by(s.ids[i], author))
-            pub_ids_add(&gone, s.ids[i]);
-    int rc = store_ids_change(p, "timelines", user, "e", "$pullAll", (const char *const *)gone.ids, gone.n);
-    pub_ids_free(&gone);
-    pub_ids_free(&s);
+    static const char *const parts[] = {"timeline_heads", "timelines"};
+    int rc = 0;
+    for (size_t k = 0; k < 2 && rc == 0; k++) {
+        pub_ids_t s, gone = {0};
+        if (store_ids_load(p, parts[k], user, "e", &s) != 0)
+            return -1;
+        for (size_t i = 0; i < s.n; i++)
+            if (feed__by(s.ids[i], author))
+                pub_ids_add(&gone, s.ids[i]);
+        rc = store_ids_change(p, parts[k], user, "e", "$pullAll", (const char *const *)gone.ids, gone.n);
+        pub_ids_free(&gone);
+        pub_ids_free(&s);
+    }
     return rc;
 }
 
@@ -100,7 +139,7 @@ int feed_backfill(pub_t *p, const char *user, const char *author)
     pub_ids_t posts, merged;
     if (store_ids_load(p, "recent", author, "p", &posts) != 0)
         return -1;
-    if (store_ids_load(p, "recent", author, "u", &merged) != 0) {
+    if (store_ids_load(p, "merged_posts", author, "ids", &merged) != 0) {
         pub_ids_free(&posts);
         return -1;
     }
@@ -113,10 +152,10 @@ int feed_backfill(pub_t *p, const char *user, const char *author)
             pub_ids_add(&entries, entry);
             free(entry);
         }
-    int rc =
-        store_ids_change(p, "timelines", user, "e", "$addToSet", (const char *const *)entries.ids, entries.n);
+    int rc = store_ids_change(p, "timeline_heads", user, "e", "$addToSet", (const char *const *)entries.ids,
+                              entries.n);
     if (rc == 0 && entries.n > 0)
-        rc = feed__trim(p, "timelines", user, "e", (size_t)p->conf->feed_max_items);
+        rc = feed__compact(p, user);
     pub_ids_free(&entries);
     pub_ids_free(&posts);
     pub_ids_free(&merged);
@@ -135,8 +174,8 @@ int feed_post_created(pub_t *p, const char *post_id, const char *author)
         size_t keep = (size_t)p->conf->feed_max_items;
         if (s.n > keep + keep / 8) {
             feed__sort(&s);
-            rc = store_ids_change(p, "recent", author, "u", "$pullAll", (const char *const *)s.ids + keep,
-                                  s.n - keep) == 0 &&
+            rc = store_ids_change(p, "merged_posts", author, "ids", "$pullAll",
+                                  (const char *const *)s.ids + keep, s.n - keep) == 0 &&
                          store_ids_change(p, "recent", author, "p", "$pullAll",
                                           (const char *const *)s.ids + keep, s.n - keep) == 0
                      ? 0
@@ -149,7 +188,7 @@ int feed_post_created(pub_t *p, const char *post_id, const char *author)
 
 int feed_post_merged(pub_t *p, const char *post_id, const char *author)
 {
-    if (store_ids_change(p, "recent", author, "u", "$addToSet", &post_id, 1) != 0)
+    if (store_ids_change(p, "merged_posts", author, "ids", "$addToSet", &post_id, 1) != 0)
         return -1;
     return store_ids_change(p, "feed_meta", "merged", "ids", "$addToSet", &author, 1);
 }
@@ -157,11 +196,11 @@ int feed_post_merged(pub_t *p, const char *post_id, const char *author)
 int feed_post_deleted(pub_t *p, const char *post_id, const char *author, int *was_merged)
 {
     pub_ids_t merged;
-    if (store_ids_load(p, "recent", author, "u", &merged) != 0)
+    if (store_ids_load(p, "merged_posts", author, "ids", &merged) != 0)
         return -1;
     *was_merged = pub_ids_has(&merged, post_id);
     pub_ids_free(&merged);
-    if (store_ids_change(p, "recent", author, "u", "$pull", &post_id, 1) != 0 ||
+    if (store_ids_change(p, "merged_posts", author, "ids", "$pull", &post_id, 1) != 0 ||
         store_ids_change(p, "recent", author, "p", "$pull", &post_id, 1) != 0)
         return -1;
     return feed_remove(p, post_id, author, &author, 1);
@@ -170,7 +209,10 @@ int feed_post_deleted(pub_t *p, const char *post_id, const char *author, int *wa
 int feed_user_gone(pub_t *p, const char *user_id)
 {
     bson_t *f = BCON_NEW("_id", BCON_UTF8(user_id));
-    int rc = db_delete_one(p->db, "timelines", f) < 0 || db_delete_one(p->db, "recent", f) < 0 ? -1 : 0;
+    int rc = db_delete_one(p->db, "timeline_heads", f) < 0 || db_delete_one(p->db, "timelines", f) < 0 ||
+                     db_delete_one(p->db, "recent", f) < 0 || db_delete_one(p->db, "merged_posts", f) < 0
+                 ? -1
+                 : 0;
     bson_destroy(f);
     return rc == 0 ? store_ids_change(p, "feed_meta", "merged", "ids", "$pull", &user_id, 1) : -1;
 }
@@ -219,17 +261,25 @@ static int feed__candidates(feed__page_t *pg, const char *after)
 {
     pub_t *p = pg->p;
     size_t cap = (size_t)p->conf->feed_max_items;
-    pub_ids_t tl, following, merged;
+    pub_ids_t tl = {0}, following, merged;
     int rc = -1;
     memset(&following, 0, sizeof(following));
     memset(&merged, 0, sizeof(merged));
     GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    if (store_ids_load(p, "timelines", pg->caller, "e", &tl) != 0)
+    pub_ids_t head;
+    if (store_ids_load(p, "timeline_heads", pg->caller, "e", &head) != 0)
         goto out;
+    if (store_ids_load(p, "timelines", pg->caller, "e", &tl) != 0) {
+        pub_ids_free(&head);
+        goto out;
+    }
+    /* a grown head is moved, a grown body trimmed, by its reader too */
+    if ((head.n > feed__head_max(p) || tl.n > cap + cap / 8) && feed__compact(p, pg->caller) != 0)
+        log_warn(NULL, "timeline %s: not compacted now (tried again later)", pg->caller);
+    for (size_t i = 0; i < head.n; i++)
+        pub_ids_add(&tl, head.ids[i]);
+    pub_ids_free(&head);
     feed__sort(&tl);
-    if (tl.n > cap + cap / 8 && store_ids_change(p, "timelines", pg->caller, "e", "$pullAll",
-                                                 (const char *const *)tl.ids + cap, tl.n - cap) != 0)
-        log_warn(NULL, "timeline %s: trim failed (tried again on the next read)", pg->caller);
     if (store_ids_load(p, "following", pg->caller, "ids", &following) != 0 ||
         store_ids_load(p, "feed_meta", "merged", "ids", &merged) != 0)
         goto out;
@@ -241,7 +291,7 @@ static int feed__candidates(feed__page_t *pg, const char *after)
         if (!g_hash_table_contains(pg->authors_ok, merged.ids[i]))
             continue;
         pub_ids_t u;
-        if (store_ids_load(p, "recent", merged.ids[i], "u", &u) != 0)
+        if (store_ids_load(p, "merged_posts", merged.ids[i], "ids", &u) != 0)
             goto out;
         feed__sort(&u);
         feed__take(pg, seen, u.ids, u.n < cap ? u.n : cap, after, merged.ids[i]);
