@@ -13,8 +13,8 @@
  * are "bf_u<i>". Every account follows FOLLOWS regular accounts on average. The posts are spread
  * over the last 30 days, their ids time-ordered (the ObjectId's seconds are created_at's); each
  * has one photo shaped like resize-image's media. What fanout would have written is written
- * directly: the follows edges and following/followers buckets, recent (p: newest MAX_ITEMS, u:
- * the posts of authors above THRESHOLD followers), feed_meta "merged", and every account's
+ * directly: the follows edges and following/followers buckets, recent (p: newest MAX_ITEMS),
+ * merged_posts (the posts of authors above THRESHOLD followers), feed_meta "merged", and every account's
  * timeline (its own posts and its followees' but the merged ones, newest MAX_ITEMS).
  *
  * OUT_FILE gets one line per account: "<id> <username> <following> <followers> <timeline entries>".
@@ -467,10 +467,18 @@ int main(int argc, char **argv)
             continue;
         bson_t *d = BCON_NEW("_id", BCON_UTF8(user_id[u]));
         append_post_ids(d, "p", l, l->n > conf.max_items ? l->n - conf.max_items : 0);
-        if (merged[u])
-            append_post_ids(d, "u", l, l->n > conf.max_items ? l->n - conf.max_items : 0);
-        else
-            append_post_ids(d, "u", l, l->n);
+        inserter_add(&in, d);
+        bson_destroy(d);
+    }
+    inserter_close(&in, t0);
+    /* merged_posts: the newest MAX_ITEMS of each merged author, all of them not fanned out */
+    inserter_open(&in, db, "merged_posts");
+    for (int u = 0; u < n; u++) {
+        const list_t *l = &posts_of[u];
+        if (!merged[u] || l->n == 0)
+            continue;
+        bson_t *d = BCON_NEW("_id", BCON_UTF8(user_id[u]));
+        append_post_ids(d, "ids", l, l->n > conf.max_items ? l->n - conf.max_items : 0);
         inserter_add(&in, d);
         bson_destroy(d);
     }
