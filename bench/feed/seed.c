@@ -245,7 +245,8 @@ static void network_make(int64_t now_ms)
 
 /* ---------------------------------------------------------------- documents */
 
-static void append_ids(bson_t *doc, const char *key, const list_t *l, int from)
+/* Appends under key the ids names[l->v[from..]] (account or post ids). */
+static void append_ids_of(bson_t *doc, const char *key, char (*names)[ID_LEN + 1], const list_t *l, int from)
 {
     bson_t arr;
     char k[16];
@@ -253,22 +254,19 @@ static void append_ids(bson_t *doc, const char *key, const list_t *l, int from)
     bson_append_array_begin(doc, key, -1, &arr);
     for (int i = from, j = 0; i < l->n; i++, j++) {
         bson_uint32_to_string((uint32_t)j, &kp, k, sizeof(k));
-        bson_append_utf8(&arr, kp, -1, user_id[l->v[i]], ID_LEN);
+        bson_append_utf8(&arr, kp, -1, names[l->v[i]], ID_LEN);
     }
     bson_append_array_end(doc, &arr);
 }
 
+static void append_ids(bson_t *doc, const char *key, const list_t *l, int from)
+{
+    append_ids_of(doc, key, user_id, l, from);
+}
+
 static void append_post_ids(bson_t *doc, const char *key, const list_t *l, int from)
 {
-    bson_t arr;
-    char k[16];
-    const char *kp;
-    bson_append_array_begin(doc, key, -1, &arr);
-    for (int i = from, j = 0; i < l->n; i++, j++) {
-        bson_uint32_to_string((uint32_t)j, &kp, k, sizeof(k));
-        bson_append_utf8(&arr, kp, -1, post_id[l->v[i]], ID_LEN);
-    }
-    bson_append_array_end(doc, &arr);
+    append_ids_of(doc, key, post_id, l, from);
 }
 
 /* One photo as resize-image describes it (and publication copies it into the post). */
