@@ -94,6 +94,14 @@ int db_ping(db_t *db, char *err, size_t errlen)
     return 0;
 }
 
+int db_ready(db_t *db, cJSON *checks)
+{
+    char err[256];
+    int up = db != NULL && db_ping(db, err, sizeof(err)) == 0;
+    cJSON_AddStringToObject(checks, "database", up ? "up" : "down");
+    return up;
+}
+
 /* One createIndexes per index: FerretDB 1.24 panics (drops the connection) when one command
  * re-creates several existing indexes at once, and one at a time is as idempotent. */
 static int db__ensure_index(db_t *db, const char *collection, const db_index_t *index, char *err,

@@ -3,6 +3,7 @@
 #define DB_H
 
 #include <stddef.h>
+#include <cjson/cJSON.h>
 #include <mongoc/mongoc.h>
 
 typedef struct db db_t;
@@ -32,6 +33,9 @@ mongoc_collection_t *db_collection(db_t *db, mongoc_client_t *client, const char
 /* Runs {ping: 1}. Returns 0 if the server answers, -1 with err filled otherwise. */
 int db_ping(db_t *db, char *err, size_t errlen);
 
+/* A daemon's readiness check of its database (admin /readyz): adds {"database": "up" | "down"}
+ * to checks (NULL db: down) and returns 1 if up. */
+int db_ready(db_t *db, cJSON *checks);
 /* One index: keys as relaxed extended JSON ("{\"user_id\": 1, \"created_at\": -1}"). */
 typedef struct {
     const char *name;

@@ -175,10 +175,7 @@ static void auth_stop(svc_t *svc, void *ud)
 static int auth_ready(void *ud, cJSON *checks)
 {
     (void)ud;
-    char err[256];
-    int up = app.db != NULL && db_ping(app.db, err, sizeof(err)) == 0;
-    cJSON_AddStringToObject(checks, "database", up ? "up" : "down");
-    return up;
+    return db_ready(app.db, checks);
 }
 
 static void setup_worker(svc_t *svc, mq_t *mq, void *ud)

@@ -167,7 +167,9 @@ int feed_post_created(pub_t *p, const char *post_id, const char *author)
     int rc = store_ids_change(p, "recent", author, "p", "$addToSet", &post_id, 1);
     if (rc == 0)
         rc = feed_add(p, post_id, author, &author, 1);
-    if (rc == 0) { /* recent keeps FEED_MAX_ITEMS; merged ids older than those leave with them */
+    /* recent keeps FEED_MAX_ITEMS (merged ids older than those leave with them), cut back by about
+     * one post in FEED_TRIM_EVERY: not a read of the whole list at every post */
+    if (rc == 0 && feed__trim_due(p, post_id, author)) {
         pub_ids_t s;
         if (store_ids_load(p, "recent", author, "p", &s) != 0)
             return -1;

@@ -153,10 +153,7 @@ static void resize_stop(svc_t *svc, void *ud)
 static int resize_ready(void *ud, cJSON *checks)
 {
     (void)ud;
-    char err[256];
-    int up = app.db != NULL && db_ping(app.db, err, sizeof(err)) == 0;
-    cJSON_AddStringToObject(checks, "database", up ? "up" : "down");
-    return up;
+    return db_ready(app.db, checks);
 }
 
 /* ================================================================ RPC */

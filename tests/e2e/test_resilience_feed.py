@@ -9,6 +9,8 @@ FEED_FANOUT_WORKERS=1; the fixture puts the test stack's configuration back afte
 down, the messages waiting in publication.fanout are read (and requeued) through RabbitMQ's management API
 and checked against proto/schemas (asyncapi.yaml, channel publicationFanout)."""
 import json
+import time
+import uuid
 import pathlib
 
 import pytest
@@ -130,3 +132,39 @@ def test_kill9_mid_fanout_loses_and_duplicates_no_timeline_entry(slow_fanout):
     finally:
         for u in (author, *followers):
             u.close()
+
+
+
+def test_fanout_batches_wait_out_a_database_outage(users):
+    """fanout.batch messages that arrive while FerretDB is down are retried until it is back
+    (publication.fanout's consumers allow 1,000 redeliveries, not the default 5, which would have
+    dead-lettered them after about 12 s: 5 attempts that each wait 2 s for a server, with pauses):
+    one batch removing a post from four feeds, published by hand during a 20 s outage, is applied
+    afterwards, and nothing is dead-lettered."""
+    author, *followers = users(5)  # 4 followers: under the test stack's threshold of 5, fanned out
+    post = make_post(author, "removed through the outage")
+    for f in followers:
+        follow(f, author)
+    wait_until(lambda: all(feed_ids(f) == [post["id"]] for f in followers), timeout=60, interval=0.3,
+               what="the post in every follower's feed")
+    dlq_before = queue_messages("publication.fanout.dlq")
+    props = {"type": "fanout.batch", "app_id": "publication", "message_id": str(uuid.uuid4()),
+             "content_type": "application/json", "delivery_mode": 2, "timestamp": int(time.time())}
+    stack_ok("stop", "ferretdb")
+    try:
+        with rabbit_client() as c:
+            body = {"op": "remove", "post_id": post["id"], "author_id": author.id, "users": [f.id for f in followers]}
+            r = c.post("/exchanges/%2F/amq.default/publish",
+                       json={"properties": props, "routing_key": q("publication.fanout"), "payload": json.dumps(body),
+                             "payload_encoding": "string"})
+            r.raise_for_status()
+            assert r.json()["routed"], r.json()
+        time.sleep(20)  # longer than 5 retries of a message last
+    finally:
+        stack_ok("start", "ferretdb")
+    wait_until(lambda: all(feed_ids(f) == [] for f in followers), timeout=60, interval=0.5,
+               what="the removal applied once the database is back")
+    wait_until(lambda: queue_messages("publication.fanout") == 0, timeout=30, interval=0.5,
+               what="publication.fanout drained")
+    assert queue_messages("publication.fanout.dlq") == dlq_before, "a fanout message was dead-lettered"
+    assert feed_ids(author) == [post["id"]], "only the listed feeds lost the post"
