@@ -225,6 +225,7 @@ mq_t *mq_new(const mq_conf_t *conf)
     mq->heartbeat_s = conf->heartbeat_s ? conf->heartbeat_s : 15;
     mq->max_retries = conf->max_retries ? conf->max_retries : 5;
     mq->confirms = conf->confirms;
+    mq->settle_later = conf->settle_later;
     return mq;
 }
 
@@ -403,6 +404,7 @@ int mq__open(mq_t *mq)
     if (mq__declare(mq))
         goto fail;
     mq->up = 1;
+    mq->generation++;
     mq->publish_seq = 0;
     mq->backoff_ms = 0;
     log_info(NULL, "amqp: connected to %s:%d", mq->ci.host, mq->ci.port);
@@ -717,6 +719,8 @@ static int mq__flush_acks(mq_t *mq)
 
 static int mq__ack_later(mq_t *mq, uint64_t tag)
 {
+    if (mq->settle_later) /* held deliveries below this tag must not be covered */
+        return amqp_basic_ack(mq->conn, MQ__CHANNEL, tag, 0);
     if (mq->unacked_count++ == 0)
         mq->unacked_since_ms = core_now_ms();
     mq->unacked_tag = tag;
@@ -734,6 +738,7 @@ static void mq__dispatch(mq_t *mq, amqp_envelope_t *env)
     d.m.exchange = mq__keep(&d, env->exchange.bytes, env->exchange.len);
     d.m.routing_key = mq__keep(&d, env->routing_key.bytes, env->routing_key.len);
     d.m.redelivered = env->redelivered;
+    d.m.delivery = (mq_delivery_t){.tag = env->delivery_tag, .generation = mq->generation};
     int st = 0;
 
     if (c == NULL) {
@@ -778,6 +783,14 @@ static void mq__dispatch(mq_t *mq, amqp_envelope_t *env)
             if (st == 0)
                 st = amqp_basic_reject(mq->conn, env->channel, env->delivery_tag, 0);
             break;
+        case MQ_HOLD:
+            if (!mq->settle_later) {
+                log_error(d.m.request_id, "amqp: MQ_HOLD on %s, which does not settle later: requeued", c->queue);
+                st = mq__flush_acks(mq);
+                if (st == 0)
+                    st = amqp_basic_reject(mq->conn, env->channel, env->delivery_tag, 1);
+            }
+            break;
         }
     }
     if (st != 0)
@@ -796,11 +809,11 @@ static void mq__tick(mq_t *mq)
     mq->tick_fn(mq, mq->tick_ud);
 }
 
-/* Reads one thing from the broker: a delivery (dispatched), another frame, or nothing in 100 ms. */
-static void mq__poll_once(mq_t *mq)
+/* Reads one thing from the broker: a delivery (dispatched), another frame, or nothing in wait_ms. */
+static void mq__poll_once(mq_t *mq, unsigned wait_ms)
 {
     amqp_envelope_t env;
-    struct timeval tv = {.tv_usec = 100 * 1000};
+    struct timeval tv = {.tv_sec = wait_ms / 1000, .tv_usec = (wait_ms % 1000) * 1000};
     amqp_maybe_release_buffers(mq->conn);
     amqp_rpc_reply_t r = amqp_consume_message(mq->conn, &env, &tv, 0);
     if (r.reply_type == AMQP_RESPONSE_NORMAL) {
@@ -839,26 +852,68 @@ static void mq__poll_once(mq_t *mq)
     mq__down(mq, mq__reply_error(r));
 }
 
+int mq_settle(mq_t *mq, const mq_delivery_t *d, mq_disposition_t disp)
+{
+    if (!mq->up || d->generation != mq->generation)
+        return MQ_EDOWN;
+    int st;
+    switch (disp) {
+    case MQ_ACK:
+        st = amqp_basic_ack(mq->conn, MQ__CHANNEL, d->tag, 0);
+        break;
+    case MQ_DEAD:
+        st = amqp_basic_reject(mq->conn, MQ__CHANNEL, d->tag, 0);
+        break;
+    default:
+        st = amqp_basic_nack(mq->conn, MQ__CHANNEL, d->tag, 0, 1);
+        break;
+    }
+    if (st != 0) {
+        mq__down(mq, amqp_error_string2(st));
+        return MQ_EDOWN;
+    }
+    return 0;
+}
+
+int mq_fd(const mq_t *mq)
+{
+    return mq->up ? amqp_get_sockfd(mq->conn) : -1;
+}
+
+/* One turn of the loop: connect when down and due, else read (waiting up to wait_ms) and tick. */
+static void mq__turn(mq_t *mq, volatile int *stop, unsigned wait_ms, unsigned down_sleep_ms)
+{
+    if (mq->up && !mq->consuming && mq__start_consumers(mq) != 0) /* connected before mq_run */
+        mq__backoff(mq);
+    if (!mq->up) {
+        uint64_t now = core_now_ms();
+        if (now >= mq->next_attempt_ms) {
+            if (mq__open(mq) == 0 && mq__start_consumers(mq) == 0)
+                return;
+            mq__backoff(mq);
+        }
+        mq__tick(mq);
+        core_sleep_ms(down_sleep_ms, stop);
+        return;
+    }
+    mq__poll_once(mq, wait_ms);
+    mq__tick(mq);
+}
+
+void mq_step(mq_t *mq, volatile int *stop, unsigned wait_ms)
+{
+    mq->stop = stop;
+    mq__turn(mq, stop, wait_ms, 0);
+    /* and whatever else is buffered already, without waiting */
+    for (int i = 0; i < 256 && mq->up && (amqp_frames_enqueued(mq->conn) || amqp_data_in_buffer(mq->conn)); i++)
+        mq__poll_once(mq, 0);
+}
+
 int mq_run(mq_t *mq, volatile int *stop)
 {
     mq->stop = stop;
-    while (!*stop) {
-        if (mq->up && !mq->consuming && mq__start_consumers(mq) != 0) /* connected before mq_run */
-            mq__backoff(mq);
-        if (!mq->up) {
-            uint64_t now = core_now_ms();
-            if (now >= mq->next_attempt_ms) {
-                if (mq__open(mq) == 0 && mq__start_consumers(mq) == 0)
-                    continue;
-                mq__backoff(mq);
-            }
-            mq__tick(mq);
-            core_sleep_ms(50, stop);
-            continue;
-        }
-        mq__poll_once(mq);
-        mq__tick(mq);
-    }
+    while (!*stop)
+        mq__turn(mq, stop, 100, 50);
     if (mq->up) {
         mq__flush_acks(mq);
         for (size_t i = 0; i < mq->nconsumers; i++)

@@ -39,7 +39,16 @@ typedef struct {
     unsigned heartbeat_s; /* 0 means 15 */
     int confirms;         /* 1: publisher confirms on this connection (publishers only) */
     unsigned max_retries; /* MQ_RETRY redeliveries before dead-lettering; 0 means 5 */
+    int settle_later;     /* 1: handlers may answer MQ_HOLD and settle with mq_settle later; every
+                             ack on this connection is then sent on its own (never "multiple") */
 } mq_conf_t;
+
+/* Names one delivery on one connection: what mq_settle needs. A delivery of an earlier
+ * connection (before a reconnect) is no longer ours: the broker has requeued it. */
+typedef struct {
+    uint64_t tag;
+    unsigned generation;
+} mq_delivery_t;
 
 /* A received message. Every pointer is borrowed until the handler returns; strings are
  * NUL-terminated copies of the AMQP fields, NULL when the property is absent. */
@@ -57,6 +66,7 @@ typedef struct {
     int status;              /* header x-status on replies, 0 if absent */
     unsigned retries;        /* header x-retry: times this message was retried */
     int redelivered;
+    mq_delivery_t delivery;
     const void *body;
     size_t body_len;
 } mq_message_t;
@@ -114,6 +124,7 @@ typedef enum {
     MQ_ACK,   /* done (effect stored): ack */
     MQ_RETRY, /* failed for now: redeliver later; after max_retries it is dead-lettered */
     MQ_DEAD,  /* can never succeed (malformed): dead-letter now */
+    MQ_HOLD,  /* (settle_later connections only) stays unacked until mq_settle names it */
 } mq_disposition_t;
 
 /* Called on the mq_run thread for each delivery; the message is borrowed. */
@@ -143,6 +154,18 @@ void mq_serve_rpc(mq_t *mq, const char *service, mq_rpc_fn fn, void *ud);
 
 /* Called every tick_ms on the mq_run thread while running (e.g. outbox relays, purges). */
 void mq_set_tick(mq_t *mq, unsigned tick_ms, void (*fn)(mq_t *mq, void *ud), void *ud);
+
+/* Settles a delivery held with MQ_HOLD, on the thread that runs the connection: MQ_ACK acks it,
+ * MQ_DEAD dead-letters it, MQ_RETRY requeues it at once (basic.nack). Returns 0, or MQ_EDOWN when
+ * the connection it came on is gone (the broker has requeued it already: nothing to do). */
+int mq_settle(mq_t *mq, const mq_delivery_t *d, mq_disposition_t disp);
+
+/* One turn of mq_run for a thread with an event loop of its own: (re)connects when due, then
+ * dispatches what the broker has sent, waiting at most wait_ms for the first of it. */
+void mq_step(mq_t *mq, volatile int *stop, unsigned wait_ms);
+/* The connection's socket (to wait on in another event loop), or -1 while down. Data may already
+ * be buffered: call mq_step with wait_ms 0 before waiting on the socket. */
+int mq_fd(const mq_t *mq);
 
 /* Runs until *stop becomes non-zero: connects (retrying with backoff), declares, consumes and
  * dispatches. On stop, cancels the consumers, finishes the message in hand, closes, returns 0. */

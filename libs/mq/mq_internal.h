@@ -30,6 +30,8 @@ struct mq {
     char *app_id;
     unsigned prefetch, heartbeat_s, max_retries;
     int confirms;
+    int settle_later;
+    unsigned generation; /* counts connections: tells a held delivery of an old one */
 
     amqp_connection_state_t conn;
     int up;

@@ -690,3 +690,75 @@ Test(mq, declared_topology_matches_the_design)
     /* The exclusive queue went away with its connection. */
     cr_assert_not(mqt_queue_exists(ex_q));
 }
+
+/* ================================================================ held deliveries (mq_step, mq_settle) */
+
+typedef struct {
+    mq_delivery_t d[8];
+    char body[8][16];
+    int n;
+} held_t;
+
+static mq_disposition_t hold_handler(mq_t *mq, const mq_message_t *msg, void *ud)
+{
+    (void)mq;
+    held_t *h = ud;
+    if (h->n < 8) {
+        h->d[h->n] = msg->delivery;
+        snprintf(h->body[h->n], sizeof(h->body[0]), "%.*s", (int)msg->body_len, (const char *)msg->body);
+        h->n++;
+    }
+    return MQ_HOLD;
+}
+
+/* A consumer with an event loop of its own holds deliveries and settles them in any order: an ack
+ * of a later one must not cover an earlier one still held, and what is still held when the
+ * connection goes is redelivered. */
+Test(mq, held_deliveries_are_settled_one_by_one_and_requeued_when_the_connection_goes)
+{
+    char q[128], dlq[160];
+    mqt_name(q, sizeof(q), "held");
+    snprintf(dlq, sizeof(dlq), "%s.dlq", q);
+    mqt_declare_work_queue(q);
+    mq_t *pub = mqt_new("unit-publisher", 1, 0);
+    static const char *const bodies[] = {"a", "b", "c", "d"};
+    for (int i = 0; i < 4; i++) {
+        mq_publish_t p = {.exchange = "", .routing_key = q, .body = bodies[i], .body_len = 1};
+        cr_assert_eq(mq_publish(pub, &p, 5000), 0);
+    }
+    mq_conf_t conf = {.url = mqt_url, .app_id = "unit-held", .settle_later = 1, .prefetch = 10};
+    mq_t *c = mq_new(&conf);
+    held_t h = {0};
+    mq_consume(c, q, hold_handler, &h);
+    volatile int stop = 0;
+    uint64_t t0 = core_now_ms();
+    while (h.n < 4 && core_now_ms() - t0 < 5000)
+        mq_step(c, &stop, 50);
+    cr_assert_eq(h.n, 4, "got %d of 4 deliveries", h.n);
+    cr_assert_geq(mq_fd(c), 0);
+    cr_assert_str_eq(h.body[0], "a");
+    cr_assert_eq(mq_settle(c, &h.d[3], MQ_ACK), 0); /* d: acked alone, a..c still held */
+    cr_assert_eq(mq_settle(c, &h.d[1], MQ_DEAD), 0); /* b: dead-lettered */
+    cr_assert_eq(mq_settle(c, &h.d[2], MQ_ACK), 0);  /* c */
+    for (int i = 0; i < 5; i++)
+        mq_step(c, &stop, 20);
+    mq_free(c); /* a is still held: the broker requeues it */
+
+    amqp_connection_state_t raw = mqt_raw_open();
+    cr_assert(mqt_raw_wait_count(raw, q, 1, 5000), "the held message must be back in %s", q);
+    cr_assert(mqt_raw_wait_count(raw, dlq, 1, 5000), "b must be dead-lettered");
+    amqp_message_t m;
+    cr_assert(mqt_raw_get(raw, q, &m));
+    cr_assert_eq(m.body.len, 1);
+    cr_assert_eq(((char *)m.body.bytes)[0], 'a');
+    amqp_destroy_message(&m);
+    cr_assert_not(mqt_raw_get(raw, q, &m), "only a may remain");
+
+    /* a settle naming a delivery of a connection that is gone does nothing */
+    c = mq_new(&conf);
+    cr_assert_eq(mq_settle(c, &h.d[0], MQ_ACK), MQ_EDOWN);
+    mq_free(c);
+    mqt_raw_delete_with_dlq(raw, q);
+    mqt_raw_close(raw);
+    mq_free(pub);
+}
