@@ -6,6 +6,7 @@
 
 #include "core/core.h"
 #include "json/json.h"
+#include "log/log.h"
 #include "problem/problem.h"
 #include "rpc/rpc.h"
 
@@ -264,4 +265,38 @@ const char *rpc_field_str(const cJSON *body, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
     return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* ================================================================ calling another service */
+
+int rpc_call_json(mq_rpc_client_t *c, const char *service, const char *method, const cJSON *body,
+                  const char *request_id, unsigned timeout_ms, cJSON **out)
+{
+    char *text = json_print(body);
+    mq_rpc_request_t rq = {
+        .service = service,
+        .method = method,
+        .request_id = request_id,
+        .body = text,
+        .body_len = strlen(text),
+        .timeout_ms = timeout_ms,
+    };
+    mq_rpc_result_t res = {0};
+    mq_rpc_call_sync(c, &rq, &res);
+    free(text);
+    int status = -1;
+    *out = NULL;
+    if (res.error != 0) {
+        log_warn(request_id, "%s: %s", method, mq_strerror(res.error));
+    } else {
+        status = res.status;
+        if (res.body != NULL)
+            *out = json_parse(res.body, res.body_len, 16 << 20, 32, NULL);
+        if (status == 200 && !cJSON_IsObject(*out)) {
+            log_warn(request_id, "%s answered 200 without a JSON object", method);
+            status = -1;
+        }
+    }
+    mq_rpc_result_clear(&res);
+    return status;
 }

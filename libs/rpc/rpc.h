@@ -76,6 +76,14 @@ int rpc_fields_check(const cJSON *body, const rpc_field_t *fields, size_t n, cJS
 /* The string value of member name, or NULL (absent or null). Borrowed from body. */
 const char *rpc_field_str(const cJSON *body, const char *name);
 
+/* ================================================================ calling another service */
+
+/* Calls method of service with a JSON body (borrowed) and waits up to timeout_ms: the reply's
+ * status with its body parsed into *out (caller frees; NULL if none), or -1 when the call failed
+ * (broker down, timeout: logged) or a 200 carried no JSON object. Any thread. */
+int rpc_call_json(mq_rpc_client_t *c, const char *service, const char *method, const cJSON *body,
+                  const char *request_id, unsigned timeout_ms, cJSON **out);
+
 /* ================================================================ JSON */
 
 /* RFC 3339 (UTC, milliseconds) of ms as a string member of obj. */

@@ -67,6 +67,12 @@ static const gw_route_t gw__table[] = {
      0, 0, 0},
     {"DELETE", "/v1/highlights/{id}", "publication", "publication.highlight_delete", GW_AUTH_REQUIRED, 0, 0,
      0},
+    /* Notifications (notification). */
+    {"GET", "/v1/notifications", "notification", "notification.list", GW_AUTH_REQUIRED, 0, 0, 0},
+    {"GET", "/v1/notifications/unread_count", "notification", "notification.unread_count", GW_AUTH_REQUIRED, 0,
+     0, 0},
+    {"POST", "/v1/notifications/read_all", "notification", "notification.read_all", GW_AUTH_REQUIRED, 0, 0, 0},
+    {"PATCH", "/v1/notifications/{id}", "notification", "notification.mark", GW_AUTH_REQUIRED, 4 * KiB, 0, 0},
     /* Test and benchmark routes, served by tests/echod; only with GATEWAY_DEBUG_ROUTES=true. */
     {"GET", "/v1/debug/echo", "echo", "echo.echo", GW_AUTH_REQUIRED, 0, 0, 1},
     {"POST", "/v1/debug/echo", "echo", "echo.echo", GW_AUTH_REQUIRED, 64 * KiB, 0, 1},

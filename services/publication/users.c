@@ -14,33 +14,7 @@
 int pub_rpc(pub_t *p, const char *service, const char *method, const cJSON *body, const char *request_id,
             cJSON **out)
 {
-    char *text = json_print(body);
-    mq_rpc_request_t rq = {
-        .service = service,
-        .method = method,
-        .request_id = request_id,
-        .body = text,
-        .body_len = strlen(text),
-        .timeout_ms = (unsigned)p->conf->rpc_timeout_ms,
-    };
-    mq_rpc_result_t res = {0};
-    mq_rpc_call_sync(p->rpc, &rq, &res);
-    free(text);
-    int status = -1;
-    *out = NULL;
-    if (res.error != 0) {
-        log_warn(request_id, "%s: %s", method, mq_strerror(res.error));
-    } else {
-        status = res.status;
-        if (res.body != NULL)
-            *out = json_parse(res.body, res.body_len, 16 << 20, 32, NULL);
-        if (status == 200 && !cJSON_IsObject(*out)) {
-            log_warn(request_id, "%s answered 200 without a JSON object", method);
-            status = -1;
-        }
-    }
-    mq_rpc_result_clear(&res);
-    return status;
+    return rpc_call_json(p->rpc, service, method, body, request_id, (unsigned)p->conf->rpc_timeout_ms, out);
 }
 
 /* ================================================================ reading the projections */

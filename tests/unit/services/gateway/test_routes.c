@@ -364,7 +364,8 @@ Test(routes, product_routes_and_their_methods)
     cr_assert_str_eq(services[0], "auth");
     cr_assert_str_eq(services[1], "resize-image");
     cr_assert_str_eq(services[2], "publication");
-    cr_assert_null(services[3]);
+    cr_assert_str_eq(services[3], "notification");
+    cr_assert_null(services[4]);
     h2o_mem_pool_t pool;
     h2o_mem_init_pool(&pool);
     static const struct {
@@ -395,6 +396,10 @@ Test(routes, product_routes_and_their_methods)
         {"GET", "/v1/users/alice/stories", "publication.user_stories", "alice"},
         {"GET", "/v1/users/alice/highlights", "publication.user_highlights", "alice"},
         {"DELETE", "/v1/highlights/h1", "publication.highlight_delete", "h1"},
+        {"GET", "/v1/notifications", "notification.list", NULL},
+        {"GET", "/v1/notifications/unread_count", "notification.unread_count", NULL},
+        {"POST", "/v1/notifications/read_all", "notification.read_all", NULL},
+        {"PATCH", "/v1/notifications/0123456789abcdef01234567", "notification.mark", "0123456789abcdef01234567"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         gw_match_t m;
@@ -410,6 +415,9 @@ Test(routes, product_routes_and_their_methods)
     h2o_iovec_t allow = {0};
     cr_assert_eq(gw_routes_match(&pool, "PUT", 3, "/v1/me", 6, &m, &allow), GW_MATCH_BAD_METHOD);
     cr_assert(allow.len > 0 && memmem(allow.base, allow.len, "PATCH", 5) != NULL);
+    /* a concrete path is not a notification id */
+    cr_assert_eq(gw_routes_match(&pool, "PATCH", 5, "/v1/notifications/read_all", 26, &m, &allow),
+                 GW_MATCH_BAD_METHOD);
     /* a concrete path wins over a template, as in OpenAPI: /v1/stories/feed is not a story id */
     allow = (h2o_iovec_t){0};
     cr_assert_eq(gw_routes_match(&pool, "DELETE", 6, "/v1/stories/feed", 16, &m, &allow), GW_MATCH_BAD_METHOD);
