@@ -281,12 +281,26 @@ int inbox_put(notif_t *n, const notif_entry_t *e)
 
 int inbox_retract(notif_t *n, const char *recipient, const char *type, const char *source, int64_t at)
 {
-    char id[NOTIF_ID_LEN + 1], key[NOTIF_ID_LEN + 3];
+    char id[NOTIF_ID_LEN + 1], key[NOTIF_ID_LEN + 8];
     inbox_id(recipient, type, source, id);
     snprintf(key, sizeof(key), "r:%s", id);
     if (stops_put(n, key, at) != 0)
         return -1;
-    return inbox__write(n, recipient, NULL, id);
+    /* a retraction older than the notification there (unlike, then like again; events taken out of
+     * order) leaves it */
+    snprintf(key, sizeof(key), "n.%s.a", id);
+    bson_t *f = BCON_NEW("_id", BCON_UTF8(recipient)), *opts = BCON_NEW("projection", "{", key, BCON_INT32(1), "}");
+    bson_t doc = BSON_INITIALIZER;
+    bson_iter_t it, a;
+    int rc = db_find_one(n->db, "inboxes", f, opts, &doc);
+    int newer = rc == 1 && bson_iter_init(&it, &doc) && bson_iter_find_descendant(&it, key, &a) &&
+                bson_iter_as_int64(&a) > at;
+    bson_destroy(&doc);
+    bson_destroy(opts);
+    bson_destroy(f);
+    if (rc < 0)
+        return -1;
+    return newer ? 0 : inbox__write(n, recipient, NULL, id);
 }
 
 int inbox_drop_all(notif_t *n, const char *user)

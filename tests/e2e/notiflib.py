@@ -63,8 +63,16 @@ def kinds(user):
 
 def wait_inbox(user, predicate, timeout=15, what="inbox"):
     """Waits until predicate(items) holds for user's inbox; returns the items."""
-    return wait_until(lambda: (lambda items: items if predicate(items) else None)(inbox(user)), timeout=timeout,
-                      interval=0.2, what=what)
+    got = []
+
+    def check():
+        items = inbox(user)
+        if predicate(items):
+            got.append(items)
+            return True
+        return False
+    wait_until(check, timeout=timeout, interval=0.2, what=what)
+    return got[-1]
 
 
 def settle(seconds=1.5):
