@@ -28,7 +28,8 @@
 #define MAIL__NAME_MAX_CP 64    /* code points kept of a name or username */
 #define MAIL__ADDR_MAX 254      /* RFC 5321 path limit less the brackets */
 #define MAIL__USER_ID_MAX 64
-#define MAIL__EW_RAW_MAX 45     /* bytes per RFC 2047 encoded word: 60 base64 chars + 12 = 72 <= 75 */
+#define MAIL__LINE_MAX 76       /* RFC 2047 6.1: a header line with encoded words; also our folding width */
+#define MAIL__EW_RAW_MAX 45     /* at most 45 bytes per encoded word: 12 + 60 base64 characters */
 #define MAIL__REPLY_MAX 160     /* bytes kept of a server reply for err */
 
 /* The one piece of process state: curl_global_init must run once, before any handle. */
@@ -188,31 +189,56 @@ static int mail__is_plain_ascii(const char *s)
     return 1;
 }
 
+/* Plain printable ASCII folded at spaces so that no line is longer than MAIL__LINE_MAX where a
+ * word allows it; used is what the first line already holds ("Subject: "). Caller frees. */
+static char *mail__header_fold(const char *s, size_t used)
+{
+    mail__sb_t b = {0};
+    mail__sb_add(&b, "");
+    size_t col = used;
+    while (*s) {
+        size_t sp = strspn(s, " "), word = strcspn(s + sp, " ");
+        if (b.len > 0 && sp > 0 && col + sp + word > MAIL__LINE_MAX) {
+            mail__sb_add(&b, "\r\n");
+            col = 0;
+        }
+        mail__sb_addn(&b, s, sp + word);
+        col += sp + word;
+        s += sp + word;
+    }
+    return b.p;
+}
+
 /* Header text (valid UTF-8, no control characters: from mail__clean_text) as it may appear in an
- * unstructured header: itself when printable ASCII without "=?", else RFC 2047 encoded words
- * (UTF-8, base64) of whole characters, one per folded line. Caller frees. */
-static char *mail__header_encode(const char *s)
+ * unstructured header, its lines at most MAIL__LINE_MAX long; used is what the first line already
+ * holds ("Subject: "). Printable ASCII without "=?" is only folded; anything else becomes RFC 2047
+ * encoded words (UTF-8, base64) of whole characters, one per line. Caller frees. */
+static char *mail__header_encode(const char *s, size_t used)
 {
     if (mail__is_plain_ascii(s) && strstr(s, "=?") == NULL)
-        return xstrdup(s);
+        return mail__header_fold(s, used);
     mail__sb_t b = {0};
     mail__sb_add(&b, "");
     const unsigned char *p = (const unsigned char *)s;
     size_t n = strlen(s);
     while (n > 0) {
+        /* 12 bytes of "=?UTF-8?B?" and "?=", 4 base64 characters per 3 bytes. */
+        size_t room = MAIL__LINE_MAX - (b.len > 0 ? 1 : used), max = room > 12 ? (room - 12) / 4 * 3 : 3;
+        if (max > MAIL__EW_RAW_MAX)
+            max = MAIL__EW_RAW_MAX;
         size_t chunk = 0;
         uint32_t cp;
         for (;;) {
             size_t len = mail__utf8_next(p + chunk, n - chunk, &cp);
             if (len == 0)
                 len = 1; /* cannot happen after mail__clean_text; keep going */
-            if (chunk + len > MAIL__EW_RAW_MAX)
+            if (chunk > 0 && chunk + len > max)
                 break;
             chunk += len;
             if (chunk == n)
                 break;
         }
-        unsigned char enc[4 * ((MAIL__EW_RAW_MAX + 2) / 3) + 1];
+        unsigned char enc[4 * ((MAIL__EW_RAW_MAX + 3) / 3) + 1];
         EVP_EncodeBlock(enc, p, (int)chunk);
         if (b.len > 0)
             mail__sb_add(&b, "\r\n ");
@@ -298,7 +324,7 @@ static char *mail__from_header(const char *addr, const char *name)
         return xasprintf("<%s>", addr);
     char *clean = mail__clean_text(name, 256), *out;
     if (!mail__is_plain_ascii(clean) || strstr(clean, "=?") != NULL) {
-        char *enc = mail__header_encode(clean);
+        char *enc = mail__header_encode(clean, strlen("From: "));
         out = xasprintf("%s <%s>", enc, addr);
         free(enc);
     } else if (strpbrk(clean, "()<>[]:;@\\,.\"") != NULL) {
@@ -389,7 +415,7 @@ static void mail__welcome_build(mail__welcome_t *w, const char *product_in, cons
     char *greet = name[0] ? xstrdup(name) : xasprintf("@%s", username);
 
     char *subject = xasprintf("Welcome to %s, %s!", product, greet);
-    w->subject = mail__header_encode(subject);
+    w->subject = mail__header_encode(subject, strlen("Subject: "));
     free(subject);
 
     w->text = xasprintf("Hi %s,\r\n"

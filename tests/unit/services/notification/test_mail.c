@@ -243,6 +243,19 @@ static char *tm_rfc2047_decode(const char *v)
     return o.p;
 }
 
+/* Every line of the Subject header, folded ones too, is at most max characters long. */
+static void tm_assert_subject_lines(const char *msg, size_t max)
+{
+    const char *l = strstr(msg, "\r\nSubject: ");
+    cr_assert_not_null(l);
+    l += 2;
+    do {
+        size_t n = strcspn(l, "\r\n");
+        cr_assert_leq(n, max, "long Subject line: %.*s", (int)n, l);
+        l += n + 2;
+    } while (*l == ' ' || *l == '\t');
+}
+
 /* Sends the welcome mail through the stack's sink and returns the stored message (meta too). */
 static char *tm_send_and_fetch(const char *to, const char *username, const char *name, const char *user_id,
                                cJSON **meta)
@@ -416,11 +429,13 @@ Test(welcome, a_non_ascii_name_is_encoded_and_decodes_back)
     char *to = tm_addr("zoe");
     char *msg = tm_send_and_fetch(to, "zoe", name, "u3", NULL);
 
-    /* The whole message is 7-bit, every line within 78 characters. */
+    /* The whole message is 7-bit, its lines within RFC 5322's 998 characters (curl's boundary line
+     * passes 78), the Subject's within RFC 2047's 76. */
     for (const char *p = msg; *p; p++)
         cr_assert_lt((unsigned char)*p, 0x80, "8-bit byte at offset %zu", (size_t)(p - msg));
     for (const char *l = msg; *l; l = strstr(l, "\r\n") ? strstr(l, "\r\n") + 2 : l + strlen(l))
-        cr_assert_leq(strcspn(l, "\r\n"), 78, "long line: %.*s", (int)strcspn(l, "\r\n"), l);
+        cr_assert_leq(strcspn(l, "\r\n"), 998, "long line: %.*s", (int)strcspn(l, "\r\n"), l);
+    tm_assert_subject_lines(msg, 76);
 
     char *raw = tm_header(msg, "Subject", NULL);
     cr_assert(strncmp(raw, "=?UTF-8?B?", 10) == 0, "Subject: %s", raw);
@@ -455,6 +470,7 @@ Test(welcome, a_long_non_ascii_name_folds_into_several_encoded_words)
     const char *s = strstr(msg, "\r\nSubject: ");
     cr_assert_not_null(s);
     cr_assert_eq(s[strcspn(s + 2, "\n") + 3], ' ', "Subject is not folded");
+    tm_assert_subject_lines(msg, 76);
     char *raw = tm_header(msg, "Subject", NULL);
     char *subject = tm_rfc2047_decode(raw);
     name.p[64 * 3] = '\0'; /* cut at 64 characters */
@@ -464,6 +480,21 @@ Test(welcome, a_long_non_ascii_name_folds_into_several_encoded_words)
     free(subject);
     free(raw);
     free(name.p);
+    free(msg);
+    free(to);
+}
+
+Test(welcome, a_long_ascii_name_is_folded_at_spaces)
+{
+    const char *name = "Alexander Maximilian Bartholomew Fitzgerald-Wolfeschlegelsteinhausen III";
+    char *to = tm_addr("longascii");
+    char *msg = tm_send_and_fetch(to, "alex", name, "u4a", NULL);
+    tm_assert_subject_lines(msg, 78);
+    char *v = tm_header(msg, "Subject", NULL);
+    char *want = xasprintf("Welcome to Photo, %.64s!", name); /* cut at 64 characters */
+    cr_assert_str_eq(v, want);
+    free(want);
+    free(v);
     free(msg);
     free(to);
 }
@@ -490,7 +521,7 @@ Test(welcome, names_are_cleaned_before_use)
     char *got = mail__clean_text("abcdefghij", 4);
     cr_assert_str_eq(got, "abcd");
     free(got);
-    char *enc = mail__header_encode("plain =?but looks encoded?=");
+    char *enc = mail__header_encode("plain =?but looks encoded?=", 9);
     cr_assert(strncmp(enc, "=?UTF-8?B?", 10) == 0, "%s", enc);
     free(enc);
 }
