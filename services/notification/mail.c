@@ -1,4 +1,4 @@
-/* mail.c -- the welcome e-mail: user input made safe for headers and HTML, the message built with curl's MIME API, the SMTP answer classified.
+/* mail.c -- the welcome e-mail: user text made safe, the message built with curl MIME, replies classified.
  *
  * What libcurl 7.88 does for us with CURLOPT_MIMEPOST on smtp:// (lib/smtp.c, lib/mime.c):
  * - The CURLOPT_HTTPHEADER list becomes the message's top-level headers; a "Content-Type:" in it
@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,12 +26,12 @@
 #include "mail.h"
 
 #define MAIL__DEFAULT_TIMEOUT_MS 30000u
-#define MAIL__NAME_MAX_CP 64    /* code points kept of a name or username */
-#define MAIL__ADDR_MAX 254      /* RFC 5321 path limit less the brackets */
+#define MAIL__NAME_MAX_CP 64 /* code points kept of a name or username */
+#define MAIL__ADDR_MAX 254   /* RFC 5321 path limit less the brackets */
 #define MAIL__USER_ID_MAX 64
-#define MAIL__LINE_MAX 76       /* RFC 2047 6.1: a header line with encoded words; also our folding width */
-#define MAIL__EW_RAW_MAX 45     /* at most 45 bytes per encoded word: 12 + 60 base64 characters */
-#define MAIL__REPLY_MAX 160     /* bytes kept of a server reply for err */
+#define MAIL__LINE_MAX 76   /* RFC 2047 6.1: a header line with encoded words; also our folding width */
+#define MAIL__EW_RAW_MAX 45 /* at most 45 bytes per encoded word: 12 + 60 base64 characters */
+#define MAIL__REPLY_MAX 160 /* bytes kept of a server reply for err */
 
 /* The one piece of process state: curl_global_init must run once, before any handle. */
 static pthread_once_t mail__global_once = PTHREAD_ONCE_INIT;
@@ -383,14 +384,16 @@ int mail_conf_check(const mail_conf_t *c, char *err, size_t errlen)
             return -1;
         }
     if (mail__parse_from(c->from, addr, sizeof(addr), name, sizeof(name)) != 0) {
-        snprintf(err, errlen, "MAIL_FROM is not \"address\" or \"Name <address>\": %s", c->from ? c->from : "(none)");
+        snprintf(err, errlen, "MAIL_FROM is not \"address\" or \"Name <address>\": %s",
+                 c->from ? c->from : "(none)");
         return -1;
     }
     const char *strs[] = {c->user, c->password, c->product};
     for (size_t i = 0; i < CORE_ARRAY_SIZE(strs); i++)
         for (const char *p = strs[i]; p != NULL && *p; p++)
             if ((unsigned char)*p < 0x20 || *p == 0x7F) {
-                snprintf(err, errlen, "SMTP_USER, SMTP_PASSWORD or the product name holds a control character");
+                snprintf(err, errlen,
+                         "SMTP_USER, SMTP_PASSWORD or the product name holds a control character");
                 return -1;
             }
     return 0;
@@ -400,9 +403,9 @@ int mail_conf_check(const mail_conf_t *c, char *err, size_t errlen)
 
 /* The texts of the mail; each string is already made safe for where it goes. */
 typedef struct {
-    char *subject;      /* header-encoded */
-    char *text;         /* text/plain body, CRLF lines */
-    char *html;         /* text/html body */
+    char *subject; /* header-encoded */
+    char *text;    /* text/plain body, CRLF lines */
+    char *html;    /* text/html body */
 } mail__welcome_t;
 
 static void mail__welcome_build(mail__welcome_t *w, const char *product_in, const char *username_in,
@@ -432,17 +435,18 @@ static void mail__welcome_build(mail__welcome_t *w, const char *product_in, cons
 
     char *h_product = mail__html_escape(product), *h_username = mail__html_escape(username);
     char *h_greet = mail__html_escape(greet);
-    w->html = xasprintf("<!DOCTYPE html>\r\n"
-                        "<html><head><meta charset=\"utf-8\"><title>Welcome to %s</title></head>\r\n"
-                        "<body>\r\n"
-                        "<p>Hi %s,</p>\r\n"
-                        "<p>welcome to %s! Your account <b>@%s</b> is ready.</p>\r\n"
-                        "<p>Post your first photo, follow people you know, and see what they share.</p>\r\n"
-                        "<p style=\"color:#666;font-size:smaller\">You get this e-mail because someone signed "
-                        "up to %s with this address. If it was not you, you can ignore it.</p>\r\n"
-                        "<p>&mdash; The %s team</p>\r\n"
-                        "</body></html>\r\n",
-                        h_product, h_greet, h_product, h_username, h_product, h_product);
+    w->html =
+        xasprintf("<!DOCTYPE html>\r\n"
+                  "<html><head><meta charset=\"utf-8\"><title>Welcome to %s</title></head>\r\n"
+                  "<body>\r\n"
+                  "<p>Hi %s,</p>\r\n"
+                  "<p>welcome to %s! Your account <b>@%s</b> is ready.</p>\r\n"
+                  "<p>Post your first photo, follow people you know, and see what they share.</p>\r\n"
+                  "<p style=\"color:#666;font-size:smaller\">You get this e-mail because someone signed "
+                  "up to %s with this address. If it was not you, you can ignore it.</p>\r\n"
+                  "<p>&mdash; The %s team</p>\r\n"
+                  "</body></html>\r\n",
+                  h_product, h_greet, h_product, h_username, h_product, h_product);
     free(h_product);
     free(h_username);
     free(h_greet);
@@ -570,8 +574,8 @@ static mail_result_t mail__classify(CURLcode rc, const mail__trace_t *t, long re
         return MAIL_RETRY;
     }
     if (code >= 500 && (rc == CURLE_SEND_ERROR || rc == CURLE_WEIRD_SERVER_REPLY)) {
-        if (t->fail_stage == MAIL__ST_RCPT || t->fail_stage == MAIL__ST_DATA || t->fail_stage == MAIL__ST_MESSAGE ||
-            (t->fail_stage == MAIL__ST_MAIL && code == 552)) {
+        if (t->fail_stage == MAIL__ST_RCPT || t->fail_stage == MAIL__ST_DATA ||
+            t->fail_stage == MAIL__ST_MESSAGE || (t->fail_stage == MAIL__ST_MAIL && code == 552)) {
             snprintf(err, errlen, "%s refused: %s", stage, t->fail_text);
             return MAIL_REJECTED;
         }
@@ -594,6 +598,20 @@ static mail_result_t mail__classify(CURLcode rc, const mail__trace_t *t, long re
 
 /* ================================================================ sending */
 
+/* Appends a printf-formatted line to *l (curl copies it). */
+__attribute__((format(printf, 2, 3))) static void mail__slist_addf(struct curl_slist **l, const char *fmt,
+                                                                   ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = xvasprintf(fmt, ap);
+    va_end(ap);
+    struct curl_slist *n = curl_slist_append(*l, s);
+    CORE_ASSERT(n != NULL); /* out of memory */
+    *l = n;
+    free(s);
+}
+
 mail_result_t mail_send_welcome(const mail_conf_t *c, const char *to, const char *username, const char *name,
                                 const char *user_id, char *err, size_t errlen)
 {
@@ -601,7 +619,7 @@ mail_result_t mail_send_welcome(const mail_conf_t *c, const char *to, const char
     CURL *h = NULL;
     curl_mime *mime = NULL;
     struct curl_slist *rcpt = NULL, *hdrs = NULL;
-    char *line = NULL, *from_hdr = NULL;
+    char *line = NULL, *from_hdr = NULL; /* line: MAIL FROM's "<addr>" */
     mail__welcome_t w = {0};
     mail__trace_t trace = {0};
     char curlerr[CURL_ERROR_SIZE] = "";
@@ -638,23 +656,14 @@ mail_result_t mail_send_welcome(const mail_conf_t *c, const char *to, const char
     mail__date(date, sizeof(date));
     const char *domain = strrchr(from_addr, '@') + 1;
 
-#define MAIL__HDR(...)                                                                                        \
-    do {                                                                                                     \
-        line = xasprintf(__VA_ARGS__);                                                                       \
-        hdrs = curl_slist_append(hdrs, line);                                                                \
-        CORE_ASSERT(hdrs != NULL);                                                                           \
-        free(line);                                                                                          \
-        line = NULL;                                                                                         \
-    } while (0)
-    MAIL__HDR("From: %s", from_hdr);
-    MAIL__HDR("To: <%s>", to);
-    MAIL__HDR("Subject: %s", w.subject);
-    MAIL__HDR("Date: %s", date);
-    MAIL__HDR("Message-ID: <welcome.%s@%s>", user_id, domain);
-    MAIL__HDR("MIME-Version: 1.0");
-    MAIL__HDR("Auto-Submitted: auto-generated");
-    MAIL__HDR("Content-Type: multipart/alternative"); /* curl adds the boundary */
-#undef MAIL__HDR
+    mail__slist_addf(&hdrs, "From: %s", from_hdr);
+    mail__slist_addf(&hdrs, "To: <%s>", to);
+    mail__slist_addf(&hdrs, "Subject: %s", w.subject);
+    mail__slist_addf(&hdrs, "Date: %s", date);
+    mail__slist_addf(&hdrs, "Message-ID: <welcome.%s@%s>", user_id, domain);
+    mail__slist_addf(&hdrs, "MIME-Version: 1.0");
+    mail__slist_addf(&hdrs, "Auto-Submitted: auto-generated");      /* RFC 3834: no auto-replies, please */
+    mail__slist_addf(&hdrs, "Content-Type: multipart/alternative"); /* curl adds the boundary */
 
     /* Plain text first: RFC 2046 puts the preferred (richest) alternative last. */
     mime = curl_mime_init(h);
@@ -667,10 +676,7 @@ mail_result_t mail_send_welcome(const mail_conf_t *c, const char *to, const char
     curl_mime_type(part, "text/html; charset=UTF-8");
     curl_mime_encoder(part, "quoted-printable");
 
-    line = xasprintf("<%s>", to);
-    rcpt = curl_slist_append(NULL, line);
-    CORE_ASSERT(rcpt != NULL);
-    free(line);
+    mail__slist_addf(&rcpt, "<%s>", to);
     line = xasprintf("<%s>", from_addr);
 
     long timeout = (long)(c->timeout_ms ? c->timeout_ms : MAIL__DEFAULT_TIMEOUT_MS);

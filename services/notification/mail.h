@@ -1,4 +1,4 @@
-/* mail.h -- the welcome e-mail: composed as multipart/alternative (plain text and HTML) and sent over SMTP with libcurl. */
+/* mail.h -- the welcome e-mail: multipart/alternative (plain text and HTML), sent over SMTP with libcurl. */
 #ifndef NOTIFICATION_MAIL_H
 #define NOTIFICATION_MAIL_H
 

@@ -1,4 +1,4 @@
-/* test_mail.c -- the welcome e-mail through the test stack's SMTP sink (TEST_SMTP_URL, TEST_MAIL_DIR): headers, parts, hostile names, AUTH, injected failures, timeouts. */
+/* test_mail.c -- the welcome e-mail through the test stack's SMTP sink: headers, parts, hostile names, faults. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
@@ -18,7 +18,8 @@
 static const char *tm_env(const char *name)
 {
     const char *v = getenv(name);
-    cr_assert(v != NULL && v[0] != '\0', "%s is not set (. deploy/local/test-env.sh, then stack.sh infra-up)", name);
+    cr_assert(v != NULL && v[0] != '\0', "%s is not set (. deploy/local/test-env.sh, then stack.sh infra-up)",
+              name);
     return v;
 }
 
@@ -140,7 +141,10 @@ static char *tm_header(const char *msg, const char *name, int *count)
 
 static int tm_hexval(char c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                  : -1;
 }
 
 /* Quoted-printable decoded (RFC 2045 6.7). Caller frees. */
@@ -233,7 +237,8 @@ static char *tm_rfc2047_decode(const char *v)
             free(dec);
             v = end + 2;
             prev_word = 1;
-        } else if (prev_word && (*v == ' ' || *v == '\t') && strncasecmp(v + strspn(v, " \t"), "=?", 2) == 0) {
+        } else if (prev_word && (*v == ' ' || *v == '\t') &&
+                   strncasecmp(v + strspn(v, " \t"), "=?", 2) == 0) {
             v += strspn(v, " \t");
         } else {
             mail__sb_addn(&o, v++, 1);
@@ -312,11 +317,13 @@ Test(welcome, arrives_with_its_headers_and_both_parts)
     v = tm_header(msg, "Date", &n);
     cr_assert_eq(n, 1);
     regex_t re;
-    cr_assert_eq(regcomp(&re,
-                         "^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-3][0-9] (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
-                         "20[0-9][0-9] [0-2][0-9]:[0-5][0-9]:[0-6][0-9] \\+0000$",
-                         REG_EXTENDED | REG_NOSUB),
-                 0);
+    cr_assert_eq(
+        regcomp(
+            &re,
+            "^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-3][0-9] (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+            "20[0-9][0-9] [0-2][0-9]:[0-5][0-9]:[0-6][0-9] \\+0000$",
+            REG_EXTENDED | REG_NOSUB),
+        0);
     cr_assert_eq(regexec(&re, v, 0, NULL, 0), 0, "Date: %s", v);
     regfree(&re);
     free(v);
@@ -382,11 +389,12 @@ Test(welcome, a_hostile_name_adds_no_header_and_no_markup)
 {
     char *to = tm_addr("eve");
     cJSON *meta = NULL;
-    char *msg = tm_send_and_fetch(to, "eve<b>", "Eve\r\nBcc: x@y\r\n\r\n<script>alert('x')</script>", "u2", &meta);
+    char *msg =
+        tm_send_and_fetch(to, "eve<b>", "Eve\r\nBcc: x@y\r\n\r\n<script>alert('x')</script>", "u2", &meta);
 
     /* The header section holds exactly our headers, each once. */
-    static const char *const ours[] = {"From", "To", "Subject", "Date", "Message-ID", "MIME-Version",
-                                       "Auto-Submitted", "Content-Type"};
+    static const char *const ours[] = {"From",       "To",           "Subject",        "Date",
+                                       "Message-ID", "MIME-Version", "Auto-Submitted", "Content-Type"};
     const char *end = strstr(msg, "\r\n\r\n");
     int lines = 0;
     for (const char *l = msg; l < end; l = strstr(l, "\r\n") + 2) {
@@ -411,8 +419,8 @@ Test(welcome, a_hostile_name_adds_no_header_and_no_markup)
     char *html = tm_part(msg, "text/html", NULL);
     cr_assert_null(strstr(html, "<script"), "%s", html);
     cr_assert_null(strstr(html, "eve<b>"), "%s", html);
-    cr_assert(strstr(html, "<p>Hi Eve Bcc: x@y &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;,</p>") != NULL, "%s",
-              html);
+    cr_assert(strstr(html, "<p>Hi Eve Bcc: x@y &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;,</p>") != NULL,
+              "%s", html);
     cr_assert(strstr(html, "<b>@eve&lt;b&gt;</b>") != NULL, "%s", html);
     char *text = tm_part(msg, "text/plain", NULL);
     cr_assert(strstr(text, "Hi Eve Bcc: x@y <script>alert('x')</script>,\r\n") != NULL, "%s", text);
@@ -425,7 +433,9 @@ Test(welcome, a_hostile_name_adds_no_header_and_no_markup)
 
 Test(welcome, a_non_ascii_name_is_encoded_and_decodes_back)
 {
-    const char *name = "Zo\xC3\xAB \xC3\x85ngstr\xC3\xB6m \xE5\xB1\xB1\xE7\x94\xB0 \xF0\x9F\x99\x82"; /* Zoë Ångström 山田 🙂 */
+    const char *name =
+        "Zo\xC3\xAB \xC3\x85ngstr\xC3\xB6m \xE5\xB1\xB1\xE7\x94\xB0 \xF0\x9F\x99\x82"; /* Zoë Ångström 山田
+                                                                                          🙂 */
     char *to = tm_addr("zoe");
     char *msg = tm_send_and_fetch(to, "zoe", name, "u3", NULL);
 
@@ -506,11 +516,20 @@ Test(welcome, names_are_cleaned_before_use)
         const char *in, *want;
     } cases[] = {
         {"  a\tb\r\n\x01 c  ", "a b c"},
-        {"x\x7F" "y\xC2\x85z", "x y z"},                          /* DEL and NEL (C1) */
-        {"ab\xE2\x80\xAE" "cd", "abcd"},                          /* RIGHT-TO-LEFT OVERRIDE dropped */
-        {"a\xE2\x80\xA8" "b", "a b"},                             /* LINE SEPARATOR */
-        {"\xFF" "a\xC0\xAF", "\xEF\xBF\xBD" "a\xEF\xBF\xBD\xEF\xBF\xBD"}, /* invalid and overlong */
-        {"\xED\xA0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},  /* a surrogate */
+        {"x\x7F"
+         "y\xC2\x85z",
+         "x y z"}, /* DEL and NEL (C1) */
+        {"ab\xE2\x80\xAE"
+         "cd",
+         "abcd"}, /* RIGHT-TO-LEFT OVERRIDE dropped */
+        {"a\xE2\x80\xA8"
+         "b",
+         "a b"}, /* LINE SEPARATOR */
+        {"\xFF"
+         "a\xC0\xAF",
+         "\xEF\xBF\xBD"
+         "a\xEF\xBF\xBD\xEF\xBF\xBD"},                            /* invalid and overlong */
+        {"\xED\xA0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* a surrogate */
         {NULL, ""},
     };
     for (size_t i = 0; i < CORE_ARRAY_SIZE(cases); i++) {
@@ -533,15 +552,27 @@ Test(welcome, a_bad_recipient_or_user_id_is_rejected_without_a_connection)
     /* Nothing listens there: MAIL_REJECTED proves no connection was tried. */
     char *url = xasprintf("smtp://127.0.0.1:%d", tu_free_port());
     mail_conf_t c = tm_conf(url);
-    const char *bad[] = {"",           "no-at-sign",         "a@b@c",          "a@b\r\nRCPT TO:<x@y>", "<a@b.c>",
-                         "a b@c.d",    "@example.test",      "a@",             "a@.example",          "a@example..test",
-                         "a,b@c.d",    "a@b.c\n",            "z\xC3\xB6@b.c", NULL};
+    const char *bad[] = {"",
+                         "no-at-sign",
+                         "a@b@c",
+                         "a@b\r\nRCPT TO:<x@y>",
+                         "<a@b.c>",
+                         "a b@c.d",
+                         "@example.test",
+                         "a@",
+                         "a@.example",
+                         "a@example..test",
+                         "a,b@c.d",
+                         "a@b.c\n",
+                         "z\xC3\xB6@b.c",
+                         NULL};
     char err[256];
     for (size_t i = 0; i < CORE_ARRAY_SIZE(bad); i++) {
         mail_result_t r = mail_send_welcome(&c, bad[i], "u", "n", "u5", err, sizeof(err));
         cr_assert_eq(r, MAIL_REJECTED, "address %zu: %s", i, err);
     }
-    cr_assert_eq(mail_send_welcome(&c, "ok@example.test", "u", "n", "id>\r\nBcc: x", err, sizeof(err)), MAIL_REJECTED);
+    cr_assert_eq(mail_send_welcome(&c, "ok@example.test", "u", "n", "id>\r\nBcc: x", err, sizeof(err)),
+                 MAIL_REJECTED);
     cr_assert_eq(mail_send_welcome(&c, "ok@example.test", "u", "n", "", err, sizeof(err)), MAIL_REJECTED);
     free(url);
 }
@@ -598,7 +629,8 @@ Test(welcome, a_451_at_the_end_of_data_is_retry)
 Test(welcome, a_550_at_the_end_of_data_is_rejected)
 {
     char err[256], *to = tm_addr("f550");
-    cr_assert_eq(tm_send_with_fail("550 5.7.1 content refused\n", to, err, sizeof(err)), MAIL_REJECTED, "%s", err);
+    cr_assert_eq(tm_send_with_fail("550 5.7.1 content refused\n", to, err, sizeof(err)), MAIL_REJECTED, "%s",
+                 err);
     cr_assert_str_eq(err, "message refused: 550 5.7.1 content refused");
     free(to);
 }
@@ -606,8 +638,8 @@ Test(welcome, a_550_at_the_end_of_data_is_rejected)
 Test(welcome, a_550_to_rcpt_is_rejected)
 {
     char err[256], *to = tm_addr("r550");
-    cr_assert_eq(tm_send_with_fail("times=1\nat=rcpt\n550 5.1.1 no such user\n", to, err, sizeof(err)), MAIL_REJECTED,
-                 "%s", err);
+    cr_assert_eq(tm_send_with_fail("times=1\nat=rcpt\n550 5.1.1 no such user\n", to, err, sizeof(err)),
+                 MAIL_REJECTED, "%s", err);
     cr_assert_str_eq(err, "RCPT TO refused: 550 5.1.1 no such user");
     free(to);
 }
@@ -615,7 +647,8 @@ Test(welcome, a_550_to_rcpt_is_rejected)
 Test(welcome, a_450_to_rcpt_is_retry)
 {
     char err[256], *to = tm_addr("r450");
-    cr_assert_eq(tm_send_with_fail("at=rcpt\n450 4.2.1 mailbox busy\n", to, err, sizeof(err)), MAIL_RETRY, "%s", err);
+    cr_assert_eq(tm_send_with_fail("at=rcpt\n450 4.2.1 mailbox busy\n", to, err, sizeof(err)), MAIL_RETRY,
+                 "%s", err);
     cr_assert_str_eq(err, "RCPT TO deferred: 450 4.2.1 mailbox busy");
     free(to);
 }
@@ -623,10 +656,10 @@ Test(welcome, a_450_to_rcpt_is_retry)
 Test(welcome, a_553_to_mail_from_is_retry_as_it_is_the_same_for_every_mail)
 {
     char err[256], *to = tm_addr("m553");
-    cr_assert_eq(tm_send_with_fail("at=mail\n553 5.7.1 sender not allowed\n", to, err, sizeof(err)), MAIL_RETRY, "%s",
-                 err);
-    cr_assert(strstr(err, "MAIL FROM refused") != NULL && strstr(err, "553 5.7.1 sender not allowed") != NULL, "%s",
-              err);
+    cr_assert_eq(tm_send_with_fail("at=mail\n553 5.7.1 sender not allowed\n", to, err, sizeof(err)),
+                 MAIL_RETRY, "%s", err);
+    cr_assert(strstr(err, "MAIL FROM refused") != NULL && strstr(err, "553 5.7.1 sender not allowed") != NULL,
+              "%s", err);
     free(to);
 }
 
@@ -784,7 +817,8 @@ Test(auth, a_wrong_password_is_retry)
     char err[256];
     mail_result_t r = mail_send_welcome(&c, "auth@example.test", "au", "Au", "u11", err, sizeof(err));
     cr_assert_eq(r, MAIL_RETRY, "%s: %s", mail_result_str(r), err);
-    cr_assert(strstr(err, "AUTH refused") != NULL || strstr(err, "authentication refused") != NULL, "%s", err);
+    cr_assert(strstr(err, "AUTH refused") != NULL || strstr(err, "authentication refused") != NULL, "%s",
+              err);
     cr_assert(strstr(err, "535") != NULL, "%s", err);
 }
 
