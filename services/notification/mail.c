@@ -581,8 +581,11 @@ static mail_result_t mail__classify(CURLcode rc, const mail__trace_t *t, long re
         }
     }
     if (code >= 500) {
-        snprintf(err, errlen, "%s refused, same for every message (check SMTP_URL, MAIL_FROM, SMTP_USER): %s",
-                 stage, t->fail_text);
+        const char *check = t->fail_stage == MAIL__ST_AUTH   ? "SMTP_USER and SMTP_PASSWORD"
+                            : t->fail_stage == MAIL__ST_MAIL ? "MAIL_FROM and SMTP_USER"
+                                                             : "SMTP_URL";
+        snprintf(err, errlen, "%s refused, the same for every message (check %s): %s", stage, check,
+                 t->fail_text);
         return MAIL_RETRY;
     }
     if (rc == CURLE_LOGIN_DENIED) {
