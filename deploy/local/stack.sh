@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# deploy/local/stack.sh -- starts, stops and inspects one local suite (epmd, RabbitMQ, FerretDB, optionally versitygw, daemons, gateway) under its own var dir.
+# deploy/local/stack.sh -- starts, stops and inspects one local suite (epmd, RabbitMQ, FerretDB, optionally versitygw and smtp-sink, daemons, gateway) under its own var dir.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -21,6 +21,10 @@ S3_ACCESS_KEY=${STACK_S3_ACCESS_KEY:-stack-access-key}
 S3_SECRET_KEY=${STACK_S3_SECRET_KEY:-stack-secret-key}
 S3_BUCKET=${STACK_S3_BUCKET:-media-test}
 S3_REGION=${STACK_S3_REGION:-us-east-1}
+# smtp-sink (tests/fakes/smtp_sink.py) runs only when STACK_SMTP_PORT is set: the daemons then
+# send mail to it, and it keeps each message in $VAR/mail.
+SMTP_PORT=${STACK_SMTP_PORT:-}
+SMTP_FROM=${STACK_MAIL_FROM:-Photo <no-reply@photo.test>}
 
 RUN=$VAR/run
 LOGDIR=$VAR/log
@@ -31,6 +35,9 @@ RMQ_BIN=/usr/lib/rabbitmq/bin
 FERRETDB=$ROOT/tools/bin/ferretdb
 VERSITYGW=$ROOT/tools/bin/versitygw
 S3=$VAR/s3 # versitygw's posix root: one directory per bucket
+PYTHON=$ROOT/.venv/bin/python
+SMTP_SINK=$ROOT/tests/fakes/smtp_sink.py
+MAILDIR=$VAR/mail # smtp-sink's messages: N.eml and N.json
 
 # No trailing slash: rabbitmq-c's amqp_parse_url reads ".../" as the empty vhost "" (our mq_new
 # maps that to "/", but amqp-tools and other clients would be refused with 530 NOT_ALLOWED).
@@ -41,6 +48,7 @@ DIST_ERL_ARGS='-kernel inet_dist_use_interface {127,0,0,1}'
 # any other daemon (echod, ...) gets the next ports in the order it is listed.
 KNOWN_DAEMONS=(auth resize-image publication notification search)
 INFRA=(epmd rabbitmq ferretdb versitygw gateway)
+INFRA+=(smtp-sink)
 
 STOP_TIMEOUT=${STACK_STOP_TIMEOUT:-30}   # seconds a process gets after SIGTERM before SIGKILL
 INFRA_TIMEOUT=${STACK_INFRA_TIMEOUT:-90} # seconds RabbitMQ, FerretDB and versitygw get to accept connections
@@ -57,10 +65,11 @@ usage() {
 	cat <<EOF
 usage: ${0##*/} COMMAND
   up            infra-up, then daemons-up
-  infra-up      epmd, RabbitMQ, FerretDB (and versitygw when STACK_S3_PORT is set); waits until they accept connections
+  infra-up      epmd, RabbitMQ, FerretDB (versitygw when STACK_S3_PORT is set, smtp-sink when STACK_SMTP_PORT is);
+                waits until they accept connections
   daemons-up    daemons and gateway; waits until the gateway's /readyz answers 200
   down          stops every process with a pid file in $RUN
-  start NAME    starts one process (epmd, rabbitmq, ferretdb, versitygw, gateway or a daemon)
+  start NAME    starts one process (epmd, rabbitmq, ferretdb, versitygw, smtp-sink, gateway or a daemon)
   stop NAME     SIGTERM, waits until it exited (SIGKILL after ${STOP_TIMEOUT}s)
   kill9 NAME    SIGKILL to the process and its process group
   status        each pid file: running or not
@@ -153,6 +162,7 @@ pid_is() {
 	cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
 	case $name in
 	rabbitmq) marker=rabbitmq-server ;;
+	smtp-sink) marker=smtp_sink.py ;;
 	*) marker=$name ;;
 	esac
 	[[ $cmd == *"$marker"* ]]
@@ -334,6 +344,7 @@ require_infra_bins() {
 	require_bin "$RMQ_BIN/rabbitmq-server" "install rabbitmq-server: make deps"
 	require_bin "$FERRETDB" "build it: make deps"
 	[[ -z $S3_PORT ]] || require_bin "$VERSITYGW" "build it: make deps"
+	[[ -z $SMTP_PORT ]] || require_bin "$PYTHON" "the Python venv: make deps"
 	command -v curl >/dev/null || die "missing curl (make deps)"
 }
 
@@ -474,11 +485,32 @@ start_versitygw() {
 	log "versitygw: ready (http://127.0.0.1:$S3_PORT, bucket $S3_BUCKET)"
 }
 
+# ---------------------------------------------------------------- smtp-sink
+
+start_smtp_sink() {
+	[[ -n $SMTP_PORT ]] || die "smtp-sink: set STACK_SMTP_PORT to run it"
+	if ! running smtp-sink; then
+		require_free_port smtp-sink "$SMTP_PORT"
+		mkdir -p "$MAILDIR"
+		start_proc smtp-sink -- "$PYTHON" "$SMTP_SINK" --listen "127.0.0.1:$SMTP_PORT" --dir "$MAILDIR"
+	fi
+	wait_for smtp-sink 30 "SMTP on port $SMTP_PORT" port_open "$SMTP_PORT"
+	log "smtp-sink: ready (smtp://127.0.0.1:$SMTP_PORT, messages in $MAILDIR)"
+}
+
+# Appends to the array named $1 the mail settings of a daemon: SMTP_URL and MAIL_FROM when
+# smtp-sink runs in this stack, nothing otherwise.
+smtp_daemon_env() {
+	local -n _env=$1
+	[[ -z $SMTP_PORT ]] || _env+=("SMTP_URL=smtp://127.0.0.1:$SMTP_PORT" "MAIL_FROM=$SMTP_FROM")
+}
+
 infra_up() {
 	require_infra_bins
 	start_rabbitmq
 	start_ferretdb
 	[[ -z $S3_PORT ]] || start_versitygw
+	[[ -z $SMTP_PORT ]] || start_smtp_sink
 }
 
 # ---------------------------------------------------------------- suite
@@ -517,8 +549,11 @@ start_daemon() {
 	if ! running "$name"; then
 		require_free_port "$name" "$port"
 	fi
+	local -a mail_env=()
+	smtp_daemon_env mail_env
 	# env(1) adds these to the caller's whole environment (and wins over it).
 	start_proc "$name" \
+		"${mail_env[@]}" \
 		LOG_LEVEL="${LOG_LEVEL:-info}" \
 		AMQP_URL="$AMQP_URL" \
 		ADMIN_LISTEN="127.0.0.1:$port" \
@@ -584,6 +619,8 @@ print_urls() {
 EOF
 	[[ -z $S3_PORT ]] ||
 		printf '  %-24shttp://127.0.0.1:%s/%s  (region %s)\n' "S3 (versitygw):" "$S3_PORT" "$S3_BUCKET" "$S3_REGION"
+	[[ -z $SMTP_PORT ]] ||
+		printf '  %-24ssmtp://127.0.0.1:%s  (messages in %s)\n' "SMTP (smtp-sink):" "$SMTP_PORT" "$MAILDIR"
 	while IFS= read -r d; do
 		printf '  %-24shttp://127.0.0.1:%s\n' "Admin of $d:" "$(admin_port "$d")"
 	done < <(daemon_names)
@@ -606,6 +643,7 @@ down() {
 	stop_procs gateway
 	# Optional: stopped when this var dir runs one, whatever STACK_S3_PORT says now.
 	[[ ! -f $RUN/versitygw.pid ]] || stop_procs versitygw
+	[[ ! -f $RUN/smtp-sink.pid ]] || stop_procs smtp-sink
 	stop_procs ferretdb
 	stop_procs rabbitmq
 	stop_procs epmd
@@ -618,6 +656,7 @@ start_one() {
 	rabbitmq) require_infra_bins && start_rabbitmq ;;
 	ferretdb) require_infra_bins && start_ferretdb ;;
 	versitygw) require_infra_bins && start_versitygw ;;
+	smtp-sink) require_infra_bins && start_smtp_sink ;;
 	gateway)
 		start_gateway
 		wait_for gateway 30 "its listener on port $HTTP_PORT" port_open "$HTTP_PORT"
@@ -656,7 +695,7 @@ logs() {
 	exec tail -n 20 -F "${files[@]}"
 }
 
-need_name() { [[ -n ${1:-} ]] || die "$2 needs a NAME (epmd, rabbitmq, ferretdb, versitygw, gateway or a daemon)"; }
+need_name() { [[ -n ${1:-} ]] || die "$2 needs a NAME (epmd, rabbitmq, ferretdb, versitygw, smtp-sink, gateway or a daemon)"; }
 
 main() {
 	local cmd=${1:-}

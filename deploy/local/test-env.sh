@@ -13,6 +13,9 @@ export STACK_EXTRA_DAEMONS="echod"
 # versitygw for the object store's tests (tests/unit/libs/objstore): infra-up starts it.
 export STACK_S3_PORT=7073 STACK_S3_BUCKET=media-test
 export STACK_S3_ACCESS_KEY=test-access-key STACK_S3_SECRET_KEY=test-secret-key
+# smtp-sink (tests/fakes/smtp_sink.py) for the mail tests (tests/unit/services/notification): infra-up
+# starts it, and the daemons get SMTP_URL and MAIL_FROM pointing at it.
+export STACK_SMTP_PORT=2526
 
 # Gateway settings the tests rely on (documented in the tests that use them).
 export GATEWAY_DEBUG_ROUTES=true GATEWAY_TRUSTED_PROXIES=1
@@ -35,6 +38,10 @@ export TEST_MONGO_URI="mongodb://127.0.0.1:$STACK_MONGO_PORT/unit_tests"
 export TEST_RABBITMQ_API="http://127.0.0.1:$STACK_MGMT_PORT/api"
 export TEST_S3_ENDPOINT="http://127.0.0.1:$STACK_S3_PORT" TEST_S3_BUCKET="$STACK_S3_BUCKET" TEST_S3_REGION=us-east-1
 export TEST_S3_ACCESS_KEY="$STACK_S3_ACCESS_KEY" TEST_S3_SECRET_KEY="$STACK_S3_SECRET_KEY"
+# The stack's SMTP sink and where it writes messages (N.eml, N.json; DIR/.fail injects a failure:
+# see tests/fakes/smtp_sink.py). Tests that need a sink of their own start TEST_SMTP_SINK with TEST_PYTHON.
+export TEST_SMTP_URL="smtp://127.0.0.1:$STACK_SMTP_PORT" TEST_MAIL_DIR="$STACK_VAR/mail"
+export TEST_PYTHON="$ROOT/.venv/bin/python" TEST_SMTP_SINK="$ROOT/tests/fakes/smtp_sink.py"
 
 # Sanitizers: reports go to the process's stderr (its log); the scan at the end fails the run.
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:print_summary=1"

@@ -20,7 +20,7 @@ trap cleanup EXIT
 "$STACK" down >/dev/null 2>&1 || true
 rm -rf "$STACK_VAR"
 
-echo "== test stack: broker, database and S3 (versitygw)"
+echo "== test stack: broker, database, S3 (versitygw) and SMTP (smtp-sink)"
 "$STACK" infra-up
 
 echo "== unit tests"
@@ -63,10 +63,11 @@ echo "== stopping the test stack"
 "$STACK" down
 
 echo "== sanitizer reports"
-# Our processes only: FerretDB and versitygw (Go) and RabbitMQ write "runtime error" lines of their own.
+# Our C processes only: FerretDB and versitygw (Go), RabbitMQ and smtp-sink (Python) are not
+# sanitized, and write "runtime error" lines of their own.
 ours=()
 for f in "$STACK_VAR"/log/*.log; do
-    case "$(basename "$f")" in ferretdb.log | versitygw.log | rabbitmq*.log | epmd.log) ;; *) ours+=("$f") ;; esac
+    case "$(basename "$f")" in ferretdb.log | versitygw.log | rabbitmq*.log | epmd.log | smtp-sink.log) ;; *) ours+=("$f") ;; esac
 done
 if grep -l -E 'ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:' "${ours[@]}"; then
     grep -h -A 30 -E 'ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:' "${ours[@]}" | head -n 120
