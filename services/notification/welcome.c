@@ -106,6 +106,12 @@ int welcome_start(notif_t *n)
         .timeout_ms = (unsigned)c->smtp_timeout_ms,
         .product = c->product_name,
     };
+    char err[256];
+    if (mail_conf_check(&w->mail, err, sizeof(err)) != 0) {
+        log_error(NULL, "welcome e-mail: %s", err);
+        free(w);
+        return -1;
+    }
     /* prefetch 1: one mail at a time per copy; a mail server that is down is tried again for
      * about an hour (1000 attempts, 3.2 s apart at most) before the message is dead-lettered */
     mq_conf_t mc = {.url = c->svc.amqp_url, .app_id = "notification", .prefetch = 1, .max_retries = 1000};
