@@ -9,6 +9,7 @@ import httpx
 
 from authlib import RABBIT_API, _q
 from conftest import wait_until
+from publib import queue_messages
 
 NOTIFICATION_KEYS = {"id", "type", "created_at", "read", "actor", "target"}
 ACTOR_KEYS = {"id", "username", "name", "avatar"}
@@ -92,7 +93,15 @@ def publish_event(key, body, message_id=None):
 
 
 def queue_depth(name):
-    with httpx.Client(base_url=RABBIT_API, auth=("guest", "guest"), timeout=10) as http:
-        r = http.get(f"/queues/%2F/{_q(name)}")
-        r.raise_for_status()
-        return r.json().get("messages", 0)
+    """Messages in a queue now (asked of the queue itself, not the management API's samples)."""
+    return queue_messages(name)
+
+
+ADMIN = f"http://127.0.0.1:{int(os.environ.get('STACK_ADMIN_BASE', '9200')) + 4}"
+
+
+def notification_ready():
+    try:
+        return httpx.get(f"{ADMIN}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
