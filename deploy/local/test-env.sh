@@ -13,6 +13,8 @@ export STACK_EXTRA_DAEMONS="echod"
 # versitygw for the object store's tests (tests/unit/libs/objstore): infra-up starts it.
 export STACK_S3_PORT=7073 STACK_S3_BUCKET=media-test
 export STACK_S3_ACCESS_KEY=test-access-key STACK_S3_SECRET_KEY=test-secret-key
+# The FCM fake (tests/fakes/fcm_fake.c) for the notification daemon's push: infra-up starts it.
+export STACK_FCM_PORT=7083
 
 # Gateway settings the tests rely on (documented in the tests that use them).
 export GATEWAY_DEBUG_ROUTES=true GATEWAY_TRUSTED_PROXIES=1
@@ -35,6 +37,7 @@ export TEST_MONGO_URI="mongodb://127.0.0.1:$STACK_MONGO_PORT/unit_tests"
 export TEST_RABBITMQ_API="http://127.0.0.1:$STACK_MGMT_PORT/api"
 export TEST_S3_ENDPOINT="http://127.0.0.1:$STACK_S3_PORT" TEST_S3_BUCKET="$STACK_S3_BUCKET" TEST_S3_REGION=us-east-1
 export TEST_S3_ACCESS_KEY="$STACK_S3_ACCESS_KEY" TEST_S3_SECRET_KEY="$STACK_S3_SECRET_KEY"
+export TEST_FCM_URL="http://127.0.0.1:$STACK_FCM_PORT" TEST_FCM_CREDENTIALS="$STACK_VAR/keys/fcm-service-account.json"
 
 # Sanitizers: reports go to the process's stderr (its log); the scan at the end fails the run.
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:print_summary=1"

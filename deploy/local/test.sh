@@ -64,6 +64,7 @@ echo "== stopping the test stack"
 
 echo "== sanitizer reports"
 # Our processes only: FerretDB and versitygw (Go) and RabbitMQ write "runtime error" lines of their own.
+# fcm-fake (tests/fakes, C, ASan build) is ours and scanned.
 ours=()
 for f in "$STACK_VAR"/log/*.log; do
     case "$(basename "$f")" in ferretdb.log | versitygw.log | rabbitmq*.log | epmd.log) ;; *) ours+=("$f") ;; esac
