@@ -76,7 +76,7 @@ struct fcm {
     /* from the key file and the configuration; owned */
     char *project_id, *client_email, *private_key, *token_uri, *send_url;
     size_t key_len;
-    int h2c; /* endpoint is http://: HTTP/2 with prior knowledge */
+    long http_version; /* CURL_HTTP_VERSION_2TLS for https, an h2c flavour for http (see fcm__h2c_version) */
     unsigned max_in_flight, max_attempts, backoff_ms, backoff_max_ms, timeout_ms, token_margin_s;
 
     CURLM *multi;
@@ -327,6 +327,8 @@ static void fcm__token_start(fcm_t *f, uint64_t now)
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, fcm__on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &f->tok_resp);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, f->tok_err);
+    if (f->http_version == CURL_HTTP_VERSION_2_0 && strncmp(f->token_uri, "http://", 7) == 0)
+        curl_easy_setopt(c, CURLOPT_HTTP_VERSION, f->http_version); /* see fcm__h2c_version */
     curl_multi_add_handle(f->multi, c);
 }
 
@@ -400,8 +402,7 @@ static void fcm__send_start(fcm_t *f, fcm__send_t *s)
     curl_easy_setopt(c, CURLOPT_PRIVATE, s);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)f->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_HTTP_VERSION,
-                     f->h2c ? (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, f->http_version);
     curl_easy_setopt(c, CURLOPT_PIPEWAIT, 1L); /* wait for a connection to multiplex on, not a new one */
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, s->body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)s->body_len);
@@ -642,6 +643,19 @@ static char *fcm__read_file(const char *path, size_t *len, char *err, size_t err
     return buf;
 }
 
+/* HTTP/2 over cleartext (the local fake): with prior knowledge where libcurl can reuse such a
+ * connection. libcurl before 8.0.0 (Debian bookworm has 7.88.1) cannot: a second request on a reused
+ * prior-knowledge connection fails with "Error in the HTTP2 framing layer" or never leaves (curl
+ * issue #10634, fixed by curl PR #10643). There requests upgrade (Upgrade: h2c) instead, and the
+ * multi handle keeps one connection per host (fcm_open): requests that cannot multiplex yet wait in
+ * curl's queue for the upgraded connection rather than each opening its own HTTP/1.1 connection. The
+ * token request to an http:// token_uri upgrades too, so it can share that connection. */
+static long fcm__h2c_version(void)
+{
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    return v->version_num >= 0x080000 ? (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : (long)CURL_HTTP_VERSION_2_0;
+}
+
 static const char *fcm__json_str(const cJSON *obj, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
@@ -709,7 +723,7 @@ fcm_t *fcm_open(const fcm_conf_t *conf, char *err, size_t errlen)
     while (elen > 0 && endpoint[elen - 1] == '/')
         elen--;
     f->send_url = xasprintf("%.*s/v1/projects/%s/messages:send", (int)elen, endpoint, project);
-    f->h2c = h2c;
+    f->http_version = h2c ? fcm__h2c_version() : (long)CURL_HTTP_VERSION_2TLS;
     f->max_in_flight = conf->max_in_flight > 0 ? conf->max_in_flight : 256;
     f->max_attempts = conf->max_attempts > 0 ? conf->max_attempts : 6;
     f->backoff_ms = conf->backoff_ms > 0 ? conf->backoff_ms : 1000;
@@ -721,6 +735,8 @@ fcm_t *fcm_open(const fcm_conf_t *conf, char *err, size_t errlen)
     f->multi = curl_multi_init();
     CORE_ASSERT(f->multi != NULL);
     curl_multi_setopt(f->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    if (f->http_version == CURL_HTTP_VERSION_2_0)
+        curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 1L); /* see fcm__h2c_version */
 out:
     if (assertion != NULL)
         free(assertion);
