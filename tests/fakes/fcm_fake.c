@@ -649,7 +649,7 @@ static void fake__usage(FILE *out)
     fprintf(out, "usage: fcm-fake --public-key FILE --client-email EMAIL --project ID --token-uri URL\n"
                  "                [--listen 127.0.0.1:7083] [--token-ttl 3600] [--max-records 100000]\n"
                  "A local Firebase Cloud Messaging server (HTTP v1 sends, OAuth2 token endpoint, fault rules)\n"
-                 "for tests and benchmarks; h2c (prior knowledge) and HTTP/1.1. Each option may also come\n"
+                 "for tests and benchmarks; h2c (prior knowledge or Upgrade) and HTTP/1.1. Each option may also come\n"
                  "from the environment: FCM_FAKE_LISTEN, FCM_FAKE_PUBLIC_KEY, FCM_FAKE_CLIENT_EMAIL,\n"
                  "FCM_FAKE_PROJECT, FCM_FAKE_TOKEN_URI, FCM_FAKE_TOKEN_TTL, FCM_FAKE_MAX_RECORDS.\n"
                  "Control: POST /fake/rules, /fake/config, /fake/reset; GET /fake/sends, /fake/stats\n"
