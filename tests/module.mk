@@ -15,3 +15,11 @@ $(BUILD)/bin/echod: $(ECHOD_OBJS) $(LIBA)
 
 .PHONY: unit-binaries
 unit-binaries: $(UNIT_TESTS)
+
+# The FCM fake (tests/fakes/fcm_fake.c): a local Firebase Cloud Messaging server for the notification
+# daemon's tests and benchmarks; stack.sh runs it when STACK_FCM_PORT is set.
+BINS += $(BUILD)/bin/fcm-fake
+
+$(BUILD)/bin/fcm-fake: $(BUILD)/obj/tests/fakes/fcm_fake.o $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)

@@ -25,6 +25,11 @@ S3_REGION=${STACK_S3_REGION:-us-east-1}
 # send mail to it, and it keeps each message in $VAR/mail.
 SMTP_PORT=${STACK_SMTP_PORT:-}
 SMTP_FROM=${STACK_MAIL_FROM:-Photo <no-reply@photo.test>}
+# The FCM fake (tests/fakes/fcm_fake.c) runs only when STACK_FCM_PORT is set: the notification
+# daemon's push tests use it; the daemons then get FCM_CREDENTIALS and FCM_ENDPOINT pointing at it.
+FCM_PORT=${STACK_FCM_PORT:-}
+FCM_PROJECT=photo-test
+FCM_CLIENT_EMAIL=push@photo-test.iam.gserviceaccount.com
 
 RUN=$VAR/run
 LOGDIR=$VAR/log
@@ -47,7 +52,7 @@ DIST_ERL_ARGS='-kernel inet_dist_use_interface {127,0,0,1}'
 # Daemons with a fixed admin port: ADMIN_BASE+1 is auth, +2 resize-image, and so on;
 # any other daemon (echod, ...) gets the next ports in the order it is listed.
 KNOWN_DAEMONS=(auth resize-image publication notification search)
-INFRA=(epmd rabbitmq ferretdb versitygw gateway)
+INFRA=(epmd rabbitmq ferretdb versitygw fcm-fake gateway)
 INFRA+=(smtp-sink)
 
 STOP_TIMEOUT=${STACK_STOP_TIMEOUT:-30}   # seconds a process gets after SIGTERM before SIGKILL
@@ -65,11 +70,11 @@ usage() {
 	cat <<EOF
 usage: ${0##*/} COMMAND
   up            infra-up, then daemons-up
-  infra-up      epmd, RabbitMQ, FerretDB (versitygw when STACK_S3_PORT is set, smtp-sink when STACK_SMTP_PORT is);
-                waits until they accept connections
+  infra-up      epmd, RabbitMQ, FerretDB (versitygw when STACK_S3_PORT is set, the FCM fake when
+                STACK_FCM_PORT is, smtp-sink when STACK_SMTP_PORT is); waits until they accept connections
   daemons-up    daemons and gateway; waits until the gateway's /readyz answers 200
   down          stops every process with a pid file in $RUN
-  start NAME    starts one process (epmd, rabbitmq, ferretdb, versitygw, smtp-sink, gateway or a daemon)
+  start NAME    starts one process (epmd, rabbitmq, ferretdb, versitygw, fcm-fake, smtp-sink, gateway or a daemon)
   stop NAME     SIGTERM, waits until it exited (SIGKILL after ${STOP_TIMEOUT}s)
   kill9 NAME    SIGKILL to the process and its process group
   status        each pid file: running or not
@@ -345,6 +350,7 @@ require_infra_bins() {
 	require_bin "$FERRETDB" "build it: make deps"
 	[[ -z $S3_PORT ]] || require_bin "$VERSITYGW" "build it: make deps"
 	[[ -z $SMTP_PORT ]] || require_bin "$PYTHON" "the Python venv: make deps"
+	[[ -z $FCM_PORT ]] || require_bin "$BIN/fcm-fake" "build it: make binaries (SAN=1 for the test stack), or set STACK_BIN"
 	command -v curl >/dev/null || die "missing curl (make deps)"
 }
 
@@ -505,12 +511,72 @@ smtp_daemon_env() {
 	[[ -z $SMTP_PORT ]] || _env+=("SMTP_URL=smtp://127.0.0.1:$SMTP_PORT" "MAIL_FROM=$SMTP_FROM")
 }
 
+# ---------------------------------------------------------------- FCM fake
+
+# An RSA key and a service-account JSON for it, as Google hands them out; the key is made once, the
+# JSON at each start (its token_uri names this stack's port).
+ensure_fcm_keys() {
+	mkdir -p "$KEYS"
+	chmod 700 "$KEYS"
+	if [[ ! -f $KEYS/fcm-private.pem || ! -f $KEYS/fcm-public.pem ]]; then
+		(
+			umask 077
+			openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$KEYS/fcm-private.pem.tmp" 2>/dev/null
+			openssl pkey -in "$KEYS/fcm-private.pem.tmp" -pubout -out "$KEYS/fcm-public.pem"
+			mv "$KEYS/fcm-private.pem.tmp" "$KEYS/fcm-private.pem"
+		) || die "could not generate the FCM service-account key in $KEYS"
+		log "keys: made the FCM service-account key $KEYS/fcm-{private,public}.pem"
+	fi
+	local pem key_id
+	pem=$(awk '{ printf "%s\\n", $0 }' "$KEYS/fcm-private.pem") # a JSON string: newlines as \n
+	key_id=$(openssl pkey -pubin -in "$KEYS/fcm-public.pem" -outform DER 2>/dev/null | sha1sum | cut -c1-40)
+	(
+		umask 077
+		cat >"$KEYS/fcm-service-account.json.tmp" <<EOF
+{
+  "type": "service_account",
+  "project_id": "$FCM_PROJECT",
+  "private_key_id": "$key_id",
+  "private_key": "$pem",
+  "client_email": "$FCM_CLIENT_EMAIL",
+  "token_uri": "http://127.0.0.1:$FCM_PORT/token"
+}
+EOF
+		mv "$KEYS/fcm-service-account.json.tmp" "$KEYS/fcm-service-account.json"
+	) || die "could not write $KEYS/fcm-service-account.json"
+}
+
+start_fcm_fake() {
+	[[ -n $FCM_PORT ]] || die "fcm-fake: set STACK_FCM_PORT to run it"
+	require_bin "$BIN/fcm-fake" "build it: make binaries (SAN=1 for the test stack), or set STACK_BIN"
+	if ! running fcm-fake; then
+		require_free_port fcm-fake "$FCM_PORT"
+		ensure_fcm_keys
+		start_proc fcm-fake -- "$BIN/fcm-fake" \
+			--listen "127.0.0.1:$FCM_PORT" \
+			--public-key "$KEYS/fcm-public.pem" \
+			--client-email "$FCM_CLIENT_EMAIL" \
+			--project "$FCM_PROJECT" \
+			--token-uri "http://127.0.0.1:$FCM_PORT/token"
+	fi
+	wait_for fcm-fake "$INFRA_TIMEOUT" "HTTP on port $FCM_PORT" port_open "$FCM_PORT"
+	log "fcm-fake: ready (http://127.0.0.1:$FCM_PORT, credentials $KEYS/fcm-service-account.json)"
+}
+
+# The environment a daemon gets for push while the fake runs, one NAME=VALUE a line (else nothing).
+fcm_daemon_env() {
+	if [[ -n $FCM_PORT ]] && running fcm-fake; then
+		printf '%s\n' "FCM_CREDENTIALS=$KEYS/fcm-service-account.json" "FCM_ENDPOINT=http://127.0.0.1:$FCM_PORT"
+	fi
+}
+
 infra_up() {
 	require_infra_bins
 	start_rabbitmq
 	start_ferretdb
 	[[ -z $S3_PORT ]] || start_versitygw
 	[[ -z $SMTP_PORT ]] || start_smtp_sink
+	[[ -z $FCM_PORT ]] || start_fcm_fake
 }
 
 # ---------------------------------------------------------------- suite
@@ -549,11 +615,13 @@ start_daemon() {
 	if ! running "$name"; then
 		require_free_port "$name" "$port"
 	fi
-	local -a mail_env=()
+	local -a mail_env=() fcm_env=()
 	smtp_daemon_env mail_env
+	mapfile -t fcm_env < <(fcm_daemon_env)
 	# env(1) adds these to the caller's whole environment (and wins over it).
 	start_proc "$name" \
 		"${mail_env[@]}" \
+		"${fcm_env[@]}" \
 		LOG_LEVEL="${LOG_LEVEL:-info}" \
 		AMQP_URL="$AMQP_URL" \
 		ADMIN_LISTEN="127.0.0.1:$port" \
@@ -621,6 +689,8 @@ EOF
 		printf '  %-24shttp://127.0.0.1:%s/%s  (region %s)\n' "S3 (versitygw):" "$S3_PORT" "$S3_BUCKET" "$S3_REGION"
 	[[ -z $SMTP_PORT ]] ||
 		printf '  %-24ssmtp://127.0.0.1:%s  (messages in %s)\n' "SMTP (smtp-sink):" "$SMTP_PORT" "$MAILDIR"
+	[[ -z $FCM_PORT ]] ||
+		printf '  %-24shttp://127.0.0.1:%s  (credentials %s)\n' "FCM (fake):" "$FCM_PORT" "$KEYS/fcm-service-account.json"
 	while IFS= read -r d; do
 		printf '  %-24shttp://127.0.0.1:%s\n' "Admin of $d:" "$(admin_port "$d")"
 	done < <(daemon_names)
@@ -644,6 +714,7 @@ down() {
 	# Optional: stopped when this var dir runs one, whatever STACK_S3_PORT says now.
 	[[ ! -f $RUN/versitygw.pid ]] || stop_procs versitygw
 	[[ ! -f $RUN/smtp-sink.pid ]] || stop_procs smtp-sink
+	[[ ! -f $RUN/fcm-fake.pid ]] || stop_procs fcm-fake
 	stop_procs ferretdb
 	stop_procs rabbitmq
 	stop_procs epmd
@@ -657,6 +728,7 @@ start_one() {
 	ferretdb) require_infra_bins && start_ferretdb ;;
 	versitygw) require_infra_bins && start_versitygw ;;
 	smtp-sink) require_infra_bins && start_smtp_sink ;;
+	fcm-fake) start_fcm_fake ;;
 	gateway)
 		start_gateway
 		wait_for gateway 30 "its listener on port $HTTP_PORT" port_open "$HTTP_PORT"
@@ -695,7 +767,7 @@ logs() {
 	exec tail -n 20 -F "${files[@]}"
 }
 
-need_name() { [[ -n ${1:-} ]] || die "$2 needs a NAME (epmd, rabbitmq, ferretdb, versitygw, smtp-sink, gateway or a daemon)"; }
+need_name() { [[ -n ${1:-} ]] || die "$2 needs a NAME (epmd, rabbitmq, ferretdb, versitygw, fcm-fake, smtp-sink, gateway or a daemon)"; }
 
 main() {
 	local cmd=${1:-}

@@ -16,6 +16,8 @@ export STACK_S3_ACCESS_KEY=test-access-key STACK_S3_SECRET_KEY=test-secret-key
 # smtp-sink (tests/fakes/smtp_sink.py) for the mail tests (tests/unit/services/notification): infra-up
 # starts it, and the daemons get SMTP_URL and MAIL_FROM pointing at it.
 export STACK_SMTP_PORT=2526
+# The FCM fake (tests/fakes/fcm_fake.c) for the notification daemon's push: infra-up starts it.
+export STACK_FCM_PORT=7083
 
 # Gateway settings the tests rely on (documented in the tests that use them).
 export GATEWAY_DEBUG_ROUTES=true GATEWAY_TRUSTED_PROXIES=1
@@ -42,6 +44,7 @@ export TEST_S3_ACCESS_KEY="$STACK_S3_ACCESS_KEY" TEST_S3_SECRET_KEY="$STACK_S3_S
 # see tests/fakes/smtp_sink.py). Tests that need a sink of their own start TEST_SMTP_SINK with TEST_PYTHON.
 export TEST_SMTP_URL="smtp://127.0.0.1:$STACK_SMTP_PORT" TEST_MAIL_DIR="$STACK_VAR/mail"
 export TEST_PYTHON="$ROOT/.venv/bin/python" TEST_SMTP_SINK="$ROOT/tests/fakes/smtp_sink.py"
+export TEST_FCM_URL="http://127.0.0.1:$STACK_FCM_PORT" TEST_FCM_CREDENTIALS="$STACK_VAR/keys/fcm-service-account.json"
 
 # Sanitizers: reports go to the process's stderr (its log); the scan at the end fails the run.
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:print_summary=1"

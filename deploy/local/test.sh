@@ -63,8 +63,8 @@ echo "== stopping the test stack"
 "$STACK" down
 
 echo "== sanitizer reports"
-# Our C processes only: FerretDB and versitygw (Go), RabbitMQ and smtp-sink (Python) are not
-# sanitized, and write "runtime error" lines of their own.
+# Our C processes only (fcm-fake, the FCM fake of tests/fakes, is ours and scanned): FerretDB and
+# versitygw (Go), RabbitMQ and smtp-sink (Python) are not sanitized, and write "runtime error" lines of their own.
 ours=()
 for f in "$STACK_VAR"/log/*.log; do
     case "$(basename "$f")" in ferretdb.log | versitygw.log | rabbitmq*.log | epmd.log | smtp-sink.log) ;; *) ours+=("$f") ;; esac
