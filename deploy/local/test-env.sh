@@ -54,3 +54,6 @@ export LSAN_OPTIONS="suppressions=$ROOT/tests/lsan.supp:print_suppressions=0"
 # Feed (test_feed*.py): authors with more than 5 followers are merged at read time, and fanout
 # batches of 2 followers make even small accounts' posts go through fanout.batch messages.
 export FEED_FANOUT_MAX_FOLLOWERS=5 FEED_FANOUT_BATCH=2 STORY_PURGE_INTERVAL=1s
+# Push (test_push.py): a send that keeps failing is given up on within a second, and its job goes
+# back to notification.push; NOTIFY_POST_BATCH=2 makes a post's followers take several bulk writes.
+export PUSH_ATTEMPTS=3 PUSH_BACKOFF=200ms NOTIFY_POST_BATCH=2

@@ -435,8 +435,11 @@ static void fcm__error_detail(const fcm__buf_t *resp, long status, char *detail,
             break;
         }
     }
-    *unregistered = status == 404 || (code != NULL && strcmp(code, "UNREGISTERED") == 0) ||
-                    (gstatus != NULL && strcmp(gstatus, "NOT_FOUND") == 0);
+    /* The token is dead when FCM says UNREGISTERED, or answers 404 without saying more. A 404 that
+     * names another reason (NOT_FOUND of a project that does not exist: a configuration mistake)
+     * must not delete every user's device tokens: it is only logged. */
+    *unregistered = (code != NULL && strcmp(code, "UNREGISTERED") == 0) ||
+                    (status == 404 && code == NULL && gstatus == NULL);
     if (code != NULL || gstatus != NULL)
         snprintf(detail, len, "%s%s%s", code != NULL ? code : gstatus, cJSON_IsString(msg) ? ": " : "",
                  cJSON_IsString(msg) ? msg->valuestring : "");

@@ -485,6 +485,32 @@ Test(fcm, open_refuses_bad_key_files)
     cr_assert(strstr(err, "/nonexistent/fcm.json") != NULL, "%s", err);
 }
 
+/* A 404 that is not about the token (here: a project FCM does not know, a configuration mistake)
+ * must not make the daemon delete device tokens. */
+Test(fcm, not_found_of_another_kind_is_invalid_not_unregistered)
+{
+    char err[256];
+    size_t len;
+    char *file = fcm__read_file(env_or_fail("TEST_FCM_CREDENTIALS"), &len, err, sizeof(err));
+    cr_assert_not_null(file, "%s", err);
+    cJSON *j = cJSON_Parse(file);
+    free(file);
+    cJSON_ReplaceItemInObjectCaseSensitive(j, "project_id", cJSON_CreateString("no-such-project"));
+    char *creds = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    char *path = write_temp(creds);
+    free(creds);
+    fcm_conf_t conf = {.credentials_file = path, .endpoint = env_or_fail("TEST_FCM_URL"), .backoff_ms = 10};
+    fcm_t *f = fcm_open(&conf, err, sizeof(err));
+    cr_assert_not_null(f, "%s", err);
+    outcome_t o = send_one(f, "t-other-project", "{}", 10000);
+    cr_assert_eq(o.status, 404);
+    cr_assert_eq(o.result, FCM_INVALID, "%d %s", o.result, o.detail);
+    fcm_close(f);
+    unlink(path);
+    free(path);
+}
+
 Test(fcm, failing_token_endpoint_gives_up_waiting_sends)
 {
     /* The real key, but a token_uri nothing listens on. */
