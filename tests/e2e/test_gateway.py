@@ -48,7 +48,8 @@ def test_readyz_reports_broker_and_services(client):
     body = r.json()
     assert body["status"] == "ready"
     assert body["broker"] == "up"
-    assert body["services"] == {"auth": "up", "resize-image": "up", "publication": "up", "echo": "up"}
+    assert body["services"] == {"auth": "up", "resize-image": "up", "publication": "up", "notification": "up",
+                                "echo": "up"}
 
 
 # ------------------------------------------------------------------ RPC round trips
