@@ -1,5 +1,6 @@
 /* main.c -- the notification daemon: configuration, database, the inbox routes, the events
  * consumer, and the push and mail threads. */
+#include <pthread.h>
 #include <string.h>
 
 #include <curl/curl.h>
@@ -56,7 +57,27 @@ static const cfg_var_t conf_table[] = {
 
 static notif_t app = {.conf = &conf};
 
+/* The purge thread: old tombstones and push logs, every NOTIFY_PURGE_INTERVAL. */
+static struct {
+    pthread_t thread;
+    int started;
+    volatile int stop;
+} purge;
+
 /* ================================================================ store */
+
+static void *notif_purge_run(void *arg)
+{
+    (void)arg;
+    while (!purge.stop) {
+        core_sleep_ms((unsigned)conf.purge_interval_ms, &purge.stop);
+        if (purge.stop)
+            break;
+        if (inbox_purge(&app) != 0 || push_purge_logs(&app) != 0)
+            log_warn(NULL, "purge of old tombstones or push logs failed; tried again at the next interval");
+    }
+    return NULL;
+}
 
 static int notif_indexes(char *err, size_t errlen)
 {
@@ -94,6 +115,11 @@ static int notif_start(svc_t *svc, void *ud)
     }
     if (push_start(&app) != 0 || welcome_start(&app) != 0)
         return -1;
+    if (pthread_create(&purge.thread, NULL, notif_purge_run, NULL) != 0) {
+        log_error(NULL, "cannot start the purge thread");
+        return -1;
+    }
+    purge.started = 1;
     return 0;
 }
 
@@ -101,8 +127,16 @@ static void notif_stop(svc_t *svc, void *ud)
 {
     (void)svc;
     (void)ud;
+    purge.stop = 1;
+    if (purge.started)
+        pthread_join(purge.thread, NULL);
     welcome_stop(&app);
     push_stop(&app);
+    for (size_t i = 0; i < app.nworkers; i++) {
+        mq_free(app.workers[i]->pub);
+        free(app.workers[i]);
+    }
+    free(app.workers);
     mq_rpc_client_stop(app.rpc);
     app.rpc = NULL;
     db_close(app.db);
@@ -138,20 +172,11 @@ static void notif_rpc_dispatch(mq_t *mq, const mq_message_t *req, mq_reply_t *re
         notif_methods[i].fn(ud, req, reply);
 }
 
-/* ================================================================ events and ticks */
-
-static void notif_purge(mq_t *mq, void *ud)
-{
-    (void)mq;
-    (void)ud;
-    if (inbox_purge(&app) != 0)
-        log_warn(NULL, "purge of old tombstones failed; tried again at the next interval");
-}
+/* ================================================================ events */
 
 static void setup_worker(svc_t *svc, mq_t *mq, void *ud)
 {
     (void)ud;
-    static int index; /* setup_worker runs on the main thread, once per worker */
     svc_serve_rpc(svc, mq, notif_rpc_dispatch, &app);
     static const char *const keys[] = {"user.registered", "user.updated",    "user.deleted",   "follow.created",
                                        "follow.deleted",  "block.created",   "block.deleted",  "like.created",
@@ -163,9 +188,9 @@ static void setup_worker(svc_t *svc, mq_t *mq, void *ud)
     w->n = &app;
     w->pub = mq_new(&pc);
     mq_declare_work_queue(w->pub, "notification.push");
+    app.workers = xrealloc(app.workers, (app.nworkers + 1) * sizeof(*app.workers));
+    app.workers[app.nworkers++] = w;
     mq_consume(mq, "notification.events", events_on_message, w);
-    if (index++ == 0)
-        mq_set_tick(mq, (unsigned)conf.purge_interval_ms, notif_purge, NULL);
 }
 
 int main(int argc, char **argv)

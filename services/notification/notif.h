@@ -40,6 +40,8 @@ typedef struct {
     struct push *push;      /* push.c: the thread that talks to FCM; NULL when push is off */
     struct welcome *mail;   /* welcome.c: the thread that sends welcome mails; NULL when off */
     metrics_registry_t *metrics;
+    struct events_worker **workers; /* one per consumer thread (events.c), freed at stop */
+    size_t nworkers;
 } notif_t;
 
 #define NOTIF_ID_LEN 24 /* hex digits of a notification id */
@@ -101,7 +103,7 @@ void inbox_mark(notif_t *n, const mq_message_t *req, mq_reply_t *r);
 
 /* What each consumer thread of notification.events has: the context and a publisher connection
  * (confirms) of its own for push jobs. */
-typedef struct {
+typedef struct events_worker {
     notif_t *n;
     mq_t *pub;
 } events_worker_t;
@@ -154,6 +156,9 @@ void push_stop(notif_t *n);
  * the caller retries its event). Nothing when push is off. */
 int push_enqueue(notif_t *n, mq_t *pub, const notif_entry_t *e, const char *const *recipients,
                  char (*ids)[NOTIF_ID_LEN + 1], size_t count, const char *request_id);
+
+/* Drops the push logs of days older than yesterday. 0 or -1. */
+int push_purge_logs(notif_t *n);
 
 /* ================================================================ welcome e-mail (welcome.c) */
 

@@ -158,6 +158,34 @@ int push_enqueue(notif_t *n, mq_t *pub, const notif_entry_t *e, const char *cons
     return rc;
 }
 
+int push_purge_logs(notif_t *n)
+{
+    /* a redelivery comes within hours: yesterday's log is the oldest kept */
+    char keep[32];
+    push__log_name(core_wall_ms() - 24LL * 3600 * 1000, keep);
+    mongoc_client_t *c = db_acquire(n->db);
+    mongoc_database_t *d = mongoc_client_get_database(c, db_name(n->db));
+    bson_error_t err;
+    int rc = 0;
+    char **names = mongoc_database_get_collection_names_with_opts(d, NULL, &err);
+    if (names == NULL) {
+        rc = -1;
+    } else {
+        for (char **p = names; *p != NULL; p++) {
+            if (strncmp(*p, "push_log_", 9) != 0 || strcmp(*p, keep) >= 0)
+                continue;
+            mongoc_collection_t *coll = mongoc_database_get_collection(d, *p);
+            if (!mongoc_collection_drop(coll, &err))
+                rc = -1;
+            mongoc_collection_destroy(coll);
+        }
+        bson_strfreev(names);
+    }
+    mongoc_database_destroy(d);
+    db_release(n->db, c);
+    return rc;
+}
+
 /* ================================================================ the push thread */
 
 /* The FCM message (without token) of one notification of a job. */
