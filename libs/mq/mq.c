@@ -809,8 +809,9 @@ static void mq__tick(mq_t *mq)
     mq->tick_fn(mq, mq->tick_ud);
 }
 
-/* Reads one thing from the broker: a delivery (dispatched), another frame, or nothing in wait_ms. */
-static void mq__poll_once(mq_t *mq, unsigned wait_ms)
+/* Reads one thing from the broker: a delivery (dispatched: returns 1), another frame, or nothing in
+ * wait_ms (0). */
+static int mq__poll_once(mq_t *mq, unsigned wait_ms)
 {
     amqp_envelope_t env;
     struct timeval tv = {.tv_sec = wait_ms / 1000, .tv_usec = (wait_ms % 1000) * 1000};
@@ -822,18 +823,18 @@ static void mq__poll_once(mq_t *mq, unsigned wait_ms)
         if (mq->up && !amqp_frames_enqueued(mq->conn) && !amqp_data_in_buffer(mq->conn) &&
             mq__flush_acks(mq) != 0)
             mq__down(mq, "ack failed");
-        return;
+        return 1;
     }
     if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT) {
         if (mq__flush_acks(mq) != 0)
             mq__down(mq, "ack failed");
-        return;
+        return 0;
     }
     if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
         amqp_frame_t f;
         if (amqp_simple_wait_frame(mq->conn, &f) != AMQP_STATUS_OK) {
             mq__down(mq, "reading a frame");
-            return;
+            return 0;
         }
         if (f.frame_type == AMQP_FRAME_METHOD) {
             switch (f.payload.method.id) {
@@ -847,9 +848,10 @@ static void mq__poll_once(mq_t *mq, unsigned wait_ms)
                 break;
             }
         }
-        return;
+        return 0;
     }
     mq__down(mq, mq__reply_error(r));
+    return 0;
 }
 
 int mq_settle(mq_t *mq, const mq_delivery_t *d, mq_disposition_t disp)
@@ -880,8 +882,9 @@ int mq_fd(const mq_t *mq)
     return mq->up ? amqp_get_sockfd(mq->conn) : -1;
 }
 
-/* One turn of the loop: connect when down and due, else read (waiting up to wait_ms) and tick. */
-static void mq__turn(mq_t *mq, volatile int *stop, unsigned wait_ms, unsigned down_sleep_ms)
+/* One turn of the loop: connect when down and due, else read (waiting up to wait_ms) and tick.
+ * Returns 1 if a delivery was dispatched. */
+static int mq__turn(mq_t *mq, volatile int *stop, unsigned wait_ms, unsigned down_sleep_ms)
 {
     if (mq->up && !mq->consuming && mq__start_consumers(mq) != 0) /* connected before mq_run */
         mq__backoff(mq);
@@ -889,24 +892,29 @@ static void mq__turn(mq_t *mq, volatile int *stop, unsigned wait_ms, unsigned do
         uint64_t now = core_now_ms();
         if (now >= mq->next_attempt_ms) {
             if (mq__open(mq) == 0 && mq__start_consumers(mq) == 0)
-                return;
+                return 0;
             mq__backoff(mq);
         }
         mq__tick(mq);
         core_sleep_ms(down_sleep_ms, stop);
-        return;
+        return 0;
     }
-    mq__poll_once(mq, wait_ms);
+    int got = mq__poll_once(mq, wait_ms);
     mq__tick(mq);
+    return got;
 }
 
-void mq_step(mq_t *mq, volatile int *stop, unsigned wait_ms)
+int mq_step(mq_t *mq, volatile int *stop, unsigned wait_ms, unsigned max_messages)
 {
     mq->stop = stop;
-    mq__turn(mq, stop, wait_ms, 0);
+    if (max_messages == 0)
+        return 0;
+    int n = mq__turn(mq, stop, wait_ms, 0);
     /* and whatever else is buffered already, without waiting */
-    for (int i = 0; i < 256 && mq->up && (amqp_frames_enqueued(mq->conn) || amqp_data_in_buffer(mq->conn)); i++)
-        mq__poll_once(mq, 0);
+    while ((unsigned)n < max_messages && mq->up &&
+           (amqp_frames_enqueued(mq->conn) || amqp_data_in_buffer(mq->conn)))
+        n += mq__poll_once(mq, 0);
+    return n;
 }
 
 int mq_run(mq_t *mq, volatile int *stop)

@@ -161,8 +161,9 @@ void mq_set_tick(mq_t *mq, unsigned tick_ms, void (*fn)(mq_t *mq, void *ud), voi
 int mq_settle(mq_t *mq, const mq_delivery_t *d, mq_disposition_t disp);
 
 /* One turn of mq_run for a thread with an event loop of its own: (re)connects when due, then
- * dispatches what the broker has sent, waiting at most wait_ms for the first of it. */
-void mq_step(mq_t *mq, volatile int *stop, unsigned wait_ms);
+ * dispatches at most max_messages deliveries the broker has sent, waiting at most wait_ms for the
+ * first. Returns how many it dispatched. */
+int mq_step(mq_t *mq, volatile int *stop, unsigned wait_ms, unsigned max_messages);
 /* The connection's socket (to wait on in another event loop), or -1 while down. Data may already
  * be buffered: call mq_step with wait_ms 0 before waiting on the socket. */
 int mq_fd(const mq_t *mq);

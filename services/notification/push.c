@@ -290,7 +290,7 @@ static void push__send_done(void *ud, fcm_result_t result, int http_status, cons
 
 typedef struct {
     push__job_t *job;
-    const cJSON *items;
+    cJSON *by_user; /* {user_id: [notification ids]} of the items without tokens */
 } push__fan_t;
 
 static void push__start_send(push__job_t *j, const char *user, const char *token, const char *nid)
@@ -314,14 +314,9 @@ static void push__start_send(push__job_t *j, const char *user, const char *token
 static void push__each_token(const char *user, const char *token, void *ud)
 {
     push__fan_t *f = ud;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, f->items)
-    {
-        const char *u = rpc_field_str(it, "user_id"), *nid = rpc_field_str(it, "notification_id");
-        if (u != NULL && nid != NULL && strcmp(u, user) == 0 &&
-            cJSON_GetObjectItemCaseSensitive(it, "tokens") == NULL)
-            push__start_send(f->job, user, token, nid);
-    }
+    const cJSON *nid;
+    cJSON_ArrayForEach(nid, cJSON_GetObjectItemCaseSensitive(f->by_user, user))
+        push__start_send(f->job, user, token, nid->valuestring);
 }
 
 static mq_disposition_t push__on_job(mq_t *mq, const mq_message_t *msg, void *ud)
@@ -351,6 +346,7 @@ static mq_disposition_t push__on_job(mq_t *mq, const mq_message_t *msg, void *ud
     j->outstanding = 1; /* held by this function until every send is started */
     const char **users = xcalloc((size_t)cJSON_GetArraySize(items) + 1, sizeof(*users));
     size_t nu = 0;
+    push__fan_t f = {.job = j, .by_user = cJSON_CreateObject()};
     const cJSON *it;
     cJSON_ArrayForEach(it, items)
     {
@@ -362,11 +358,16 @@ static mq_disposition_t push__on_job(mq_t *mq, const mq_message_t *msg, void *ud
             const cJSON *t;
             cJSON_ArrayForEach(t, tokens) if (cJSON_IsString(t)) push__start_send(j, u, t->valuestring, nid);
         } else {
-            users[nu++] = u;
+            cJSON *nids = cJSON_GetObjectItemCaseSensitive(f.by_user, u);
+            if (nids == NULL) {
+                nids = cJSON_AddArrayToObject(f.by_user, u);
+                users[nu++] = u;
+            }
+            cJSON_AddItemToArray(nids, cJSON_CreateString(nid));
         }
     }
-    push__fan_t f = {.job = j, .items = items};
     int rc = nu > 0 ? devices_each(p->n, users, nu, push__each_token, &f) : 0;
+    cJSON_Delete(f.by_user);
     free(users);
     if (rc != 0) {
         /* the database is down: sends already started finish, and the whole job comes again */
@@ -383,10 +384,20 @@ static mq_disposition_t push__on_job(mq_t *mq, const mq_message_t *msg, void *ud
 static void *push__run(void *arg)
 {
     struct push *p = arg;
+    size_t most = (size_t)p->n->conf->push_in_flight;
     while (!p->stop) {
-        mq_step(p->consumer, &p->stop, 0);
-        int fd = mq_fd(p->consumer);
-        if (fcm_step(p->fcm, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0, fd >= 0 ? 200 : 50) < 0)
+        /* Take jobs one at a time while there is room for their sends, and start each job's sends
+         * at once: a burst never queues up token reads ahead of the sends (nor sends that time out
+         * in memory before they leave). */
+        int took = 0;
+        while (!p->stop && fcm_pending(p->fcm) < most && took < 64) {
+            if (mq_step(p->consumer, &p->stop, 0, 1) == 0)
+                break;
+            took++;
+            fcm_step(p->fcm, NULL, 0, 0);
+        }
+        int fd = fcm_pending(p->fcm) < most ? mq_fd(p->consumer) : -1;
+        if (fcm_step(p->fcm, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0, took > 0 ? 0 : fd >= 0 ? 200 : 50) < 0)
             core_sleep_ms(50, &p->stop);
     }
     /* SIGTERM: take nothing new, give the sends in flight a moment, then what is left (still
