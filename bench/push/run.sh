@@ -133,8 +133,13 @@ for i in range(len(at)):
     while at[i] - at[j] >= 1000:
         j += 1
     best = max(best, i - j + 1)
+# the longest pause between two sends, and how many sends had left before it
+gap, after = 0, 0
+for k in range(1, len(at)):
+    if at[k] - at[k - 1] > gap:
+        gap, after = at[k] - at[k - 1], k
 open(ratefile, "a").write(f"{rate:.0f}\n")
-print(f"| {name} | {len(s)} of {want} ({tokens} tokens, {h2} over h2) | {secs:.2f} | **{rate:.0f}** | {best} | {cpu} | {busiest} | {int(rss) / 1024:.1f} | {published} |")
+print(f"| {name} | {len(s)} of {want} ({tokens} tokens, {h2} over h2) | {secs:.2f} | **{rate:.0f}** | {best} | {gap} ms after {after} | {cpu} | {busiest} | {int(rss) / 1024:.1f} | {published} |")
 PY
 }
 
@@ -160,8 +165,8 @@ SEND_URL="$FCM/v1/projects/photo-test/messages:send"
 
 echo "### Sends per second (USERS=$USERS x TOKENS=$TOKENS = $SENDS sends a run, jobs of 100)"
 echo
-echo "| run | sends seen by the fake | s first to last | sends/s | best 1 s window | CPU over the run (cs = 1/100 s) | notification's busiest thread | notification RSS MiB | publisher |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| run | sends seen by the fake | s first to last | sends/s | best 1 s window | longest pause between sends | CPU over the run (cs = 1/100 s) | notification's busiest thread | notification RSS MiB | publisher |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 send_run warm-up 0 # first contact: the access token, the connection, FerretDB's caches
 for ((r = 1; r <= RUNS; r++)); do send_run "in-flight-256" "$r"; done
 # the higher in-flight setting: notification restarted with it
