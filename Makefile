@@ -77,6 +77,7 @@ bench: build
 	@bench/auth/run.sh
 	@bench/posts/run.sh
 	@bench/feed/run.sh
+	@bench/push/run.sh
 	@bench/media/run.sh
 
 fmt:

@@ -1,6 +1,6 @@
 # bench/module.mk -- the reference programs benchmarks compare against.
 BENCH_BINS := $(BUILD)/bin/bench-hello $(BUILD)/bin/bench-hash $(BUILD)/bin/bench-variants \
-	$(BUILD)/bin/bench-feed-seed $(BUILD)/bin/bench-feed-watch
+	$(BUILD)/bin/bench-feed-seed $(BUILD)/bin/bench-feed-watch $(BUILD)/bin/bench-push-load
 
 $(BUILD)/bin/bench-hello: $(BUILD)/obj/bench/gateway/hello.o
 	@mkdir -p $(@D)
@@ -16,6 +16,11 @@ $(BUILD)/bin/bench-feed-seed: $(BUILD)/obj/bench/feed/seed.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/bin/bench-feed-watch: $(BUILD)/obj/bench/feed/watch.o
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# bench/push: device tokens into notification's database, push jobs onto its queue (libs/mq).
+$(BUILD)/bin/bench-push-load: $(BUILD)/obj/bench/push/load.o $(LIBA)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
@@ -46,3 +51,10 @@ bench-posts: build
 bench-feed: build
 	@$(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/bin/bench-feed-seed $(BUILD)/bin/bench-feed-watch
 	@bench/feed/run.sh
+
+# Push's benchmark alone (issue 7): sends per second from one notification daemon to the FCM fake,
+# and the time from a like to its push leaving.
+.PHONY: bench-push
+bench-push: build
+	@$(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/bin/bench-push-load
+	@bench/push/run.sh
