@@ -2,7 +2,6 @@
  * projections and push. Every branch is safe to repeat: a redelivered event notifies once. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/core.h"
 #include "json/json.h"
@@ -10,28 +9,6 @@
 #include "notif.h"
 
 #define EVENTS__TEXT_MAX 200 /* characters of a comment kept in a notification */
-
-int64_t events_time_ms(const char *s)
-{
-    if (s == NULL)
-        return -1;
-    struct tm tm = {0};
-    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (rest == NULL)
-        return -1;
-    int64_t ms = 0;
-    if (*rest == '.') {
-        int digits = 0;
-        for (rest++; *rest >= '0' && *rest <= '9'; rest++, digits++)
-            if (digits < 3)
-                ms = ms * 10 + (*rest - '0');
-        for (; digits < 3; digits++)
-            ms *= 10;
-    }
-    if (strcmp(rest, "Z") != 0)
-        return -1;
-    return (int64_t)timegm(&tm) * 1000 + ms;
-}
 
 /* The first max characters of a UTF-8 string (a copy). */
 static char *events__cut(const char *s, size_t max)
@@ -98,7 +75,7 @@ static int events__user(events_worker_t *w, const char *key, const cJSON *b, con
     notif_t *n = w->n;
     const char *uid = rpc_field_str(b, "user_id"), *username = rpc_field_str(b, "username");
     if (strcmp(key, "user.deleted") == 0) {
-        int64_t at = events_time_ms(rpc_field_str(b, "deleted_at"));
+        int64_t at = json_time_ms(rpc_field_str(b, "deleted_at"));
         if (uid == NULL || at < 0)
             return 1;
         char k[96];
@@ -113,7 +90,7 @@ static int events__user(events_worker_t *w, const char *key, const cJSON *b, con
         return rc;
     }
     int updated = strcmp(key, "user.updated") == 0;
-    int64_t v = events_time_ms(rpc_field_str(b, updated ? "updated_at" : "created_at"));
+    int64_t v = json_time_ms(rpc_field_str(b, updated ? "updated_at" : "created_at"));
     if (uid == NULL || username == NULL || v < 0)
         return 1;
     return users_apply(n, uid, username, rpc_field_str(b, "name"),
@@ -124,7 +101,7 @@ static int events__follow(events_worker_t *w, const char *key, const cJSON *b, c
 {
     const char *from = rpc_field_str(b, "follower_id"), *to = rpc_field_str(b, "followee_id");
     int on = strcmp(key, "follow.created") == 0;
-    int64_t at = events_time_ms(rpc_field_str(b, on ? "created_at" : "deleted_at"));
+    int64_t at = json_time_ms(rpc_field_str(b, on ? "created_at" : "deleted_at"));
     if (from == NULL || to == NULL || at < 0)
         return 1;
     if (graph_follow_set(w->n, from, to, on, at) != 0)
@@ -144,7 +121,7 @@ static int events__block(events_worker_t *w, const char *key, const cJSON *b)
 {
     const char *x = rpc_field_str(b, "blocker_id"), *y = rpc_field_str(b, "blocked_id");
     int on = strcmp(key, "block.created") == 0;
-    int64_t at = events_time_ms(rpc_field_str(b, on ? "created_at" : "deleted_at"));
+    int64_t at = json_time_ms(rpc_field_str(b, on ? "created_at" : "deleted_at"));
     if (x == NULL || y == NULL || at < 0)
         return 1;
     char k[160];
@@ -170,7 +147,7 @@ static int events__like(events_worker_t *w, const char *key, const cJSON *b, con
                *post = rpc_field_str(b, "post_id"), *recipient = rpc_field_str(b, "recipient_id"),
                *user = rpc_field_str(b, "user_id");
     int on = strcmp(key, "like.created") == 0;
-    int64_t at = events_time_ms(rpc_field_str(b, on ? "created_at" : "deleted_at"));
+    int64_t at = json_time_ms(rpc_field_str(b, on ? "created_at" : "deleted_at"));
     if (type == NULL || target == NULL || post == NULL || recipient == NULL || user == NULL || at < 0 ||
         (strcmp(type, "post") != 0 && strcmp(type, "comment") != 0))
         return 1;
@@ -200,7 +177,7 @@ static int events__comment(events_worker_t *w, const char *key, const cJSON *b, 
     if (comment == NULL || post == NULL || post_author == NULL)
         return 1;
     if (strcmp(key, "comment.deleted") == 0) {
-        int64_t at = events_time_ms(rpc_field_str(b, "deleted_at"));
+        int64_t at = json_time_ms(rpc_field_str(b, "deleted_at"));
         const cJSON *replies = cJSON_GetObjectItemCaseSensitive(b, "reply_ids");
         if (at < 0 || !cJSON_IsArray(replies))
             return 1;
@@ -222,7 +199,7 @@ static int events__comment(events_worker_t *w, const char *key, const cJSON *b, 
     }
     const char *author = rpc_field_str(b, "author_id"), *text = rpc_field_str(b, "text"),
                *reply_to = rpc_field_str(b, "reply_to"), *parent_author = rpc_field_str(b, "reply_to_author_id");
-    int64_t at = events_time_ms(rpc_field_str(b, "created_at"));
+    int64_t at = json_time_ms(rpc_field_str(b, "created_at"));
     if (author == NULL || text == NULL || at < 0)
         return 1;
     char *cut = events__cut(text, EVENTS__TEXT_MAX);
@@ -250,7 +227,7 @@ static int events__post(events_worker_t *w, const char *key, const cJSON *b, con
 {
     const char *post = rpc_field_str(b, "post_id"), *author = rpc_field_str(b, "author_id");
     int on = strcmp(key, "post.created") == 0;
-    int64_t at = events_time_ms(rpc_field_str(b, on ? "created_at" : "deleted_at"));
+    int64_t at = json_time_ms(rpc_field_str(b, on ? "created_at" : "deleted_at"));
     if (post == NULL || author == NULL || at < 0)
         return 1;
     if (!on) {
@@ -273,7 +250,7 @@ static int events__device(events_worker_t *w, const char *key, const cJSON *b)
 {
     const char *user = rpc_field_str(b, "user_id"), *token = rpc_field_str(b, "token");
     int on = strcmp(key, "device.registered") == 0;
-    int64_t at = events_time_ms(rpc_field_str(b, on ? "created_at" : "removed_at"));
+    int64_t at = json_time_ms(rpc_field_str(b, on ? "created_at" : "removed_at"));
     const char *platform = rpc_field_str(b, "platform");
     if (user == NULL || token == NULL || at < 0 || (on && platform == NULL) || strlen(token) > 4096)
         return 1;

@@ -11,8 +11,6 @@
 #include "log/log.h"
 #include "notif.h"
 
-#define INBOX__DEFAULT_LIMIT 20
-#define INBOX__MAX_LIMIT 100
 #define INBOX__KEYS_PER_QUERY 1000
 
 /* ================================================================ ids and tombstones */
@@ -575,39 +573,27 @@ static int inbox__render_all(notif_t *n, inbox__item_t *const *items, size_t cou
 
 /* ================================================================ routes */
 
-/* ?limit= and ?cursor= (a cursor is {"l":"notifications","a":<ms>,"i":<id>}). 0, or -1 answered. */
+/* The page arguments; a cursor's position is "<ms>:<id>" of the last notification of its page.
+ * 0, or -1 answered. */
 static int inbox__page_args(notif_t *n, const mq_message_t *req, mq_reply_t *r, long *limit, int64_t *after_at,
                             char *after_id)
 {
-    char buf[1100];
-    *limit = INBOX__DEFAULT_LIMIT;
-    after_id[0] = '\0';
+    char after[64];
     *after_at = 0;
-    int q = rpc_query(req, "limit", buf, sizeof(buf));
-    if (q != 0) {
-        char *end;
-        *limit = q == 1 ? strtol(buf, &end, 10) : 0;
-        if (q < 0 || buf[0] == '\0' || *end != '\0' || *limit < 1 || *limit > INBOX__MAX_LIMIT) {
-            rpc_invalid(r, "limit", "must be an integer from 1 to 100");
-            return -1;
-        }
-    }
-    q = rpc_query(req, "cursor", buf, sizeof(buf));
-    if (q == 0)
+    after_id[0] = '\0';
+    if (rpc_page_args(&n->cursor, req, r, "notifications", limit, after, sizeof(after)) != 0)
+        return -1;
+    if (after[0] == '\0')
         return 0;
-    cJSON *cur = q == 1 ? cursor_decode(&n->cursor, buf) : NULL;
-    const char *l = rpc_field_str(cur, "l"), *i = rpc_field_str(cur, "i");
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(cur, "a");
-    int ok = l != NULL && strcmp(l, "notifications") == 0 && i != NULL && strlen(i) == NOTIF_ID_LEN &&
-             cJSON_IsNumber(a);
-    if (ok) {
-        strcpy(after_id, i);
-        *after_at = (int64_t)a->valuedouble;
-    } else {
+    char *colon = strchr(after, ':'), *end;
+    long long at = strtoll(after, &end, 10);
+    if (colon == NULL || end != colon || strlen(colon + 1) != NOTIF_ID_LEN) {
         rpc_problem(r, 400, "bad-cursor", "the cursor is not one this list gave", NULL);
+        return -1;
     }
-    cJSON_Delete(cur);
-    return ok ? 0 : -1;
+    *after_at = at;
+    strcpy(after_id, colon + 1);
+    return 0;
 }
 
 void inbox_list(notif_t *n, const mq_message_t *req, mq_reply_t *r)
@@ -640,18 +626,10 @@ void inbox_list(notif_t *n, const mq_message_t *req, mq_reply_t *r)
         cJSON_Delete(o);
         rpc_db_error(r);
     } else {
-        if (more) {
-            cJSON *c = cJSON_CreateObject();
-            cJSON_AddStringToObject(c, "l", "notifications");
-            cJSON_AddNumberToObject(c, "a", (double)page[np - 1]->at);
-            cJSON_AddStringToObject(c, "i", page[np - 1]->id);
-            char *enc = cursor_encode(&n->cursor, c);
-            cJSON_AddStringToObject(o, "next_cursor", enc);
-            free(enc);
-            cJSON_Delete(c);
-        } else {
-            cJSON_AddNullToObject(o, "next_cursor");
-        }
+        char key[64];
+        if (more)
+            snprintf(key, sizeof(key), "%lld:%s", (long long)page[np - 1]->at, page[np - 1]->id);
+        rpc_page_next(&n->cursor, o, "notifications", more ? key : NULL);
         rpc_json(r, 200, o);
     }
     free(page);

@@ -109,8 +109,6 @@ typedef struct events_worker {
 } events_worker_t;
 /* The consumer of notification.events; ud is the thread's events_worker_t. */
 mq_disposition_t events_on_message(mq_t *mq, const mq_message_t *msg, void *ud);
-/* RFC 3339 (UTC, optional fraction) to ms, -1 if it does not parse. */
-int64_t events_time_ms(const char *s);
 
 /* ================================================================ projections (graph.c, users.c) */
 

@@ -27,6 +27,7 @@ struct push {
     mq_t *consumer;  /* settle_later: jobs stay unacked until their sends are done */
     mq_t *publisher; /* confirms: jobs of sends to try again */
     metrics_counter_t *sends, *jobs;
+    push__job_t *waiting, **waiting_tail; /* taken, held, sends not started yet */
 };
 
 struct push__job {
@@ -37,6 +38,7 @@ struct push__job {
     size_t outstanding;
     unsigned attempt;
     int requeue; /* the job could not be fanned out (database down): it comes again whole */
+    push__job_t *next; /* in the waiting line */
 };
 
 typedef struct {
@@ -319,6 +321,7 @@ static void push__each_token(const char *user, const char *token, void *ud)
         push__start_send(f->job, user, token, nid->valuestring);
 }
 
+/* Takes a job from the queue: held (unacked) in the waiting line until there is room for its sends. */
 static mq_disposition_t push__on_job(mq_t *mq, const mq_message_t *msg, void *ud)
 {
     (void)mq;
@@ -343,6 +346,17 @@ static mq_disposition_t push__on_job(mq_t *mq, const mq_message_t *msg, void *ud
                        .job = job,
                        .failed = cJSON_CreateArray(),
                        .attempt = (unsigned)attempt->valuedouble};
+    *p->waiting_tail = j;
+    p->waiting_tail = &j->next;
+    return MQ_HOLD;
+}
+
+/* Reads the tokens of a job's recipients and starts its sends; a job with nothing to send is
+ * settled at once. */
+static void push__job_start(push__job_t *j)
+{
+    struct push *p = j->p;
+    const cJSON *items = cJSON_GetObjectItemCaseSensitive(j->job, "items");
     j->outstanding = 1; /* held by this function until every send is started */
     const char **users = xcalloc((size_t)cJSON_GetArraySize(items) + 1, sizeof(*users));
     size_t nu = 0;
@@ -371,14 +385,11 @@ static mq_disposition_t push__on_job(mq_t *mq, const mq_message_t *msg, void *ud
     free(users);
     if (rc != 0) {
         /* the database is down: sends already started finish, and the whole job comes again */
-        log_warn(msg->request_id, "push: device tokens cannot be read now; the job comes again");
+        log_warn(NULL, "push: device tokens cannot be read now; the job comes again");
         j->requeue = 1;
     }
-    if (--j->outstanding == 0) {
-        push__job_free(j);
-        return rc != 0 ? MQ_RETRY : MQ_ACK;
-    }
-    return MQ_HOLD;
+    if (--j->outstanding == 0)
+        push__job_done(j);
 }
 
 static void *push__run(void *arg)
@@ -386,22 +397,26 @@ static void *push__run(void *arg)
     struct push *p = arg;
     size_t most = (size_t)p->n->conf->push_in_flight;
     while (!p->stop) {
-        /* Take jobs one at a time while there is room for their sends, and start each job's sends
-         * at once: a burst never queues up token reads ahead of the sends (nor sends that time out
-         * in memory before they leave). */
-        int took = 0;
-        while (!p->stop && fcm_pending(p->fcm) < most && took < 64) {
-            if (mq_step(p->consumer, &p->stop, 0, 1) == 0)
-                break;
-            took++;
+        /* Take what the broker has sent (at most the prefetch is held), then start waiting jobs
+         * while there is room for their sends, each job's sends at once: a burst never reads every
+         * job's tokens ahead of the sends, and no send waits in memory long enough to time out. */
+        mq_step(p->consumer, &p->stop, 0, 64);
+        while (p->waiting != NULL && fcm_pending(p->fcm) < most && !p->stop) {
+            push__job_t *j = p->waiting;
+            p->waiting = j->next;
+            if (p->waiting == NULL)
+                p->waiting_tail = &p->waiting;
+            j->next = NULL;
+            push__job_start(j);
             fcm_step(p->fcm, NULL, 0, 0);
         }
-        int fd = fcm_pending(p->fcm) < most ? mq_fd(p->consumer) : -1;
-        if (fcm_step(p->fcm, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0, took > 0 ? 0 : fd >= 0 ? 200 : 50) < 0)
+        int fd = mq_fd(p->consumer);
+        int busy = p->waiting != NULL && fcm_pending(p->fcm) < most;
+        if (fcm_step(p->fcm, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0, busy ? 0 : fd >= 0 ? 200 : 50) < 0)
             core_sleep_ms(50, &p->stop);
     }
     /* SIGTERM: take nothing new, give the sends in flight a moment, then what is left (still
-     * unacked) goes back to the queue when the connection closes */
+     * unacked, and the jobs still waiting) goes back to the queue when the connection closes */
     uint64_t until = core_now_ms() + 5000;
     while (fcm_pending(p->fcm) > 0 && core_now_ms() < until)
         fcm_step(p->fcm, NULL, 0, 100);
@@ -418,6 +433,7 @@ int push_start(notif_t *n)
     char err[512];
     struct push *p = xcalloc(1, sizeof(*p));
     p->n = n;
+    p->waiting_tail = &p->waiting;
     fcm_conf_t fc = {
         .credentials_file = c->fcm_credentials,
         .endpoint = c->fcm_endpoint,
@@ -467,6 +483,11 @@ void push_stop(notif_t *n)
     if (p->started)
         pthread_join(p->thread, NULL);
     fcm_close(p->fcm); /* what is still pending is given up on: its jobs were not acked */
+    while (p->waiting != NULL) { /* never started: requeued by the broker when the connection closes */
+        push__job_t *j = p->waiting;
+        p->waiting = j->next;
+        push__job_free(j);
+    }
     mq_free(p->consumer);
     mq_free(p->publisher);
     free(p);

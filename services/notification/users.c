@@ -13,36 +13,6 @@ int users_gone(notif_t *n, const char *user_id)
     return stops_get(n, key, NULL);
 }
 
-/* The URL of the thumb of media_id if it is owner's: 1 (*url malloc'd), 0 not, -1 resize-image
- * not answering (the event is retried). */
-static int users__avatar_url(notif_t *n, const char *owner, const char *media_id, const char *request_id,
-                             char **url)
-{
-    *url = NULL;
-    cJSON *body = cJSON_CreateObject(), *reply = NULL;
-    cJSON_AddItemToArray(cJSON_AddArrayToObject(body, "ids"), cJSON_CreateString(media_id));
-    int status = rpc_call_json(n->rpc, "resize-image", "media.get", body, request_id,
-                               (unsigned)n->conf->rpc_timeout_ms, &reply);
-    cJSON_Delete(body);
-    int rc = -1;
-    if (status == 200) {
-        const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(reply, "items"), 0);
-        const char *o = rpc_field_str(m, "owner_id");
-        const cJSON *thumb =
-            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "variants"), "thumb");
-        const char *u = rpc_field_str(thumb, "url");
-        rc = 0;
-        if (o != NULL && strcmp(o, owner) == 0 && u != NULL) {
-            *url = xstrdup(u);
-            rc = 1;
-        }
-    } else if (status >= 400 && status < 500) {
-        rc = 0; /* refused: no avatar rather than retrying forever */
-    }
-    cJSON_Delete(reply);
-    return rc;
-}
-
 int users_apply(notif_t *n, const char *user_id, const char *username, const char *name,
                 const char *avatar_media_id, int64_t v, const char *request_id)
 {
@@ -55,7 +25,7 @@ int users_apply(notif_t *n, const char *user_id, const char *username, const cha
     bson_destroy(&cur);
     char *url = NULL;
     if (rc >= 0 && !stale && avatar_media_id != NULL &&
-        users__avatar_url(n, user_id, avatar_media_id, request_id, &url) < 0)
+        rpc_media_thumb(n->rpc, user_id, avatar_media_id, request_id, (unsigned)n->conf->rpc_timeout_ms, &url) < 0)
         rc = -1;
     if (rc >= 0 && !stale) {
         /* read, compare, write: two versions of one user at once are rare, and the next event
