@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core/core.h"
 #include "json/json.h"
@@ -195,6 +196,28 @@ void json_add_time(cJSON *obj, const char *name, int64_t ms)
     cJSON_AddStringToObject(obj, name, buf);
 }
 
+int64_t json_time_ms(const char *s)
+{
+    if (s == NULL)
+        return -1;
+    struct tm tm = {0};
+    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (rest == NULL)
+        return -1;
+    int64_t ms = 0;
+    if (*rest == '.') {
+        int digits = 0;
+        for (rest++; *rest >= '0' && *rest <= '9'; rest++, digits++)
+            if (digits < 3)
+                ms = ms * 10 + (*rest - '0');
+        for (; digits < 3; digits++)
+            ms *= 10;
+    }
+    if (strcmp(rest, "Z") != 0)
+        return -1;
+    return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
 /* ================================================================ body members */
 
 size_t rpc_chars(const char *s)
@@ -299,4 +322,81 @@ int rpc_call_json(mq_rpc_client_t *c, const char *service, const char *method, c
     }
     mq_rpc_result_clear(&res);
     return status;
+}
+
+int rpc_media_thumb(mq_rpc_client_t *c, const char *owner, const char *media_id, const char *request_id,
+                    unsigned timeout_ms, char **url)
+{
+    *url = NULL;
+    cJSON *body = cJSON_CreateObject(), *reply = NULL;
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(body, "ids"), cJSON_CreateString(media_id));
+    int status = rpc_call_json(c, "resize-image", "media.get", body, request_id, timeout_ms, &reply);
+    cJSON_Delete(body);
+    int rc = -1;
+    if (status == 200) {
+        const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(reply, "items"), 0);
+        const char *o = rpc_field_str(m, "owner_id");
+        const cJSON *thumb =
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "variants"), "thumb");
+        const char *u = rpc_field_str(thumb, "url");
+        rc = 0;
+        if (o != NULL && strcmp(o, owner) == 0 && u != NULL) {
+            *url = xstrdup(u);
+            rc = 1;
+        }
+    } else if (status >= 400 && status < 500) {
+        rc = 0;
+    }
+    cJSON_Delete(reply);
+    return rc;
+}
+
+/* ================================================================ lists */
+
+#define RPC__DEFAULT_LIMIT 20
+#define RPC__MAX_LIMIT 100
+
+int rpc_page_args(const cursor_key_t *k, const mq_message_t *req, mq_reply_t *r, const char *list, long *limit,
+                  char *after, size_t afterlen)
+{
+    char buf[1100];
+    *limit = RPC__DEFAULT_LIMIT;
+    after[0] = '\0';
+    int q = rpc_query(req, "limit", buf, sizeof(buf));
+    if (q != 0) {
+        char *end;
+        *limit = q == 1 ? strtol(buf, &end, 10) : 0;
+        if (q < 0 || buf[0] == '\0' || *end != '\0' || *limit < 1 || *limit > RPC__MAX_LIMIT) {
+            rpc_invalid(r, "limit", "must be an integer from 1 to 100");
+            return -1;
+        }
+    }
+    q = rpc_query(req, "cursor", buf, sizeof(buf));
+    if (q == 0)
+        return 0;
+    cJSON *cur = q == 1 ? cursor_decode(k, buf) : NULL;
+    const char *l = rpc_field_str(cur, "l"), *key = rpc_field_str(cur, "k");
+    /* a cursor of another list (or of another service sharing the secret) is refused too */
+    int ok = l != NULL && key != NULL && strcmp(l, list) == 0 && key[0] != '\0' && strlen(key) < afterlen;
+    if (ok)
+        strcpy(after, key);
+    else
+        rpc_problem(r, 400, "bad-cursor", "the cursor is not one this list gave", NULL);
+    cJSON_Delete(cur);
+    return ok ? 0 : -1;
+}
+
+void rpc_page_next(const cursor_key_t *k, cJSON *o, const char *list, const char *key)
+{
+    if (key == NULL) {
+        cJSON_AddNullToObject(o, "next_cursor");
+        return;
+    }
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "l", list);
+    cJSON_AddStringToObject(c, "k", key);
+    char *enc = cursor_encode(k, c);
+    cJSON_AddStringToObject(o, "next_cursor", enc);
+    free(enc);
+    cJSON_Delete(c);
 }

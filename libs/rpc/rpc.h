@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "cursor/cursor.h"
 #include "mq/mq.h"
 
 /* ================================================================ replies */
@@ -76,6 +77,16 @@ int rpc_fields_check(const cJSON *body, const rpc_field_t *fields, size_t n, cJS
 /* The string value of member name, or NULL (absent or null). Borrowed from body. */
 const char *rpc_field_str(const cJSON *body, const char *name);
 
+/* ================================================================ lists */
+
+/* ?limit= (default 20, 1..100, else 422 errors {limit}) and ?cursor= of a list named list: a cursor
+ * this list gave (MACed with k) puts its position into after (afterlen bytes; "" without a
+ * cursor); any other is 400 bad-cursor. 0, or -1 answered. */
+int rpc_page_args(const cursor_key_t *k, const mq_message_t *req, mq_reply_t *r, const char *list, long *limit,
+                  char *after, size_t afterlen);
+/* Adds next_cursor to o: the cursor of list at position key, or null when key is NULL. */
+void rpc_page_next(const cursor_key_t *k, cJSON *o, const char *list, const char *key);
+
 /* ================================================================ calling another service */
 
 /* Calls method of service with a JSON body (borrowed) and waits up to timeout_ms: the reply's
@@ -84,9 +95,18 @@ const char *rpc_field_str(const cJSON *body, const char *name);
 int rpc_call_json(mq_rpc_client_t *c, const char *service, const char *method, const cJSON *body,
                   const char *request_id, unsigned timeout_ms, cJSON **out);
 
+/* The URL of the thumb variant of owner's upload media_id, asked of resize-image's media.get:
+ * 1 (*url malloc'd), 0 not owner's or unknown (or refused: no avatar rather than retrying
+ * forever), -1 resize-image not answering. Any thread. */
+int rpc_media_thumb(mq_rpc_client_t *c, const char *owner, const char *media_id, const char *request_id,
+                    unsigned timeout_ms, char **url);
+
 /* ================================================================ JSON */
 
 /* RFC 3339 (UTC, milliseconds) of ms as a string member of obj. */
 void json_add_time(cJSON *obj, const char *name, int64_t ms);
+/* An RFC 3339 time as our services write it (UTC "Z", optional fraction) in ms; -1 if it does not
+ * parse (or s is NULL). */
+int64_t json_time_ms(const char *s);
 
 #endif

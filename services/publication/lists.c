@@ -6,52 +6,15 @@
 #include "core/core.h"
 #include "pub.h"
 
-#define LISTS__DEFAULT_LIMIT 20
-#define LISTS__MAX_LIMIT 100
-
 int lists_page_args(pub_t *p, const mq_message_t *req, mq_reply_t *r, const char *list, long *limit,
                     char *after, size_t afterlen)
 {
-    char buf[1100];
-    *limit = LISTS__DEFAULT_LIMIT;
-    after[0] = '\0';
-    int q = rpc_query(req, "limit", buf, sizeof(buf));
-    if (q != 0) {
-        char *end;
-        *limit = q == 1 ? strtol(buf, &end, 10) : 0;
-        if (q < 0 || buf[0] == '\0' || *end != '\0' || *limit < 1 || *limit > LISTS__MAX_LIMIT) {
-            rpc_invalid(r, "limit", "must be an integer from 1 to 100");
-            return -1;
-        }
-    }
-    q = rpc_query(req, "cursor", buf, sizeof(buf));
-    if (q == 0)
-        return 0;
-    cJSON *cur = q == 1 ? cursor_decode(&p->cursor, buf) : NULL;
-    const char *l = rpc_field_str(cur, "l"), *k = rpc_field_str(cur, "k");
-    /* a cursor of another list (or of another service sharing the secret) is refused too */
-    int ok = l != NULL && k != NULL && strcmp(l, list) == 0 && k[0] != '\0' && strlen(k) < afterlen;
-    if (ok)
-        strcpy(after, k);
-    else
-        rpc_problem(r, 400, "bad-cursor", "the cursor is not one this list gave", NULL);
-    cJSON_Delete(cur);
-    return ok ? 0 : -1;
+    return rpc_page_args(&p->cursor, req, r, list, limit, after, afterlen);
 }
 
 void lists_add_next(pub_t *p, cJSON *o, const char *list, const char *key)
 {
-    if (key == NULL) {
-        cJSON_AddNullToObject(o, "next_cursor");
-        return;
-    }
-    cJSON *c = cJSON_CreateObject();
-    cJSON_AddStringToObject(c, "l", list);
-    cJSON_AddStringToObject(c, "k", key);
-    char *enc = cursor_encode(&p->cursor, c);
-    cJSON_AddStringToObject(o, "next_cursor", enc);
-    free(enc);
-    cJSON_Delete(c);
+    rpc_page_next(&p->cursor, o, list, key);
 }
 
 /* ================================================================ walking a list */

@@ -302,35 +302,6 @@ static int users__apply(pub_t *p, const char *user_id, const char *username, con
     return d < 0 ? -1 : 0;
 }
 
-/* The URL of the thumb of media_id if it is owner's: 1 (*url malloc'd), 0 not (unknown, someone
- * else's), -1 resize-image not answering. */
-static int users__avatar_url(pub_t *p, const char *owner, const char *media_id, const char *request_id,
-                             char **url)
-{
-    *url = NULL;
-    cJSON *body = cJSON_CreateObject(), *reply = NULL;
-    cJSON_AddItemToArray(cJSON_AddArrayToObject(body, "ids"), cJSON_CreateString(media_id));
-    int status = pub_rpc(p, "resize-image", "media.get", body, request_id, &reply);
-    cJSON_Delete(body);
-    int rc = -1;
-    if (status == 200) {
-        const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(reply, "items"), 0);
-        const char *o = rpc_field_str(m, "owner_id");
-        const cJSON *thumb =
-            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "variants"), "thumb");
-        const char *u = rpc_field_str(thumb, "url");
-        rc = 0;
-        if (o != NULL && strcmp(o, owner) == 0 && u != NULL) {
-            *url = xstrdup(u);
-            rc = 1;
-        }
-    } else if (status >= 400 && status < 500) {
-        rc = 0; /* resize-image refused the question: no avatar rather than retrying forever */
-    }
-    cJSON_Delete(reply);
-    return rc;
-}
-
 int users_caller(pub_t *p, const mq_message_t *req, mq_reply_t *r, cJSON **author)
 {
     const char *uid = req->user_id;
@@ -387,29 +358,6 @@ gone:
 }
 
 /* ================================================================ events */
-
-/* RFC 3339 (as our services write it: UTC, optional fraction) to ms; -1 if it does not parse. */
-static int64_t users__time_ms(const char *s)
-{
-    if (s == NULL)
-        return -1;
-    struct tm tm = {0};
-    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (rest == NULL)
-        return -1;
-    int64_t ms = 0;
-    if (*rest == '.') {
-        int digits = 0;
-        for (rest++; *rest >= '0' && *rest <= '9'; rest++, digits++)
-            if (digits < 3)
-                ms = ms * 10 + (*rest - '0');
-        for (; digits < 3; digits++)
-            ms *= 10;
-    }
-    if (strcmp(rest, "Z") != 0)
-        return -1;
-    return (int64_t)timegm(&tm) * 1000 + ms;
-}
 
 /* Sets the edge from -> to of coll on or off as of at (ms), unless a newer event set it. 0 or -1. */
 static int users__edge_set(pub_t *p, const char *coll, const char *from, const char *to, int on, int64_t at)
@@ -491,13 +439,13 @@ mq_disposition_t users_on_event(mq_t *mq, const mq_message_t *msg, void *ud)
     if (strcmp(key, "user.registered") == 0 || strcmp(key, "user.updated") == 0) {
         const char *uid = rpc_field_str(body, "user_id"), *username = rpc_field_str(body, "username");
         int updated = key[5] == 'u';
-        int64_t v = users__time_ms(rpc_field_str(body, updated ? "updated_at" : "created_at"));
+        int64_t v = json_time_ms(rpc_field_str(body, updated ? "updated_at" : "created_at"));
         const char *media = updated ? rpc_field_str(body, "avatar_media_id") : NULL;
         if (uid == NULL || username == NULL || v < 0) {
             bad = 1;
         } else {
             char *url = NULL;
-            int a = media != NULL ? users__avatar_url(p, uid, media, msg->request_id, &url) : 0;
+            int a = media != NULL ? rpc_media_thumb(p->rpc, uid, media, msg->request_id, (unsigned)p->conf->rpc_timeout_ms, &url) : 0;
             rc = a < 0 ? -1 : users__apply(p, uid, username, rpc_field_str(body, "name"), media, url, v);
             free(url);
         }
@@ -511,7 +459,7 @@ mq_disposition_t users_on_event(mq_t *mq, const mq_message_t *msg, void *ud)
         int follow = key[0] == 'f', on = strstr(key, ".created") != NULL;
         const char *from = rpc_field_str(body, follow ? "follower_id" : "blocker_id"),
                    *to = rpc_field_str(body, follow ? "followee_id" : "blocked_id");
-        int64_t at = users__time_ms(rpc_field_str(body, on ? "created_at" : "deleted_at"));
+        int64_t at = json_time_ms(rpc_field_str(body, on ? "created_at" : "deleted_at"));
         if (from == NULL || to == NULL || at < 0 || (!on && strstr(key, ".deleted") == NULL)) {
             bad = 1;
         } else {
