@@ -324,6 +324,11 @@ typedef struct {
     size_t n;
 } inbox__view_t;
 
+static int inbox__str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 static int inbox__newer_first(const void *a, const void *b)
 {
     const inbox__item_t *x = a, *y = b;
@@ -344,10 +349,20 @@ static int inbox__load(notif_t *n, const char *user, inbox__view_t *v)
     if (rc <= 0)
         return rc;
     bson_iter_t it, ent, fld, rd;
-    bson_iter_t reads;
-    int have_reads = bson_iter_init_find(&reads, &v->doc, "r") && BSON_ITER_HOLDS_DOCUMENT(&reads);
-    if (!bson_iter_init_find(&it, &v->doc, "n") || !BSON_ITER_HOLDS_DOCUMENT(&it) || !bson_iter_recurse(&it, &ent))
+    /* the read marks, sorted, to look each notification up in */
+    const char **reads = NULL;
+    size_t nreads = 0;
+    if (bson_iter_init_find(&it, &v->doc, "r") && BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &rd))
+        while (bson_iter_next(&rd)) {
+            reads = xrealloc(reads, (nreads + 1) * sizeof(*reads));
+            reads[nreads++] = bson_iter_key(&rd);
+        }
+    if (nreads > 1)
+        qsort(reads, nreads, sizeof(*reads), inbox__str_cmp);
+    if (!bson_iter_init_find(&it, &v->doc, "n") || !BSON_ITER_HOLDS_DOCUMENT(&it) || !bson_iter_recurse(&it, &ent)) {
+        free(reads);
         return 0;
+    }
     while (bson_iter_next(&ent)) {
         if (!BSON_ITER_HOLDS_DOCUMENT(&ent) || !bson_iter_recurse(&ent, &fld))
             continue;
@@ -376,13 +391,11 @@ static int inbox__load(notif_t *n, const char *user, inbox__view_t *v)
         }
         if (x.type == NULL || x.actor == NULL)
             continue;
-        if (have_reads) {
-            bson_iter_t r = reads;
-            x.read = bson_iter_recurse(&r, &rd) && bson_iter_find(&rd, x.id);
-        }
+        x.read = nreads > 0 && bsearch(&x.id, reads, nreads, sizeof(*reads), inbox__str_cmp) != NULL;
         v->items = xrealloc(v->items, (v->n + 1) * sizeof(*v->items));
         v->items[v->n++] = x;
     }
+    free(reads);
     if (v->n > 1)
         qsort(v->items, v->n, sizeof(*v->items), inbox__newer_first);
 

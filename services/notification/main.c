@@ -27,7 +27,7 @@ static const cfg_var_t conf_table[] = {
     {"NOTIFY_RETENTION", CFG_MS, "2160h", "notifications older than this are no longer shown (90 days)",
      &conf.retention_ms, 60000, 10L * 365 * 24 * 3600 * 1000},
     {"NOTIFY_POST_BATCH", CFG_INT, "500", "followers told of a new post per bulk write", &conf.post_batch, 1,
-     10000},
+     1000},
     {"NOTIFY_PURGE_INTERVAL", CFG_MS, "10m", "how often old tombstones and push logs are removed",
      &conf.purge_interval_ms, 100, 24L * 3600 * 1000},
     {"FCM_CREDENTIALS", CFG_STRING, "",
