@@ -334,10 +334,16 @@ wait_for() {
 }
 
 # Fails when a port we are about to listen on is taken by something that is not ours.
+# A port just freed by a SIGKILL can stay bound a while longer on a loaded machine (the kernel tears
+# the dead process down after its pid is gone): give it STACK_PORT_WAIT seconds (15) before giving up.
 require_free_port() {
-	local name=$1 port=$2
-	port_open "$port" && die "$name: port 127.0.0.1:$port is already in use by another process (another stack? set STACK_*_PORT)"
-	return 0
+	local name=$1 port=$2 i holder
+	for ((i = 0; i < ${STACK_PORT_WAIT:-15} * 10; i++)); do
+		port_open "$port" || return 0
+		sleep 0.1
+	done
+	holder=$(ss -ltnpH "sport = :$port" 2>/dev/null | grep -o 'users:.*' | head -n 1)
+	die "$name: port 127.0.0.1:$port is already in use by another process${holder:+ ($holder)} (another stack? set STACK_*_PORT)"
 }
 
 require_bin() {

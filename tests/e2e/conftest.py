@@ -81,9 +81,13 @@ def bearer(token):
 
 
 def stack(*args, check=True):
-    """Runs deploy/local/stack.sh with the test stack's environment (inherited from test.sh)."""
-    return subprocess.run([STACK_SH, *args], check=check, env=os.environ.copy(),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=180)
+    """Runs deploy/local/stack.sh with the test stack's environment (inherited from test.sh); with
+    check, a failure says what stack.sh said."""
+    r = subprocess.run([STACK_SH, *args], check=False, env=os.environ.copy(),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=180)
+    if check and r.returncode != 0:
+        raise AssertionError(f"stack.sh {' '.join(args)} failed ({r.returncode}):\n{r.stdout}")
+    return r
 
 
 def start_with_env(name, ready, **env):
