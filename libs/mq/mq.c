@@ -175,6 +175,7 @@ void mq__decode(mq__decoded_t *d, const amqp_basic_properties_t *p, const amqp_b
                 MQ__HDR("x-params", params)
                 MQ__HDR("x-query", query)
                 MQ__HDR("x-client-addr", client_addr)
+                MQ__HDR("x-routing-key", routing_key)
 #undef MQ__HDR
             } else {
                 int64_t v = mq__field_int(&e->value, &ok);
@@ -676,21 +677,32 @@ static int mq__send_reply(mq_t *mq, const mq_message_t *req, mq_reply_t *rep)
     return st == AMQP_STATUS_OK ? 0 : MQ_EDOWN;
 }
 
-/* Republishes a failed message to its own queue with x-retry incremented. */
+/* Republishes a failed message to its own queue with x-retry incremented. Through the default
+ * exchange its routing key becomes the queue's name, so the first key is kept in x-routing-key
+ * (which mq__decode gives back as routing_key): consumers of events tell them apart by it. */
 static int mq__retry(mq_t *mq, const amqp_envelope_t *env, const mq_message_t *m)
 {
     amqp_basic_properties_t props = env->message.properties;
     amqp_table_entry_t entries[32];
-    int n = 0;
+    int n = 0, keyed = 0;
     if (props._flags & AMQP_BASIC_HEADERS_FLAG)
-        for (int i = 0; i < props.headers.num_entries && n < 31; i++)
-            if (!(props.headers.entries[i].key.len == 7 &&
-                  memcmp(props.headers.entries[i].key.bytes, "x-retry", 7) == 0))
-                entries[n++] = props.headers.entries[i];
+        for (int i = 0; i < props.headers.num_entries && n < 30; i++) {
+            amqp_bytes_t k = props.headers.entries[i].key;
+            if (k.len == 7 && memcmp(k.bytes, "x-retry", 7) == 0)
+                continue;
+            keyed |= k.len == 13 && memcmp(k.bytes, "x-routing-key", 13) == 0;
+            entries[n++] = props.headers.entries[i];
+        }
     entries[n].key = amqp_cstring_bytes("x-retry");
     entries[n].value.kind = AMQP_FIELD_KIND_I64;
     entries[n].value.value.i64 = (int64_t)m->retries + 1;
     n++;
+    if (!keyed) {
+        entries[n].key = amqp_cstring_bytes("x-routing-key");
+        entries[n].value.kind = AMQP_FIELD_KIND_UTF8;
+        entries[n].value.value.bytes = env->routing_key;
+        n++;
+    }
     props.headers.entries = entries;
     props.headers.num_entries = n;
     props._flags |= AMQP_BASIC_HEADERS_FLAG;
@@ -736,7 +748,8 @@ static void mq__dispatch(mq_t *mq, amqp_envelope_t *env)
     mq__decode(&d, &env->message.properties, &env->message.body);
     d.m.queue = c != NULL ? c->queue : "";
     d.m.exchange = mq__keep(&d, env->exchange.bytes, env->exchange.len);
-    d.m.routing_key = mq__keep(&d, env->routing_key.bytes, env->routing_key.len);
+    if (d.m.routing_key == NULL) /* a retried message keeps the key it was first published with */
+        d.m.routing_key = mq__keep(&d, env->routing_key.bytes, env->routing_key.len);
     d.m.redelivered = env->redelivered;
     d.m.delivery = (mq_delivery_t){.tag = env->delivery_tag, .generation = mq->generation};
     int st = 0;

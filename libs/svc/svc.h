@@ -52,6 +52,10 @@ typedef struct {
     /* Unacked deliveries per worker connection; 0 means mq's default (100). A daemon whose
      * messages are large or slow (images) takes 1, leaving the rest to other copies. */
     unsigned prefetch;
+    /* MQ_RETRY redeliveries on the worker connections before dead-lettering; 0 means mq's default
+     * (5, about 12 s of a database that does not answer). A daemon whose events must wait out an
+     * outage takes more. */
+    unsigned max_retries;
     void *ud;
 } svc_def_t;
 

@@ -202,6 +202,9 @@ int main(int argc, char **argv)
         .ready = notif_ready,
         .start = notif_start,
         .stop = notif_stop,
+        /* an event that fails because the database is away is tried again for about an hour
+         * (pauses of at most 3.2 s plus 2 s waiting for a server) before it is dead-lettered */
+        .max_retries = 1000,
     };
     return svc_main(argc, argv, &def, conf_table, &conf.svc);
 }

@@ -1,6 +1,7 @@
 """test_resilience_notification.py -- notification killed with SIGKILL in the middle of a burst of
 events: what it had taken but not acked comes again, what it had stored it finds again (ids are
 made from the event), so every notification is there exactly once and the unread count is exact."""
+import time
 import uuid
 
 from authlib import User
@@ -54,3 +55,29 @@ def test_kill9_mid_burst_loses_no_notification_and_duplicates_none():
     assert len(items) == LIKES + FOLLOWS and len({n["id"] for n in items}) == len(items)
     assert unread(a) == LIKES + FOLLOWS
 
+
+
+def test_events_wait_out_a_database_outage():
+    """Events that arrive while FerretDB is down are retried until it is back (notification's
+    consumers allow 1,000 redeliveries, not the default 5, which would have dead-lettered them after
+    about 12 s): a follow and a like published during a 20 s outage are in the inbox afterwards,
+    once each, and nothing is dead-lettered."""
+    a = User()
+    post = make_post(a, "outage")
+    dlq_before = queue_depth("notification.events.dlq")
+    stack("stop", "ferretdb")
+    try:
+        publish_event("follow.created", {"follower_id": "outage-fan", "follower_username": "outagefan",
+                                         "followee_id": a.id, "followee_username": a.username,
+                                         "created_at": "2026-11-21T18:40:03.000Z"})
+        publish_event("like.created", {"target_type": "post", "target_id": post["id"], "post_id": post["id"],
+                                       "recipient_id": a.id, "user_id": "outage-fan", "username": "outagefan",
+                                       "created_at": "2026-11-21T18:40:04.000Z"})
+        time.sleep(20)  # longer than 5 retries of a message last
+    finally:
+        stack("start", "ferretdb")
+    items = wait_until(lambda: (lambda i: i if len(i) == 2 else None)(inbox(a)), timeout=60, interval=0.5,
+                       what="both notifications once the database is back")
+    assert sorted(n["type"] for n in items) == ["follow", "like"]
+    wait_until(lambda: queue_depth("notification.events") == 0, timeout=30, what="notification.events drained")
+    assert queue_depth("notification.events.dlq") == dlq_before, "an event was dead-lettered"

@@ -545,6 +545,38 @@ Test(mq, tick_runs_on_the_run_thread_about_every_tick_ms)
 
 /* Entities carry the run's suffix ("post_<random>.created"), so runs sharing a broker never see
  * each other's events. */
+/* A retried event goes back to its queue through the default exchange, where its routing key would
+ * become the queue's name: consumers that tell events apart by key must still see the first one. */
+Test(mq, a_retried_event_keeps_its_routing_key)
+{
+    char q[128], key[64];
+    mqt_name(q, sizeof(q), "retrykey");
+    snprintf(key, sizeof(key), "thing_%s.created", mqt_suffix);
+    const char *keys[] = {key, NULL};
+    mq_t *pub = mqt_new("unit-events", 1, 0);
+    mq_declare_event_queue(pub, q, keys, 0);
+    cr_assert_eq(mq_connect(pub), 0);
+    cr_assert_eq(mq_publish_event(pub, key, NULL, "req-rk", "{}", 2, 5000), 0);
+    mqt_inbox_t in;
+    mqt_inbox_init(&in, MQ_RETRY);
+    mq_t *consumer = mqt_new("unit-consumer", 0, 2);
+    mq_declare_event_queue(consumer, q, keys, 0);
+    mq_consume(consumer, q, mqt_inbox_handler, &in);
+    mqt_runner_t run;
+    mqt_runner_start(&run, consumer);
+    cr_assert_eq(mqt_inbox_wait(&in, 3, 8000), 3, "the first delivery and two retries");
+    mqt_runner_stop(&run);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(in.seen[i].retries, (unsigned)i);
+        cr_assert_str_eq(in.seen[i].routing_key, key, "delivery %d came with key %s", i, in.seen[i].routing_key);
+        cr_assert_str_eq(in.seen[i].request_id, "req-rk");
+    }
+    amqp_connection_state_t raw = mqt_raw_open();
+    mqt_raw_delete_with_dlq(raw, q);
+    mqt_raw_close(raw);
+    mq_free(pub);
+}
+
 Test(mq, events_are_routed_by_topic_to_bound_queues_only)
 {
     char q[128], post_any[64], post_created[64], post_extra[64], user_deleted[64], comment_created[64];
