@@ -23,18 +23,16 @@ static char *events__cut(const char *s, size_t max)
     return xstrndup(s, i);
 }
 
-/* Stores e for its recipient and queues its push. 0 or -1 (retry the event). */
-static int events__notify(events_worker_t *w, const notif_entry_t *e, const char *request_id)
+/* Stores e for each of recipients (up to NOTIFY_POST_BATCH; never the actor: inbox_put_many leaves it
+ * out) in one bulk write, and queues the pushes of those stored. 0 or -1 (retry the event). */
+static int events__notify(events_worker_t *w, const notif_entry_t *e, const char *const *recipients, size_t n,
+                          const char *request_id)
 {
-    if (strcmp(e->recipient, e->actor) == 0)
-        return 0; /* never to oneself */
-    char id[1][NOTIF_ID_LEN + 1];
-    long stored = inbox_put_many(w->n, e, &e->recipient, 1, id);
-    if (stored < 0)
-        return -1;
-    if (stored == 0)
-        return 0;
-    return push_enqueue(w->n, w->pub, e, &e->recipient, id, 1, request_id);
+    char(*ids)[NOTIF_ID_LEN + 1] = xcalloc(n ? n : 1, sizeof(*ids));
+    long stored = inbox_put_many(w->n, e, recipients, n, ids);
+    int rc = stored < 0 ? -1 : stored == 0 ? 0 : push_enqueue(w->n, w->pub, e, recipients, ids, n, request_id);
+    free(ids);
+    return rc;
 }
 
 /* "X posted" to every follower of the author, in batches (one bulk write each). 0 or -1. */
@@ -45,17 +43,9 @@ static int events__post_to_followers(events_worker_t *w, notif_entry_t *e, const
     if (graph_followers(w->n, e->actor, &followers, &nf) != 0)
         return -1;
     size_t batch = (size_t)w->n->conf->post_batch;
-    char(*ids)[NOTIF_ID_LEN + 1] = xcalloc(batch, sizeof(*ids));
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < nf; i += batch) {
-        size_t k = nf - i < batch ? nf - i : batch;
-        long stored = inbox_put_many(w->n, e, (const char *const *)followers + i, k, ids);
-        if (stored < 0)
-            rc = -1;
-        else if (stored > 0)
-            rc = push_enqueue(w->n, w->pub, e, (const char *const *)followers + i, ids, k, request_id);
-    }
-    free(ids);
+    for (size_t i = 0; rc == 0 && i < nf; i += batch)
+        rc = events__notify(w, e, (const char *const *)followers + i, nf - i < batch ? nf - i : batch, request_id);
     graph_ids_free(followers, nf);
     return rc;
 }
@@ -114,7 +104,7 @@ static int events__follow(events_worker_t *w, const char *key, const cJSON *b, c
                        .actor = from,
                        .actor_username = rpc_field_str(b, "follower_username"),
                        .at = at};
-    return events__notify(w, &e, rid);
+    return events__notify(w, &e, &e.recipient, 1, rid);
 }
 
 static int events__block(events_worker_t *w, const char *key, const cJSON *b)
@@ -164,7 +154,7 @@ static int events__like(events_worker_t *w, const char *key, const cJSON *b, con
                            .post_id = post,
                            .comment_id = strcmp(type, "comment") == 0 ? target : NULL,
                            .at = at};
-        rc = events__notify(w, &e, rid);
+        rc = events__notify(w, &e, &e.recipient, 1, rid);
     }
     free(source);
     return rc;
@@ -213,12 +203,10 @@ static int events__comment(events_worker_t *w, const char *key, const cJSON *b, 
                        .reply_to = reply_to,
                        .text = cut,
                        .at = at};
-    int rc = events__notify(w, &e, rid);
-    /* a reply also tells the author of the comment it answers */
-    if (rc == 0 && parent_author != NULL && strcmp(parent_author, post_author) != 0) {
-        e.recipient = parent_author;
-        rc = events__notify(w, &e, rid);
-    }
+    /* a reply also tells the author of the comment it answers (once, if that is the post's author) */
+    const char *to[] = {post_author, parent_author};
+    size_t nto = parent_author != NULL && strcmp(parent_author, post_author) != 0 ? 2 : 1;
+    int rc = events__notify(w, &e, to, nto, rid);
     free(cut);
     return rc;
 }

@@ -237,6 +237,15 @@ def component_response(name):
 
 # ------------------------------------------------------------------ openapi.yaml itself
 
+def check_not_allowed(client, token, cases):
+    """Each (method, url, allow) of cases answers 405 MethodNotAllowed with exactly those methods in Allow."""
+    for method, url, allow in cases:
+        r = client.request(method, url, headers=bearer(token))
+        is_problem(r, 405)
+        check_response(r, component_response("MethodNotAllowed"), f"{method} {url}")
+        assert set(r.headers["allow"].split(", ")) == set(allow), (method, url, r.headers["allow"])
+
+
 def _effective_parameters(path_item_uri, op_uri):
     params = {}
     for uri in (path_item_uri, op_uri):
@@ -2102,12 +2111,8 @@ def test_media_routes_live_match_spec(media_up):
         media_call(c, "POST", "/v1/media", 401, ptype="missing-token", **_upload_kw(jpg))
 
         # ---- methods the routes do not take: 405 with Allow
-        for method, url, allow in (("PUT", "/v1/media", "POST"), ("GET", "/v1/media", "POST"),
-                                   ("DELETE", f"/v1/media/{created['id']}", "GET")):
-            r = c.request(method, url, headers=bearer(tok))
-            is_problem(r, 405)
-            check_response(r, component_response("MethodNotAllowed"), f"{method} {url}")
-            assert r.headers["allow"] == allow, (method, url, r.headers["allow"])
+        check_not_allowed(c, tok, (("PUT", "/v1/media", {"POST"}), ("GET", "/v1/media", {"POST"}),
+                                   ("DELETE", f"/v1/media/{created['id']}", {"GET"})))
 
 
 # ------------------------------------------------------------------ resize-image's events and RPC, off the broker
@@ -2901,14 +2906,11 @@ def test_publication_routes_match_spec(publication_up, media_up):
                    what="the deleted account's like gone from the count")
 
         # ---- methods the routes do not take: 405 with Allow
-        for method, url, allow in (("GET", "/v1/posts", {"POST"}), ("PUT", f"/v1/posts/{post['id']}", {"GET", "PATCH", "DELETE"}),
-                                   ("PUT", f"/v1/posts/{post['id']}/like", {"POST", "DELETE"}),
-                                   ("DELETE", f"/v1/posts/{post['id']}/likes", {"GET"}),
-                                   ("POST", f"/v1/tags/{tag}/posts", {"GET"})):
-            r = ca.request(method, url, headers=bearer(tok_a))
-            is_problem(r, 405)
-            check_response(r, component_response("MethodNotAllowed"), f"{method} {url}")
-            assert set(r.headers["allow"].split(", ")) == allow, (method, url, r.headers["allow"])
+        check_not_allowed(ca, tok_a, (("GET", "/v1/posts", {"POST"}),
+                                      ("PUT", f"/v1/posts/{post['id']}", {"GET", "PATCH", "DELETE"}),
+                                      ("PUT", f"/v1/posts/{post['id']}/like", {"POST", "DELETE"}),
+                                      ("DELETE", f"/v1/posts/{post['id']}/likes", {"GET"}),
+                                      ("POST", f"/v1/tags/{tag}/posts", {"GET"})))
     finally:
         for c in (ca, cb, cc):
             c.close()
@@ -3282,11 +3284,7 @@ def test_feed_routes_match_spec(publication_up, media_up):
         other = call(ca, "GET", "/v1/users/{username}/posts", 200, path={"username": a["username"]}, params={"limit": 1})
         assert other["next_cursor"], other
         call(cb, "GET", "/v1/feed", 400, tok=tok_b, params={"cursor": other["next_cursor"]})  # another list's
-        for method in ("POST", "DELETE", "PUT"):
-            r = cb.request(method, "/v1/feed", headers=bearer(tok_b))
-            is_problem(r, 405)
-            check_response(r, component_response("MethodNotAllowed"), f"{method} /v1/feed")
-            assert r.headers["allow"] == "GET", r.headers["allow"]
+        check_not_allowed(cb, tok_b, [(method, "/v1/feed", {"GET"}) for method in ("POST", "DELETE", "PUT")])
     finally:
         for c in (ca, cb):
             c.close()
@@ -3465,14 +3463,10 @@ def test_story_and_highlight_routes_match_spec(publication_up, media_up):
         call(cb, "GET", "/v1/users/{username}/highlights", 404, tok=tok_b, path={"username": a["username"]})
         assert call(cb, "GET", "/v1/stories/feed", 200, tok=tok_b) == {"items": [], "next_cursor": None}
 
-        for method, url, allow in (("GET", "/v1/stories", {"POST"}), ("GET", f"/v1/stories/{s2['id']}", {"DELETE"}),
-                                   ("GET", f"/v1/stories/{s2['id']}/seen", {"POST"}),
-                                   ("POST", "/v1/stories/feed", {"GET"}), ("GET", "/v1/highlights", {"POST"}),
-                                   ("POST", f"/v1/users/{a['username']}/stories", {"GET"})):
-            r = ca.request(method, url, headers=bearer(tok_a))
-            is_problem(r, 405)
-            check_response(r, component_response("MethodNotAllowed"), f"{method} {url}")
-            assert set(r.headers["allow"].split(", ")) == allow, (method, url, r.headers["allow"])
+        check_not_allowed(ca, tok_a, (("GET", "/v1/stories", {"POST"}), ("GET", f"/v1/stories/{s2['id']}", {"DELETE"}),
+                                      ("GET", f"/v1/stories/{s2['id']}/seen", {"POST"}),
+                                      ("POST", "/v1/stories/feed", {"GET"}), ("GET", "/v1/highlights", {"POST"}),
+                                      ("POST", f"/v1/users/{a['username']}/stories", {"GET"})))
     finally:
         for c in (ca, cb, cc):
             c.close()
