@@ -2,9 +2,8 @@
  * that tells every copy's index which document changed.
  *
  * Every write reads the document by _id, decides, and writes it by _id (FerretDB answers nothing
- * else from an index). Versions (the event's time) make late or repeated events harmless;
- * counters remember the message ids they applied in the document they count (seen), so the
- * increment and its mark are one atomic update. Writes of one document are serialised in this
+ * else from an index). Versions (the event's time) make late or repeated events harmless; counts
+ * are sizes of sets of members (see counters). Writes of one document are serialised in this
  * process (docs__lock); two copies racing on one document can still interleave, which only an
  * older event arriving at the same millisecond as a newer one could turn into a stale value. */
 #include <string.h>
@@ -15,7 +14,6 @@
 #include "search.h"
 
 #define DOCS__STRIPES 64
-#define DOCS__SEEN_MAX 32 /* message ids a counter remembers (the newest) */
 
 static pthread_mutex_t docs__stripes[DOCS__STRIPES] = {
     [0 ... DOCS__STRIPES - 1] = PTHREAD_MUTEX_INITIALIZER,
@@ -70,72 +68,173 @@ static int docs__update(search_t *s, const char *coll, const char *id, const bso
     return rc < 0 ? -1 : 0;
 }
 
-/* ================================================================ counters */
+/* ================================================================ counters
+ *
+ * A count (a post's likes and comments, an account's followers) is the number of members of a set
+ * kept in the collection edges: who liked the post, which comments it has, who follows the
+ * account. Each member holds the time of its last change, positive while it is in and negative
+ * once it left, so a repeated or late event changes nothing. A set is spread over
+ * DOCS__BUCKETS documents ("<kind>:<target>:<bucket>", {m: {member: ±ms}, n: members in}) so
+ * that no document grows with a popular post; each change updates one of them (member and n in
+ * one atomic update), then the sum of their n is written into the counted document. */
 
-/* Adds delta to coll's counter field of id once per message_id. A document that is gone is left
- * alone. 0 or -1. */
-static int docs__count(search_t *s, const char *coll, const char *id, const char *field, int64_t delta,
-                       const char *message_id)
+#define DOCS__BUCKETS 16
+
+typedef struct {
+    int64_t sum;
+} docs__sum_t;
+
+static int docs__sum_one(const bson_t *doc, void *ud)
 {
-    bson_t doc;
-    pthread_mutex_t *m = docs__lock(coll, id);
-    int rc = docs__get(s, coll, id, &doc);
-    if (rc < 0)
-        goto out;
-    rc = 0;
-    if (db_doc_int(&doc, "gone") != 0)
-        goto out;
-    bson_iter_t it, seen;
-    if (bson_iter_init_find(&it, &doc, "seen") && BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &seen) &&
-        bson_iter_find(&seen, message_id))
-        goto out; /* applied before */
-    /* the newest DOCS__SEEN_MAX - 1 marks stay, with this one: drop the oldest beyond them */
-    const char *keys[2 * DOCS__SEEN_MAX];
-    int64_t when[2 * DOCS__SEEN_MAX];
-    size_t n = 0;
-    if (bson_iter_init_find(&it, &doc, "seen") && BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &seen)) {
-        while (n < CORE_ARRAY_SIZE(keys) && bson_iter_next(&seen)) {
-            keys[n] = bson_iter_key(&seen);
-            when[n++] = BSON_ITER_HOLDS_INT64(&seen) ? bson_iter_int64(&seen) : 0;
+    ((docs__sum_t *)ud)->sum += db_doc_int(doc, "n");
+    return 0;
+}
+
+typedef struct {
+    char **ids;
+    size_t n;
+} docs__members_t;
+
+static int docs__members_one(const bson_t *doc, void *ud)
+{
+    docs__members_t *out = ud;
+    bson_iter_t it, m;
+    if (bson_iter_init_find(&it, doc, "m") && BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &m)) {
+        while (bson_iter_next(&m)) {
+            if (!BSON_ITER_HOLDS_INT64(&m) || bson_iter_int64(&m) <= 0)
+                continue;
+            out->ids = xrealloc(out->ids, (out->n + 1) * sizeof(*out->ids));
+            out->ids[out->n++] = xstrdup(bson_iter_key(&m));
         }
     }
-    size_t drop = n >= DOCS__SEEN_MAX ? n - DOCS__SEEN_MAX + 1 : 0;
-    bson_t u = BSON_INITIALIZER, inc, set, unset;
-    char key[160];
-    BSON_APPEND_DOCUMENT_BEGIN(&u, "$inc", &inc);
-    BSON_APPEND_INT64(&inc, field, delta);
-    bson_append_document_end(&u, &inc);
-    BSON_APPEND_DOCUMENT_BEGIN(&u, "$set", &set);
-    snprintf(key, sizeof(key), "seen.%s", message_id);
-    BSON_APPEND_INT64(&set, key, core_wall_ms());
-    bson_append_document_end(&u, &set);
-    if (drop > 0) {
-        BSON_APPEND_DOCUMENT_BEGIN(&u, "$unset", &unset);
-        for (size_t k = 0; k < drop; k++) { /* selection of the k-th oldest */
-            size_t o = k;
-            for (size_t i = k + 1; i < n; i++)
-                if (when[i] < when[o])
-                    o = i;
-            const char *tk = keys[o];
-            int64_t tw = when[o];
-            keys[o] = keys[k];
-            when[o] = when[k];
-            keys[k] = tk;
-            when[k] = tw;
-            snprintf(key, sizeof(key), "seen.%s", keys[k]);
-            BSON_APPEND_INT32(&unset, key, 1);
+    return 0;
+}
+
+static void docs__members_free(docs__members_t *m)
+{
+    for (size_t i = 0; i < m->n; i++)
+        free(m->ids[i]);
+    free(m->ids);
+}
+
+/* The members in kind's set of target now. 0 or -1. */
+static int docs__members(search_t *s, const char *kind, const char *target, docs__members_t *out)
+{
+    char *ids[DOCS__BUCKETS];
+    for (unsigned b = 0; b < DOCS__BUCKETS; b++)
+        ids[b] = xasprintf("%s:%s:%u", kind, target, b);
+    int rc = db_find_ids(s->db, "edges", (const char *const *)ids, DOCS__BUCKETS, docs__members_one, out) < 0 ? -1 : 0;
+    for (unsigned b = 0; b < DOCS__BUCKETS; b++)
+        free(ids[b]);
+    return rc;
+}
+
+/* Puts each of members (n of them; ids without '.' or a leading '$') in kind's set of target
+ * (on) or takes it out, as of time v; then (coll not NULL) writes the size of the set into field
+ * of coll's document target, unless that one is gone. 0, 1 (a member that cannot be a field name)
+ * or -1. */
+static int docs__edges(search_t *s, const char *kind, const char *target, const char *const *members, size_t n,
+                       int on, int64_t v, const char *coll, const char *field)
+{
+    for (size_t i = 0; i < n; i++)
+        if (members[i][0] == '\0' || members[i][0] == '$' || strchr(members[i], '.') != NULL ||
+            strlen(members[i]) > 64)
+            return 1;
+    char key[160], *ids[DOCS__BUCKETS];
+    int rc = 0;
+    pthread_mutex_t *m = docs__lock(kind, target); /* one writer of a target's sets and count here */
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        uint32_t h = 2166136261u;
+        for (const char *c = members[i]; *c; c++)
+            h = (h ^ (unsigned char)*c) * 16777619u;
+        snprintf(key, sizeof(key), "%s:%s:%u", kind, target, h % DOCS__BUCKETS);
+        bson_t doc;
+        bson_iter_t it;
+        if ((rc = docs__get(s, "edges", key, &doc)) >= 0) {
+            rc = 0;
+            char path[96];
+            snprintf(path, sizeof(path), "m.%s", members[i]);
+            int64_t cur = bson_iter_init(&it, &doc) && bson_iter_find_descendant(&it, path, &it) &&
+                                  BSON_ITER_HOLDS_INT64(&it)
+                              ? bson_iter_int64(&it)
+                              : 0;
+            int64_t was = cur < 0 ? -cur : cur;
+            /* newer wins; at the same millisecond the removal does (it came second) */
+            if (v > was || (v == was && !on && cur > 0)) {
+                int flip = (cur > 0) != on;
+                bson_t *u = BCON_NEW("$set", "{", path, BCON_INT64(on ? v : -v), "}", "$inc", "{", "n",
+                                     BCON_INT64(flip ? (on ? 1 : -1) : 0), "}");
+                rc = docs__update(s, "edges", key, u);
+                bson_destroy(u);
+            }
         }
-        bson_append_document_end(&u, &unset);
+        bson_destroy(&doc);
     }
-    rc = docs__update(s, coll, id, &u);
-    bson_destroy(&u);
-out:
+    if (rc == 0 && coll != NULL) { /* the count, from every bucket (again after a repeated event: it may not be
+                                      written yet) */
+        for (unsigned b = 0; b < DOCS__BUCKETS; b++)
+            ids[b] = xasprintf("%s:%s:%u", kind, target, b);
+        docs__sum_t sum = {0};
+        rc = db_find_ids(s->db, "edges", (const char *const *)ids, DOCS__BUCKETS, docs__sum_one, &sum) < 0 ? -1 : 0;
+        for (unsigned b = 0; b < DOCS__BUCKETS; b++)
+            free(ids[b]);
+        bson_t doc;
+        if (rc == 0 && (rc = docs__get(s, coll, target, &doc)) >= 0) {
+            rc = 0;
+            if (db_doc_int(&doc, "gone") == 0) {
+                bson_t *u = BCON_NEW("$set", "{", field, BCON_INT64(sum.sum), "}");
+                rc = docs__update(s, coll, target, u);
+                bson_destroy(u);
+            }
+        }
+        bson_destroy(&doc);
+    }
     pthread_mutex_unlock(m);
-    bson_destroy(&doc);
     return rc;
 }
 
 /* ================================================================ users */
+
+/* follower follows followee (on) or no longer, as of v; the followee's count and index follow. */
+static int docs__follow_set(search_worker_t *w, const char *follower, const char *followee, int on, int64_t v)
+{
+    /* and whom the follower follows, for when that account is deleted or blocks */
+    int rc = docs__edges(w->s, "following", follower, &followee, 1, on, v, NULL, NULL);
+    if (rc == 0)
+        rc = docs__edges(w->s, "followers", followee, &follower, 1, on, v, "users", "f");
+    return rc != 0 ? rc : docs__sync(w, "user", followee);
+}
+
+/* A deleted account's likes, comments and follows leave the counts they were in (no like.deleted,
+ * comment.deleted or follow.deleted is published for them). 0 or -1. */
+static int docs__forget(search_worker_t *w, const char *uid, int64_t v)
+{
+    static const char *const kinds[] = {"liked", "commented", "following"};
+    int rc = 0;
+    for (size_t k = 0; k < CORE_ARRAY_SIZE(kinds) && rc == 0; k++) {
+        docs__members_t m = {0};
+        rc = docs__members(w->s, kinds[k], uid, &m);
+        for (size_t i = 0; i < m.n && rc == 0; i++) {
+            const char *target = m.ids[i];
+            if (k == 2) {
+                rc = docs__follow_set(w, uid, target, 0, v);
+                continue;
+            }
+            char *post = xstrdup(target), *comment = strchr(post, ':');
+            if (k == 1 && comment != NULL)
+                *comment++ = '\0';
+            const char *member = k == 0 ? uid : comment;
+            if (member != NULL)
+                rc = docs__edges(w->s, k == 0 ? "likes" : "comments", post, &member, 1, 0, v, "posts",
+                                 k == 0 ? "l" : "k");
+            if (rc == 0 && member != NULL)
+                rc = docs__sync(w, "post", post) != 0 ? -1 : 0;
+            free(post);
+        }
+        docs__members_free(&m);
+    }
+    return rc < 0 ? -1 : 0;
+}
 
 static int docs__user(search_worker_t *w, const char *key, const cJSON *b)
 {
@@ -155,7 +254,7 @@ static int docs__user(search_worker_t *w, const char *key, const cJSON *b)
         bson_t *u;
         if (deleted) /* the tombstone keeps late events of the account out */
             u = BCON_NEW("$set", "{", "gone", BCON_INT64(v), "}", "$unset", "{", "u", BCON_INT32(1), "n",
-                         BCON_INT32(1), "f", BCON_INT32(1), "seen", BCON_INT32(1), "v", BCON_INT32(1), "}");
+                         BCON_INT32(1), "f", BCON_INT32(1), "v", BCON_INT32(1), "}");
         else if (db_doc_int(&doc, "v") <= v)
             u = BCON_NEW("$set", "{", "u", BCON_UTF8(username), "n", BCON_UTF8(name), "v", BCON_INT64(v), "}");
         else
@@ -173,19 +272,20 @@ static int docs__user(search_worker_t *w, const char *key, const cJSON *b)
         bson_t *f = BCON_NEW("a", BCON_UTF8(uid));
         rc = db_delete_many(s->db, "posts", f) < 0 ? -1 : 0;
         bson_destroy(f);
+        if (rc == 0)
+            rc = docs__forget(w, uid, v);
     }
     return rc < 0 || docs__sync(w, "user", uid) != 0 ? -1 : 0;
 }
 
-static int docs__follow(search_worker_t *w, const char *key, const cJSON *b, const char *message_id)
+static int docs__follow(search_worker_t *w, const char *key, const cJSON *b)
 {
     const char *follower = rpc_field_str(b, "follower_id"), *followee = rpc_field_str(b, "followee_id");
-    if (follower == NULL || followee == NULL || strlen(followee) > 64)
+    int on = strcmp(key, "follow.created") == 0;
+    int64_t v = json_time_ms(rpc_field_str(b, on ? "created_at" : "deleted_at"));
+    if (follower == NULL || followee == NULL || v < 0 || strlen(followee) > 64)
         return 1;
-    int64_t delta = strcmp(key, "follow.created") == 0 ? 1 : -1;
-    if (docs__count(w->s, "users", followee, "f", delta, message_id) != 0)
-        return -1;
-    return docs__sync(w, "user", followee) != 0 ? -1 : 0;
+    return docs__follow_set(w, follower, followee, on, v);
 }
 
 static int docs__block(search_worker_t *w, const char *key, const cJSON *b)
@@ -211,6 +311,9 @@ static int docs__block(search_worker_t *w, const char *key, const cJSON *b)
     }
     pthread_mutex_unlock(m);
     bson_destroy(&doc);
+    /* a block ends the follows both ways (no follow.deleted is published for them) */
+    if (rc == 0 && on && (docs__follow_set(w, blocker, blocked, 0, v) != 0 || docs__follow_set(w, blocked, blocker, 0, v) != 0))
+        rc = -1;
     return rc < 0 || docs__sync(w, "block", id) != 0 ? -1 : 0;
 }
 
@@ -276,7 +379,7 @@ static int docs__post(search_worker_t *w, const char *key, const cJSON *b)
         BSON_APPEND_INT64(&set, "gone", v);
         bson_append_document_end(&u, &set);
         BSON_APPEND_DOCUMENT_BEGIN(&u, "$unset", &unset);
-        static const char *const fields[] = {"a", "u", "c", "t", "th", "at", "e", "v", "l", "k", "seen"};
+        static const char *const fields[] = {"a", "u", "c", "t", "th", "at", "e", "v", "l", "k"};
         for (size_t i = 0; i < CORE_ARRAY_SIZE(fields); i++)
             BSON_APPEND_INT32(&unset, fields[i], 1);
         bson_append_document_end(&u, &unset);
@@ -311,34 +414,68 @@ out:
     return rc < 0 || docs__sync(w, "post", post) != 0 ? -1 : 0;
 }
 
-static int docs__like(search_worker_t *w, const char *key, const cJSON *b, const char *message_id)
+static int docs__like(search_worker_t *w, const char *key, const cJSON *b)
 {
     const char *type = rpc_field_str(b, "target_type"), *post = rpc_field_str(b, "post_id");
-    if (type == NULL || post == NULL || strlen(post) > 64)
+    const char *user = rpc_field_str(b, "user_id");
+    int on = strcmp(key, "like.created") == 0;
+    int64_t v = json_time_ms(rpc_field_str(b, on ? "created_at" : "deleted_at"));
+    if (type == NULL || post == NULL || user == NULL || v < 0 || strlen(post) > 64)
         return 1;
     if (strcmp(type, "post") != 0)
         return 0; /* a comment's likes weigh nothing here */
-    int64_t delta = strcmp(key, "like.created") == 0 ? 1 : -1;
-    if (docs__count(w->s, "posts", post, "l", delta, message_id) != 0)
-        return -1;
-    return docs__sync(w, "post", post) != 0 ? -1 : 0;
+    /* and what the user liked, for when the account is deleted */
+    int rc = docs__edges(w->s, "liked", user, &post, 1, on, v, NULL, NULL);
+    if (rc == 0)
+        rc = docs__edges(w->s, "likes", post, &user, 1, on, v, "posts", "l");
+    return rc != 0 ? rc : docs__sync(w, "post", post);
 }
 
-static int docs__comment(search_worker_t *w, const char *key, const cJSON *b, const char *message_id)
+static int docs__comment(search_worker_t *w, const char *key, const cJSON *b)
 {
-    const char *post = rpc_field_str(b, "post_id");
-    if (post == NULL || strlen(post) > 64)
+    const char *post = rpc_field_str(b, "post_id"), *comment = rpc_field_str(b, "comment_id");
+    int on = strcmp(key, "comment.created") == 0;
+    int64_t v = json_time_ms(rpc_field_str(b, on ? "created_at" : "deleted_at"));
+    if (post == NULL || comment == NULL || v < 0 || strlen(post) > 64)
         return 1;
-    int64_t delta = 1;
-    if (strcmp(key, "comment.deleted") == 0) {
-        const cJSON *replies = cJSON_GetObjectItemCaseSensitive(b, "reply_ids");
+    /* a deleted comment takes its replies with it, as publication counts them */
+    const char *members[101] = {comment};
+    size_t n = 1;
+    if (!on) {
+        const cJSON *replies = cJSON_GetObjectItemCaseSensitive(b, "reply_ids"), *r;
         if (!cJSON_IsArray(replies))
             return 1;
-        delta = -1 - cJSON_GetArraySize(replies); /* its replies went with it, as publication counts */
+        cJSON_ArrayForEach(r, replies)
+        {
+            if (!cJSON_IsString(r))
+                return 1;
+            if (n < CORE_ARRAY_SIZE(members))
+                members[n++] = r->valuestring;
+        }
+        if (cJSON_GetArraySize(replies) >= (int)CORE_ARRAY_SIZE(members)) {
+            /* more replies than one pass takes: the rest in further passes */
+            size_t total = (size_t)cJSON_GetArraySize(replies);
+            for (size_t from = CORE_ARRAY_SIZE(members) - 1; from < total; from += CORE_ARRAY_SIZE(members)) {
+                const char *more[CORE_ARRAY_SIZE(members)];
+                size_t k = 0;
+                for (size_t j = from; j < total && k < CORE_ARRAY_SIZE(more); j++)
+                    more[k++] = cJSON_GetArrayItem(replies, (int)j)->valuestring;
+                int rc = docs__edges(w->s, "comments", post, more, k, 0, v, "posts", "k");
+                if (rc != 0)
+                    return rc;
+            }
+        }
     }
-    if (docs__count(w->s, "posts", post, "k", delta, message_id) != 0)
-        return -1;
-    return docs__sync(w, "post", post) != 0 ? -1 : 0;
+    int rc = 0;
+    const char *author = rpc_field_str(b, "author_id");
+    if (author != NULL && strlen(author) <= 64) { /* and what the author wrote, for when the account is deleted */
+        char *mine = xasprintf("%s:%s", post, comment);
+        rc = docs__edges(w->s, "commented", author, (const char *const *)&mine, 1, on, v, NULL, NULL);
+        free(mine);
+    }
+    if (rc == 0)
+        rc = docs__edges(w->s, "comments", post, members, n, on, v, "posts", "k");
+    return rc != 0 ? rc : docs__sync(w, "post", post);
 }
 
 /* ================================================================ dispatch */
@@ -351,9 +488,8 @@ mq_disposition_t docs_on_event(mq_t *mq, const mq_message_t *msg, void *ud)
     const char *mid = msg->message_id;
     cJSON *b = json_parse_object(msg->body, msg->body_len, 1 << 20, 16, NULL);
     int rc = 1;
-    if (b == NULL || mid == NULL || mid[0] == '\0' || strlen(mid) > 100 || strchr(mid, '.') != NULL ||
-        mid[0] == '$')
-        rc = 1; /* a message id must be a field name of seen */
+    if (b == NULL)
+        rc = 1;
     else if (strcmp(key, "user.registered") == 0 || strcmp(key, "user.updated") == 0 ||
              strcmp(key, "user.deleted") == 0)
         rc = docs__user(w, key, b);
@@ -361,11 +497,11 @@ mq_disposition_t docs_on_event(mq_t *mq, const mq_message_t *msg, void *ud)
              strcmp(key, "post.deleted") == 0)
         rc = docs__post(w, key, b);
     else if (strcmp(key, "like.created") == 0 || strcmp(key, "like.deleted") == 0)
-        rc = docs__like(w, key, b, mid);
+        rc = docs__like(w, key, b);
     else if (strcmp(key, "comment.created") == 0 || strcmp(key, "comment.deleted") == 0)
-        rc = docs__comment(w, key, b, mid);
+        rc = docs__comment(w, key, b);
     else if (strcmp(key, "follow.created") == 0 || strcmp(key, "follow.deleted") == 0)
-        rc = docs__follow(w, key, b, mid);
+        rc = docs__follow(w, key, b);
     else if (strcmp(key, "block.created") == 0 || strcmp(key, "block.deleted") == 0)
         rc = docs__block(w, key, b);
     cJSON_Delete(b);

@@ -412,8 +412,7 @@ static int index__load_one(const bson_t *doc, void *ud)
 static long index__load(search_t *s, index__db_t *db, const char *coll, int (*put)(index__db_t *, const bson_t *))
 {
     index__load_t l = {.db = db, .put = put};
-    bson_t *f = bson_new(), *opts = BCON_NEW("projection", "{", "seen", BCON_INT32(0), "}", "batchSize",
-                                             BCON_INT32(2000));
+    bson_t *f = bson_new(), *opts = BCON_NEW("batchSize", BCON_INT32(2000));
     long rc = db_each(s->db, coll, f, opts, index__load_one, &l);
     bson_destroy(f);
     bson_destroy(opts);
@@ -506,11 +505,9 @@ static int index__sync(search_index_t *ix, index__db_t *db, const char *kind, co
     const char *coll = strcmp(kind, "post") == 0 ? "posts" : strcmp(kind, "user") == 0 ? "users" : "blocks";
     int (*put)(index__db_t *, const bson_t *) = coll[0] == 'p' ? index__put_post : coll[0] == 'u' ? index__put_user
                                                                                                  : index__put_block;
-    bson_t doc = BSON_INITIALIZER, *f = BCON_NEW("_id", BCON_UTF8(id)),
-           *opts = BCON_NEW("projection", "{", "seen", BCON_INT32(0), "}");
-    int rc = db_find_one(ix->s->db, coll, f, opts, &doc);
+    bson_t doc = BSON_INITIALIZER, *f = BCON_NEW("_id", BCON_UTF8(id));
+    int rc = db_find_one(ix->s->db, coll, f, NULL, &doc);
     bson_destroy(f);
-    bson_destroy(opts);
     if (rc == 0) { /* never written, or purged: as a tombstone would say */
         bson_reinit(&doc);
         BSON_APPEND_UTF8(&doc, "_id", id);

@@ -5,6 +5,7 @@
  * and the FTS5 expression is built from those, so no input is FTS syntax. */
 #include <errno.h>
 #include <glib.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,7 +135,7 @@ static char *query__q(const mq_message_t *req, mq_reply_t *r, char *buf, size_t 
 static int query__int(const mq_message_t *req, mq_reply_t *r, const char *name, long def, long min, long max,
                       long clamp, long *out)
 {
-    char buf[32];
+    char buf[64];
     int rc = rpc_query(req, name, buf, sizeof(buf));
     *out = def;
     if (rc == 0)
@@ -145,7 +146,9 @@ static int query__int(const mq_message_t *req, mq_reply_t *r, const char *name, 
     if (ok) {
         errno = 0;
         v = strtol(buf, &end, 10);
-        ok = errno == 0 && *end == '\0';
+        ok = *end == '\0';
+        if (ok && errno == ERANGE) /* digits beyond a long: clamped like any large value, else refused */
+            v = clamp > 0 ? clamp : LONG_MAX;
     }
     if (ok && clamp > 0 && v > clamp)
         v = clamp;
@@ -380,8 +383,9 @@ static void query__users(search_worker_t *w, query__run_t *q, const char *me, co
     g_string_free(match, TRUE);
 }
 
-/* Tags starting with prefix (folded), the exact one first, then the most used. */
-static void query__tags(query__run_t *q, const char *prefix, long limit, long offset, cJSON *items, long *total)
+/* Tags starting with prefix (folded): the exact one first (exact_first), then the most used. */
+static void query__tags(query__run_t *q, const char *prefix, int exact_first, long limit, long offset, cJSON *items,
+                        long *total)
 {
     char *end = query__prefix_end(prefix);
     if (query__prepare(q, "SELECT count(*) FROM tags WHERE tag >= ?1 AND tag < ?2")) {
@@ -390,11 +394,12 @@ static void query__tags(query__run_t *q, const char *prefix, long limit, long of
         *total = query__count(q);
     }
     if (*total > offset && query__prepare(q, "SELECT tag, posts FROM tags WHERE tag >= ?1 AND tag < ?2"
-                                             " ORDER BY tag = ?1 DESC, posts DESC, tag LIMIT ?3 OFFSET ?4")) {
+                                             " ORDER BY tag = ?1 AND ?5 DESC, posts DESC, tag LIMIT ?3 OFFSET ?4")) {
         sqlite3_bind_text(q->st, 1, prefix, -1, SQLITE_STATIC);
         sqlite3_bind_text(q->st, 2, end, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q->st, 3, limit);
         sqlite3_bind_int64(q->st, 4, offset);
+        sqlite3_bind_int(q->st, 5, exact_first);
         while (query__step(q) == SQLITE_ROW)
             cJSON_AddItemToArray(items, query__tag(q->st, 0));
     }
@@ -448,7 +453,7 @@ void query_search(search_worker_t *w, const mq_message_t *req, mq_reply_t *r)
     if (type[0] == 't') {
         char *prefix = query__tag_prefix(text);
         if (prefix != NULL)
-            query__tags(&q, prefix, limit, offset, items, &total);
+            query__tags(&q, prefix, 1, limit, offset, items, &total);
         g_free(prefix);
     } else {
         query_words_t words;
@@ -489,8 +494,7 @@ void query_autocomplete(search_worker_t *w, const mq_message_t *req, mq_reply_t 
     if (want_tags) {
         char *prefix = query__tag_prefix(text);
         if (prefix != NULL) {
-            /* most used first (query__tags puts an exact name first, which autocomplete wants too) */
-            query__tags(&q, prefix, AUTOCOMPLETE_ITEMS, 0, tags, &unused);
+            query__tags(&q, prefix, 0, AUTOCOMPLETE_ITEMS, 0, tags, &unused); /* most used first */
             g_free(prefix);
         }
     }
