@@ -73,6 +73,9 @@ static const gw_route_t gw__table[] = {
      0, 0},
     {"POST", "/v1/notifications/read_all", "notification", "notification.read_all", GW_AUTH_REQUIRED, 0, 0, 0},
     {"PATCH", "/v1/notifications/{id}", "notification", "notification.mark", GW_AUTH_REQUIRED, 4 * KiB, 0, 0},
+    /* Search (search): anonymous callers are served too, without block filtering. */
+    {"GET", "/v1/search", "search", "search.search", GW_AUTH_OPTIONAL, 0, 0, 0},
+    {"GET", "/v1/search/autocomplete", "search", "search.autocomplete", GW_AUTH_OPTIONAL, 0, 0, 0},
     /* Test and benchmark routes, served by tests/echod; only with GATEWAY_DEBUG_ROUTES=true. */
     {"GET", "/v1/debug/echo", "echo", "echo.echo", GW_AUTH_REQUIRED, 0, 0, 1},
     {"POST", "/v1/debug/echo", "echo", "echo.echo", GW_AUTH_REQUIRED, 64 * KiB, 0, 1},

@@ -48,7 +48,7 @@ def test_readyz_reports_broker_and_services(client):
     body = r.json()
     assert body["status"] == "ready"
     assert body["broker"] == "up"
-    assert body["services"] == {"auth": "up", "resize-image": "up", "publication": "up", "notification": "up",
+    assert body["services"] == {"auth": "up", "resize-image": "up", "publication": "up", "notification": "up", "search": "up",
                                 "echo": "up"}
 
 
