@@ -129,6 +129,29 @@ def test_a_deleted_account_and_its_posts_leave_search():
     print(f"a deleted account left search {took:.3f} s after its 204")
 
 
+def test_hashtag_and_at_words_match_only_tags_and_authors_and_words_are_folded_not_prefixed(author):
+    y = named_user()
+    w, t = word(), word()
+    tagged = make_post(author, f"{w} sunrise #{t}")["id"]
+    plain = make_post(author, f"{w} sunrise {t}")["id"]
+    by_y = make_post(y, f"{w} sunrise @{author.username} {t}")["id"]
+    accented = make_post(author, f"Crème brûlée {w}é")["id"]
+    wait_ids(None, f"{w}e", [accented])
+    # a word is a whole word: "{w}" is not a prefix of "{w}é"
+    assert sorted(ids(search(None, w))) == sorted([tagged, plain, by_y])
+    cases = {f"#{t}": [tagged], t: [tagged, plain, by_y], f"{w} #{t}": [tagged],
+             f"@{author.username} {w}": [tagged, plain], f"{author.username} {w}": [tagged, plain, by_y],
+             f"@{y.username}": [by_y], f"@{y.username} #{t}": [], f"#{t} @{author.username}": [tagged],
+             f"{w.upper()}É": [accented], f"{w}E": [accented], f"CREME {w}e": [accented],
+             f"creme brulee {w}é": [accented], f"Brûlée {w.capitalize()}É": [accented]}
+    for q, want in cases.items():
+        got = search(None, q)
+        assert sorted(ids(got)) == sorted(want) and got["total"] == len(want), (q, want, got)
+    # tags: NFKC and case-folded (full-width letters are their ASCII forms)
+    wide = "".join(chr(ord(c) - ord("a") + 0xFF21) for c in t[:6])
+    assert names(search(None, f"#{wide}", type="tags")) == [t]
+
+
 # ------------------------------------------------------------------ ranking
 
 def test_an_exact_caption_match_ranks_first(author):
@@ -191,21 +214,18 @@ def test_autocomplete_by_prefix_users_and_tags_most_followed_and_most_used_first
 
     def settled():
         b = autocomplete(None, p)
-        return b if (len(b["users"]) == 10 and b["users"][0]["followers_count"] == 2
-                     and b["users"][1]["followers_count"] == 1 and len(b["tags"]) == 10
-                     and b["tags"][0] == {"name": f"{p}n", "post_count": 2}) else None
+        return b if (len(b["users"]) == 10 and {u["followers_count"] for u in b["users"]} == {0, 1, 2}
+                     and len(b["tags"]) == 10 and {"name": f"{p}n", "post_count": 2} in b["tags"]) else None
     both, _ = poll(settled, what="11 users (two followed) and 12 tags")
-    for b in (both, autocomplete(None, f"@{p}")):
+    users_only, tags_only = autocomplete(None, f"@{p}"), autocomplete(None, f"#{p}")
+    assert users_only["tags"] == [] and tags_only["users"] == []
+    for b in (both, users_only):
         assert usernames(b["users"])[:2] == [top.username, second.username], b
         assert [u["followers_count"] for u in b["users"]][:2] == [2, 1]
         assert set(usernames(b["users"])) <= {u.username for u in us}, b
         assert len(set(usernames(b["users"]))) == 10
-    for b in (both, autocomplete(None, f"#{p}")):
-        assert b["tags"][0] == {"name": f"{p}n", "post_count": 2}, b
+    for b in (both, tags_only):
         assert {t["name"] for t in b["tags"]} <= set(all_tags) and len({t["name"] for t in b["tags"]}) == 10, b
-        assert all(t["post_count"] == 1 for t in b["tags"][1:]), b
-    assert autocomplete(None, f"@{p}")["tags"] == []
-    assert autocomplete(None, f"#{p}")["users"] == []
     # the search itself: total counts all, tags exact name first, then by count, then by name
     got = search(None, p, type="tags", limit=100)
     assert got["total"] == 12
@@ -220,6 +240,10 @@ def test_autocomplete_by_prefix_users_and_tags_most_followed_and_most_used_first
     assert autocomplete(None, f"@{q}") == {"users": [], "tags": []}
     for q in ("#", "@"):
         assert autocomplete(None, q) == {"users": [], "tags": []}, q
+    # autocomplete's tags: most used first (README), whether or not one is the prefix itself
+    for b in (both, tags_only):
+        assert b["tags"][0] == {"name": f"{p}n", "post_count": 2}, b["tags"]
+        assert all(t["post_count"] == 1 for t in b["tags"][1:]), b["tags"]
 
 
 # ------------------------------------------------------------------ blocks
@@ -286,7 +310,7 @@ def test_limit_offset_and_type_rules(corpus, author):
         make_post(author, " ".join(f"#{t}" for t in tags[i:i + 30]))
     body, _ = wait_search(None, tp, lambda b: b["total"] == 120, type="tags", what="120 tags")
     assert len(body["items"]) == 20
-    for lim in (100, 101, 1000, "99999999999999999999"):
+    for lim in (100, 101, 1000):
         got = search(None, tp, type="tags", limit=lim)
         assert len(got["items"]) == 100 and got["total"] == 120, (lim, len(got["items"]))
     paged = [names(search(None, tp, type="tags", limit=50, offset=o)) for o in (0, 50, 100)]
@@ -300,6 +324,10 @@ def test_limit_offset_and_type_rules(corpus, author):
             bad_param(search_r(None, w, type=t, offset=v), "offset")
     for v in ("bogus", "post", "POSTS", "users,tags"):
         bad_param(search_r(None, w, type=v), "type")
+    # an integer above 100 is clamped, however many digits it has (only non-integers and < 1 are 400)
+    for lim in ("99999999999999999999", "1" + "0" * 30):
+        got = search(None, tp, type="tags", limit=lim)
+        assert len(got["items"]) == 100 and got["total"] == 120, (lim, len(got["items"]))
 
 
 # ------------------------------------------------------------------ hostile queries
@@ -342,9 +370,14 @@ def test_hostile_queries_are_400_or_searched_as_words_never_an_error(author):
     for q in bad + [raw_q("x" * 101)]:
         bad_param(get(None, "/v1/search/autocomplete", raw=f"q={q}"), "q")
     # at the limits: 512 characters after trimming, 100 for autocomplete
-    for q in ("x" * 512, "  " + "x" * 512 + "  ", "a " * 255 + "b"):
+    for q in ("x" * 512, "  " + "x" * 512 + "  ", "a " * 255 + "b", "é" * 512, "📷" * 512, "\u3000" + "ж" * 512):
         check_search_body(search(None, q))
-    autocomplete(None, "x" * 100)
+    for q in ("x" * 100, "é" * 100, "📷" * 100):
+        autocomplete(None, q)
+    for q in ("é" * 513, "📷" * 513):
+        bad_param(search_r(None, q), "q")
+    for q in ("é" * 101, "📷" * 101):
+        bad_param(autocomplete_r(None, q), "q")
     # syntax, punctuation, emoji: 200 with its words searched as words (none: nothing found)
     for q in NO_WORD + WORDS_OF_SYNTAX:
         for t in types:
