@@ -184,8 +184,8 @@ def bad_param(r, name):
 # ------------------------------------------------------------------ waiting for the index
 
 def poll(fn, timeout=SETTLE_S, interval=0.05, what="search"):
-    """Calls fn() until it returns something true; returns (that, seconds it took). A 429 from a
-    poll is a bug of the test (it polled too fast), said as such."""
+    """Calls fn() until it returns something true; returns (that, seconds it took). what (or what(),
+    called when time is up) says what was awaited."""
     start = time.monotonic()
     deadline = start + timeout
     last = None
@@ -197,7 +197,7 @@ def poll(fn, timeout=SETTLE_S, interval=0.05, what="search"):
         if last and not isinstance(last, Exception):
             return last, time.monotonic() - start
         if time.monotonic() >= deadline:
-            raise AssertionError(f"not within {timeout}s: {what} (last: {last!r})")
+            raise AssertionError(f"not within {timeout}s: {what() if callable(what) else what} (last: {last!r})")
         time.sleep(interval)
 
 

@@ -198,6 +198,52 @@ def test_a_username_equal_to_the_query_ranks_above_longer_ones():
     assert usernames(body["items"]) == [exact.username, longer.username, longest.username], body
 
 
+# ------------------------------------------------------------------ counts kept true
+
+COUNT_WAIT_S = 3.0  # counts are fresh within a second; a count that never comes right fails soon
+
+
+def followers_in_search(user):
+    got = search(None, user.username, type="users")
+    return next((u["followers_count"] for u in got["items"] if u["id"] == user.id), None)
+
+
+def test_followers_count_follows_follows_unfollows_and_the_follows_a_block_removes():
+    a = named_user()
+    fans = [named_user() for _ in range(3)]
+    for f in fans:
+        assert f.follow(a).status_code == 200
+    poll(lambda: followers_in_search(a) == 3, timeout=COUNT_WAIT_S, what="3 followers")
+    assert fans[0].unfollow(a).status_code == 200
+    poll(lambda: followers_in_search(a) == 2, timeout=COUNT_WAIT_S, what="2 followers after an unfollow")
+    # a block removes the follows both ways (API.md; block.created implies them, with no follow.deleted)
+    assert a.block(fans[1]).status_code == 200
+    assert fans[2].block(a).status_code == 200
+    assert a.me()["followers_count"] == 0
+    poll(lambda: followers_in_search(a) == 0, timeout=COUNT_WAIT_S,
+         what=lambda: f"0 followers after two blocks, as GET /v1/me says (search: {followers_in_search(a)})")
+
+
+def test_a_deleted_accounts_likes_comments_and_follows_leave_the_counts():
+    a, b = named_user(), named_user()
+    w = word()
+    p = make_post(a, f"{w} counted")
+    assert like(b, "posts", p["id"]).status_code == 200
+    comment(b, p["id"], "first")
+    assert b.follow(a).status_code == 200
+
+    def counts():
+        it = search(None, w)["items"]
+        return (it[0]["like_count"], it[0]["comment_count"], followers_in_search(a)) if it else None
+    poll(lambda: counts() == (1, 1, 1), timeout=COUNT_WAIT_S, what="a like, a comment and a follower")
+    # the account goes, and with it its likes, comments and follows (API.md: "vanish everywhere")
+    assert b.delete("/v1/me").status_code == 204
+    got = a.get(f"/v1/posts/{p['id']}").json()
+    assert (got["like_count"], got["comment_count"], a.me()["followers_count"]) == (0, 0, 0)
+    poll(lambda: counts() == (0, 0, 0), timeout=COUNT_WAIT_S,
+         what=lambda: f"(likes, comments, followers) (0, 0, 0) as publication and auth say (search: {counts()})")
+
+
 # ------------------------------------------------------------------ autocomplete
 
 def test_autocomplete_by_prefix_users_and_tags_most_followed_and_most_used_first():
