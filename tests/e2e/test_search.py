@@ -17,6 +17,7 @@ from publib import comment, like, make_post, parse_time
 from searchlib import (FRESH_S, autocomplete, autocomplete_r, bad_param, check_search_body, ids,
                        named_user, names, no_engine_text, poll, raw_q, search, search_r, search_ready, get,
                        usernames, wait_ids, wait_search, word)
+from test_resilience import alive, pid_of
 
 
 # ------------------------------------------------------------------ module-wide users and posts
@@ -459,25 +460,62 @@ def test_hostile_queries_are_400_or_searched_as_words_never_an_error(author):
 def test_a_restart_rebuilds_the_same_index_and_catches_up_with_events_sent_while_down(corpus, author):
     w, t = corpus["word"], corpus["tag"]
     first, last = name_words(author)
-    queries = [(w, None, None, None), (f"#{t}", None, None, None), (t, None, None, None), (w, None, 2, 1),
-               (f"{w} one", None, None, None), (author.username, "users", None, None), (last, "users", None, None),
-               (first[:6], "users", None, None), (t, "tags", None, None), (t[:5], "tags", None, None)]
+    # what the index must rebuild besides the corpus: an edit, a deletion, a block, a like
+    old, new, gone, bw = word(), word(), word(), word()
+    edited = make_post(author, f"{old} to be edited")
+    assert author.patch(f"/v1/posts/{edited['id']}", json={"caption": f"{new} edited"}).status_code == 200
+    deleted = make_post(author, f"{gone} to be deleted")
+    assert author.delete(f"/v1/posts/{deleted['id']}").status_code == 204
+    a, b = named_user(), named_user()
+    pa, pb = make_post(a, f"{bw} of a"), make_post(b, f"{bw} of b")
+    assert like(b, "posts", pb["id"]).status_code == 200
+    assert a.block(b).status_code == 200
+    # and what will change while search is down
+    zold, znew, yw = word(), word(), word()
+    z, y = make_post(author, f"{zold} to be edited while down"), make_post(author, f"{yw} to be deleted while down")
+    queries = [(None, w, None, None, None), (None, f"#{t}", None, None, None), (None, t, None, None, None),
+               (None, w, None, 2, 1), (None, f"{w} one", None, None, None), (None, author.username, "users", None, None),
+               (None, last, "users", None, None), (None, first[:6], "users", None, None), (None, t, "tags", None, None),
+               (None, t[:5], "tags", None, None), (None, new, None, None, None), (None, old, None, None, None),
+               (None, gone, None, None, None), (a, bw, None, None, None), (b, bw, None, None, None),
+               (None, bw, None, None, None), (a, b.username, "users", None, None)]
 
     def snapshot():
-        return [search(None, q, type=ty, limit=li, offset=of) for q, ty, li, of in queries]
+        return [search(who, q, type=ty, limit=li, offset=of) for who, q, ty, li, of in queries]
+    wait_ids(a, bw, [pa["id"]])
+    wait_ids(None, zold, [z["id"]])
+    wait_ids(None, yw, [y["id"]])
+    wait_ids(None, gone, [])
     before = snapshot()
-    assert before[0]["total"] == 3 and before[1]["total"] == 2 and before[5]["total"] == 1
+    assert [x["total"] for x in before[:2]] == [3, 2] and before[5]["total"] == 1
+    assert [ids(x) for x in before[10:16]] == [[edited["id"]], [], [], [pa["id"]], [pb["id"]], ids(before[15])]
+    assert sorted(ids(before[15])) == sorted([pa["id"], pb["id"]]) and before[16]["total"] == 0
     n = word()
     stack("stop", "search")
     try:
         late_post = make_post(author, f"{n} posted while search was down")
         late_user = named_user(username="s" + n)
+        assert author.patch(f"/v1/posts/{z['id']}", json={"caption": f"{znew} edited while down"}).status_code == 200
+        assert author.delete(f"/v1/posts/{y['id']}").status_code == 204
     finally:
         stack("start", "search")
     wait_until(search_ready, timeout=30, interval=0.1, what="search ready")
     after = snapshot()
-    for q, b, a in zip(queries, before, after):
-        assert a == b, (q, b, a)
-    body, took = wait_ids(None, n, [late_post["id"]])
+    for q, x, y_ in zip(queries, before, after):
+        assert y_ == x, (q[1:], x, y_)
+    _, took = wait_ids(None, n, [late_post["id"]])
     print(f"a post made while search was down was found {took:.3f} s after search was ready")
     wait_ids(None, late_user.username, [late_user.id], type="users")
+    wait_ids(None, znew, [z["id"]])
+    assert search(None, zold) == {"items": [], "total": 0}
+    assert search(None, yw) == {"items": [], "total": 0}
+    # and after a SIGKILL, the same again
+    queries += [(None, n, None, None, None), (None, znew, None, None, None), (None, late_user.username, "users", None, None)]
+    before = snapshot()
+    pid = pid_of("search")
+    stack("kill9", "search")
+    wait_until(lambda: not alive(pid), timeout=20, what="search gone")
+    stack("start", "search")
+    wait_until(search_ready, timeout=30, interval=0.1, what="search ready after SIGKILL")
+    for q, x, y_ in zip(queries, before, snapshot()):
+        assert y_ == x, (q[1:], x, y_)
