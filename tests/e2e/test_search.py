@@ -1,19 +1,23 @@
 """test_search.py -- the search daemon (services/search/README.md) through the gateway over HTTP/2,
 with the real broker and database: freshness of the index after posts, edits, deletions and
-account deletion; the ranking rules (exact match, engagement, exact username); autocomplete;
-block filtering both ways; limit and offset; hostile queries; and the index rebuilt after a
-restart, with the events sent while the daemon was down.
+account deletion; matching (#tag, @user, folding); the ranking rules (exact match, engagement,
+exact username); counts kept true (follows removed by blocks, a deleted account's likes, comments
+and follows); out-of-order and redelivered events; autocomplete; block filtering both ways; limit
+and offset; hostile queries; and the index rebuilt after a restart and a SIGKILL, with the events
+sent while the daemon was down.
 
 Every test uses words of its own (searchlib.word: random letters), so tests never see each
 other's data or an earlier run's. Users and posts that no test changes are made once per module.
 """
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from authlib import User
 from conftest import is_problem, stack, wait_until
-from publib import comment, like, make_post, parse_time
+from notiflib import publish_event
+from publib import comment, like, make_post, parse_time, unknown_id
 from searchlib import (FRESH_S, autocomplete, autocomplete_r, bad_param, check_search_body, ids,
                        named_user, names, no_engine_text, poll, raw_q, search, search_r, search_ready, get,
                        usernames, wait_ids, wait_search, word)
@@ -247,6 +251,48 @@ def test_a_deleted_accounts_likes_comments_and_follows_leave_the_counts():
     poll(lambda: publication_counts() == (0, 0), interval=0.1, what="publication dropping the like and comment")
     poll(lambda: counts() == (0, 0, 0), timeout=COUNT_WAIT_S,
          what=lambda: f"(likes, comments, followers) (0, 0, 0) as publication and auth say (search: {counts()})")
+
+
+def test_out_of_order_and_redelivered_events_end_in_the_right_state():
+    """Hand-made events (as a redelivery or a slow publisher would bring them): an edit before its
+    create, a like delivered twice with one message id, an edit older than the deletion after it."""
+    u = named_user()
+    media = make_post(u, "")["media"]
+    pid = unknown_id()
+    old, new, t, zombie, marker = word(), word(), word(), word(), word()
+    publish_event("post.updated", {"post_id": pid, "author_id": u.id, "caption": f"{new} #{t}", "tags": [t],
+                                   "mentions": [], "edited_at": "2026-11-21T18:41:00.000Z"})
+    publish_event("post.created", {"post_id": pid, "author_id": u.id, "author_username": u.username,
+                                   "caption": f"{old} first", "tags": [], "mentions": [], "media": media,
+                                   "created_at": "2026-11-21T18:40:00.000Z"})
+    body, _ = wait_ids(None, new, [pid])
+    item = body["items"][0]
+    assert (item["caption"], item["tags"], item["author"]["username"]) == (f"{new} #{t}", [t], u.username), item
+    assert parse_time(item["created_at"]) == parse_time("2026-11-21T18:40:00Z")
+    assert parse_time(item["edited_at"]) == parse_time("2026-11-21T18:41:00Z")
+    assert search(None, old) == {"items": [], "total": 0}
+    fan = "s" + word(13)
+    liked = {"target_type": "post", "target_id": pid, "post_id": pid, "recipient_id": u.id, "user_id": "hand-" + fan,
+             "username": fan, "created_at": "2026-11-21T18:42:00.000Z"}
+    mid = str(uuid.uuid4())
+    publish_event("like.created", liked, message_id=mid)
+    publish_event("like.created", liked, message_id=mid)
+    publish_event("comment.created", {"comment_id": unknown_id(), "post_id": pid, "post_author_id": u.id,
+                                      "author_id": "hand-" + fan, "author_username": fan, "text": "hi",
+                                      "reply_to": None, "reply_to_author_id": None,
+                                      "created_at": "2026-11-21T18:42:01.000Z"})
+    body, _ = wait_search(None, new, lambda b: b["items"] and b["items"][0]["comment_count"] == 1,
+                          what="the comment published after the like twice")
+    assert body["items"][0]["like_count"] == 1, body
+    publish_event("post.deleted", {"post_id": pid, "author_id": u.id, "deleted_at": "2026-11-21T18:43:00.000Z"})
+    publish_event("post.updated", {"post_id": pid, "author_id": u.id, "caption": f"{zombie} #{t}", "tags": [t],
+                                   "mentions": [], "edited_at": "2026-11-21T18:42:30.000Z"})
+    # a post made after those: once it is found, they have been handled (one queue, in order)
+    later = make_post(u, f"{marker} later")
+    wait_ids(None, marker, [later["id"]])
+    wait_ids(None, new, [])
+    assert search(None, zombie) == {"items": [], "total": 0}
+    assert search(None, t, type="tags") == {"items": [], "total": 0}
 
 
 # ------------------------------------------------------------------ autocomplete
