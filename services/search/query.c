@@ -1,8 +1,7 @@
 /* query.c -- the two routes: ranked search of posts, users and tags, and autocomplete.
  *
- * A query never reaches FTS5 as the caller wrote it: its words are picked out here (letters,
- * digits, marks and '_', with a '#' or '@' in front of a word kept as its kind), each is quoted,
- * and the FTS5 expression is built from those, so no input is FTS syntax. */
+ * A query never reaches FTS5 as the caller wrote it: words.c picks its words out and builds the
+ * FTS5 expression from them, so no input is FTS syntax. */
 #include <errno.h>
 #include <glib.h>
 #include <limits.h>
@@ -14,81 +13,9 @@
 #include "search.h"
 
 #define QUERY_MAX_CHARS 512
-#define QUERY_MAX_WORDS 16
 #define QUERY_MAX_OFFSET 10000
 #define AUTOCOMPLETE_MAX_CHARS 100
 #define AUTOCOMPLETE_ITEMS 10
-
-/* ================================================================ words */
-
-typedef struct {
-    char *text; /* g_malloc'd, as written (FTS5 folds it) */
-    char sigil; /* '#', '@' or 0 */
-} query_word_t;
-
-typedef struct {
-    query_word_t w[QUERY_MAX_WORDS];
-    size_t n;
-} query_words_t;
-
-static int query__word_char(gunichar c)
-{
-    return g_unichar_isalnum(c) || c == '_' || g_unichar_ismark(c);
-}
-
-/* Picks the words out of q (valid UTF-8). */
-static void query__words(const char *q, query_words_t *out)
-{
-    out->n = 0;
-    const char *p = q;
-    gunichar prev = 0;
-    while (*p != '\0' && out->n < QUERY_MAX_WORDS) {
-        gunichar c = g_utf8_get_char(p);
-        const char *next = g_utf8_next_char(p);
-        char sigil = 0;
-        if ((c == '#' || c == '@') && !query__word_char(prev) && *next != '\0' &&
-            query__word_char(g_utf8_get_char(next))) {
-            sigil = (char)c;
-            prev = c;
-            p = next;
-            c = g_utf8_get_char(p);
-            next = g_utf8_next_char(p);
-        }
-        if (!query__word_char(c)) {
-            prev = c;
-            p = next;
-            continue;
-        }
-        const char *start = p;
-        int alnum = 0;
-        while (*p != '\0' && query__word_char(c = g_utf8_get_char(p))) {
-            alnum |= g_unichar_isalnum(c);
-            prev = c;
-            p = g_utf8_next_char(p);
-        }
-        if (alnum) { /* a run of marks alone is no word */
-            out->w[out->n].text = g_strndup(start, (gsize)(p - start));
-            out->w[out->n++].sigil = sigil;
-        }
-    }
-}
-
-static void query__words_free(query_words_t *w)
-{
-    for (size_t i = 0; i < w->n; i++)
-        g_free(w->w[i].text);
-    w->n = 0;
-}
-
-char *query_fold(const char *s, long len)
-{
-    if (!g_utf8_validate(s, len, NULL))
-        return NULL;
-    char *folded = g_utf8_casefold(s, len);
-    char *norm = g_utf8_normalize(folded, -1, G_NORMALIZE_NFKC);
-    g_free(folded);
-    return norm;
-}
 
 /* ================================================================ parameters */
 
@@ -256,42 +183,10 @@ static char *query__prefix_end(const char *prefix)
 
 /* ================================================================ search */
 
-/* GString of the FTS5 expression for posts: every word, and (two or more plain words) the
- * phrase of them in the caption as an alternative that matches the same posts and adds to the
- * rank of those holding the words in order. */
-static GString *query__posts_match(const query_words_t *w)
-{
-    GString *m = g_string_new("(");
-    size_t plain = 0;
-    for (size_t i = 0; i < w->n; i++) {
-        const char *col = w->w[i].sigil == '#' ? "tags : " : w->w[i].sigil == '@' ? "username : " : "";
-        g_string_append_printf(m, "%s%s\"%s\"", i ? " " : "", col, w->w[i].text);
-        plain += w->w[i].sigil == 0;
-    }
-    g_string_append_c(m, ')');
-    if (plain >= 2 && plain == w->n) {
-        g_string_append(m, " OR caption : \"");
-        for (size_t i = 0; i < w->n; i++)
-            g_string_append_printf(m, "%s%s", i ? " " : "", w->w[i].text);
-        g_string_append_c(m, '"');
-    }
-    return m;
-}
-
-/* Users: each word a prefix of a word of the username (only there for @word) or of the name. */
-static GString *query__users_match(const query_words_t *w)
-{
-    GString *m = g_string_new("");
-    for (size_t i = 0; i < w->n; i++)
-        g_string_append_printf(m, "%s%s\"%s\"*", i ? " " : "", w->w[i].sigil == '@' ? "username : " : "",
-                               w->w[i].text);
-    return m;
-}
-
-static void query__posts(search_worker_t *w, query__run_t *q, const char *me, const query_words_t *words,
+static void query__posts(search_worker_t *w, query__run_t *q, const char *me, const search_words_t *words,
                          long limit, long offset, cJSON *items, long *total)
 {
-    GString *match = query__posts_match(words);
+    char *match = words_posts_match(words);
     int hides = 0;
     if (me[0] != '\0' && query__prepare(q, "SELECT EXISTS " QUERY__HIDDEN)) {
         sqlite3_bind_text(q->st, 1, me, -1, SQLITE_STATIC);
@@ -303,7 +198,7 @@ static void query__posts(search_worker_t *w, query__run_t *q, const char *me, co
                                 : "SELECT count(*) FROM posts_fts WHERE posts_fts MATCH ?2")) {
         if (hides)
             sqlite3_bind_text(q->st, 1, me, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q->st, 2, match->str, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q->st, 2, match, -1, SQLITE_STATIC);
         *total = query__count(q);
     }
     /* the page: the newest SEARCH_CANDIDATES matches ranked, hidden authors left out */
@@ -317,7 +212,7 @@ static void query__posts(search_worker_t *w, query__run_t *q, const char *me, co
         " ORDER BY search_rank(m.r, p.likes, p.comments, p.created, ?4) DESC, p.rid DESC LIMIT ?5 OFFSET ?6";
     if (*total > offset && query__prepare(q, page)) {
         sqlite3_bind_text(q->st, 1, me, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q->st, 2, match->str, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q->st, 2, match, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q->st, 3, w->s->conf->candidates);
         sqlite3_bind_int64(q->st, 4, core_wall_ms());
         sqlite3_bind_int64(q->st, 5, limit);
@@ -349,18 +244,18 @@ static void query__posts(search_worker_t *w, query__run_t *q, const char *me, co
             cJSON_AddItemToArray(items, o);
         }
     }
-    g_string_free(match, TRUE);
+    g_free(match);
 }
 
-static void query__users(search_worker_t *w, query__run_t *q, const char *me, const query_words_t *words,
+static void query__users(search_worker_t *w, query__run_t *q, const char *me, const search_words_t *words,
                          long limit, long offset, cJSON *items, long *total)
 {
-    GString *match = query__users_match(words);
+    char *match = words_users_match(words);
     char *exact = g_ascii_strdown(words->w[0].text, -1);
     if (query__prepare(q, "SELECT count(*) FROM users_fts f JOIN users u ON u.rid = f.rowid"
                           " WHERE users_fts MATCH ?2 AND u.id NOT IN " QUERY__HIDDEN)) {
         sqlite3_bind_text(q->st, 1, me, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q->st, 2, match->str, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q->st, 2, match, -1, SQLITE_STATIC);
         *total = query__count(q);
     }
     static const char page[] =
@@ -371,7 +266,7 @@ static void query__users(search_worker_t *w, query__run_t *q, const char *me, co
         " ORDER BY search_rank_user(m.r, u.followers, u.username = ?4) DESC, u.username LIMIT ?5 OFFSET ?6";
     if (*total > offset && query__prepare(q, page)) {
         sqlite3_bind_text(q->st, 1, me, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q->st, 2, match->str, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q->st, 2, match, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q->st, 3, w->s->conf->candidates);
         sqlite3_bind_text(q->st, 4, exact, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q->st, 5, limit);
@@ -380,7 +275,7 @@ static void query__users(search_worker_t *w, query__run_t *q, const char *me, co
             cJSON_AddItemToArray(items, query__user(q->st, 0));
     }
     g_free(exact);
-    g_string_free(match, TRUE);
+    g_free(match);
 }
 
 /* Tags starting with prefix (folded): the exact one first (exact_first), then the most used. */
@@ -411,7 +306,7 @@ static char *query__tag_prefix(const char *q)
 {
     while (*q == '#')
         q++;
-    char *t = query_fold(q, -1);
+    char *t = words_fold(q, -1);
     if (t != NULL && t[0] == '\0') {
         g_free(t);
         t = NULL;
@@ -456,13 +351,13 @@ void query_search(search_worker_t *w, const mq_message_t *req, mq_reply_t *r)
             query__tags(&q, prefix, 1, limit, offset, items, &total);
         g_free(prefix);
     } else {
-        query_words_t words;
-        query__words(text, &words);
+        search_words_t words;
+        words_split(text, &words);
         if (words.n > 0 && type[0] == 'p')
             query__posts(w, &q, me, &words, limit, offset, items, &total);
         else if (words.n > 0)
             query__users(w, &q, me, &words, limit, offset, items, &total);
-        query__words_free(&words);
+        words_free(&words);
     }
     sqlite3_finalize(q.st);
     if (q.failed) {
@@ -517,22 +412,22 @@ void query_autocomplete(search_worker_t *w, const mq_message_t *req, mq_reply_t 
             free(end);
         } else if (text[0] != '@') {
             /* a word of the username or of the name starts with each word */
-            query_words_t words;
-            query__words(text, &words);
+            search_words_t words;
+            words_split(text, &words);
             if (words.n > 0) {
-                GString *match = query__users_match(&words);
+                char *match = words_users_match(&words);
                 if (query__prepare(&q, "SELECT u.id, u.username, u.name, u.followers FROM users u WHERE u.rid IN"
                                        " (SELECT rowid FROM users_fts WHERE users_fts MATCH ?2) AND u.id NOT IN "
                                        QUERY__HIDDEN " ORDER BY u.followers DESC, u.username LIMIT ?3")) {
                     sqlite3_bind_text(q.st, 1, me, -1, SQLITE_STATIC);
-                    sqlite3_bind_text(q.st, 2, match->str, -1, SQLITE_STATIC);
+                    sqlite3_bind_text(q.st, 2, match, -1, SQLITE_STATIC);
                     sqlite3_bind_int(q.st, 3, AUTOCOMPLETE_ITEMS);
                     while (query__step(&q) == SQLITE_ROW)
                         cJSON_AddItemToArray(users, query__user(q.st, 0));
                 }
-                g_string_free(match, TRUE);
+                g_free(match);
             }
-            query__words_free(&words);
+            words_free(&words);
         }
         g_free(prefix);
     }

@@ -63,13 +63,39 @@ sqlite3 *index_reader(search_worker_t *w);
 /* Registers the SQL functions the queries use on a connection. */
 void index_register_functions(sqlite3 *db);
 
+/* ---------------------------------------------------------------- words.c: queries to FTS5 */
+
+/* The tokenizer of both full-text tables: case and diacritics folded, '_' inside words. */
+#define SEARCH_FTS_TOKENIZE "unicode61 remove_diacritics 2 tokenchars '_'"
+#define SEARCH_MAX_WORDS 16 /* words of a query that count */
+
+typedef struct {
+    char *text; /* g_malloc'd, as written (FTS5 folds it) */
+    char sigil; /* '#', '@' or 0 */
+} search_word_t;
+
+typedef struct {
+    search_word_t w[SEARCH_MAX_WORDS];
+    size_t n;
+} search_words_t;
+
+/* Picks the first SEARCH_MAX_WORDS words out of q (valid UTF-8) into out; free with words_free. */
+void words_split(const char *q, search_words_t *out);
+void words_free(search_words_t *w);
+/* The FTS5 expression of posts_fts for w (n > 0): every word (#word in tags, @word in username,
+ * others in any column), or, for two or more plain words, their phrase in the caption, which
+ * matches the same posts and adds to the rank of those holding the words in order. g_free it. */
+char *words_posts_match(const search_words_t *w);
+/* The FTS5 expression of users_fts: each word a prefix of a word of the username (only there for
+ * @word) or of the name. g_free it. */
+char *words_users_match(const search_words_t *w);
+/* NFKC of the case folding (GLib), as publication makes hashtags; g_free it. NULL if s is not
+ * valid UTF-8. */
+char *words_fold(const char *s, long len);
+
 /* ---------------------------------------------------------------- query.c: the routes */
 
 void query_search(search_worker_t *w, const mq_message_t *req, mq_reply_t *r);
 void query_autocomplete(search_worker_t *w, const mq_message_t *req, mq_reply_t *r);
-
-/* Folds a word or a query as the index does for tags: NFKC of the case folding (GLib), like
- * publication's hashtags. g_free the result; NULL if s is not valid UTF-8. */
-char *query_fold(const char *s, long len);
 
 #endif
