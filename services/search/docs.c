@@ -21,12 +21,7 @@ static pthread_mutex_t docs__stripes[DOCS__STRIPES] = {
 
 static pthread_mutex_t *docs__lock(const char *coll, const char *id)
 {
-    uint32_t h = 2166136261u;
-    for (const char *p = coll; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
-    for (const char *p = id; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
-    pthread_mutex_t *m = &docs__stripes[h % DOCS__STRIPES];
+    pthread_mutex_t *m = &docs__stripes[search_hash(search_hash(SEARCH_HASH_INIT, coll), id) % DOCS__STRIPES];
     pthread_mutex_lock(m);
     return m;
 }
@@ -144,10 +139,8 @@ static int docs__edges(search_t *s, const char *kind, const char *target, const 
     int rc = 0;
     pthread_mutex_t *m = docs__lock(kind, target); /* one writer of a target's sets and count here */
     for (size_t i = 0; i < n && rc == 0; i++) {
-        uint32_t h = 2166136261u;
-        for (const char *c = members[i]; *c; c++)
-            h = (h ^ (unsigned char)*c) * 16777619u;
-        snprintf(key, sizeof(key), "%s:%s:%u", kind, target, h % DOCS__BUCKETS);
+        snprintf(key, sizeof(key), "%s:%s:%u", kind, target,
+                 search_hash(SEARCH_HASH_INIT, members[i]) % DOCS__BUCKETS);
         bson_t doc;
         bson_iter_t it;
         if ((rc = docs__get(s, "edges", key, &doc)) >= 0) {

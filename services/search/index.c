@@ -285,10 +285,7 @@ static int index__put_post(index__db_t *db, const bson_t *doc)
     if (!exists) {
         /* the rowid orders posts by time (newest matches are ranked first when there are too many):
          * created ms, then 10 bits of the id, stepping over a taken one */
-        uint32_t h = 2166136261u;
-        for (const char *p = id; *p; p++)
-            h = (h ^ (unsigned char)*p) * 16777619u;
-        rid = (created > 0 ? created : 0) * 1024 + (h & 1023);
+        rid = (created > 0 ? created : 0) * 1024 + (search_hash(SEARCH_HASH_INIT, id) & 1023);
         for (;;) {
             char buf[24];
             snprintf(buf, sizeof(buf), "%lld", (long long)rid);

@@ -42,6 +42,15 @@ typedef struct {
     unsigned reader_gen;
 } search_worker_t;
 
+/* FNV-1a of s continuing from h (start with SEARCH_HASH_INIT): buckets, lock stripes, rowids. */
+#define SEARCH_HASH_INIT 2166136261u
+static inline uint32_t search_hash(uint32_t h, const char *s)
+{
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
 /* ---------------------------------------------------------------- docs.c: documents from events */
 
 /* Handler of search.events (an svc worker connection; ud is the search_worker_t). */
