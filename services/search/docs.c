@@ -171,7 +171,7 @@ static int docs__edges(search_t *s, const char *kind, const char *target, const 
         rc = db_find_ids(s->db, "edges", (const char *const *)ids, DOCS__BUCKETS, docs__sum_one, &sum) < 0 ? -1 : 0;
         for (unsigned b = 0; b < DOCS__BUCKETS; b++)
             free(ids[b]);
-        bson_t doc;
+        bson_t doc = BSON_INITIALIZER;
         if (rc == 0 && (rc = docs__get(s, coll, target, &doc)) >= 0) {
             rc = 0;
             if (db_doc_int(&doc, "gone") == 0) {
