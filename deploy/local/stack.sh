@@ -635,6 +635,7 @@ start_daemon() {
 		JWT_PRIVATE_KEY_FILE="$KEYS/jwt-private.pem" \
 		JWT_PUBLIC_KEY_FILE="$KEYS/jwt-public.pem" \
 		MEDIA_DIR="$MEDIA" \
+		SEARCH_INDEX_DIR="$VAR/search-index" \
 		-- "$BIN/$name"
 }
 

@@ -237,6 +237,7 @@ void mq_free(mq_t *mq)
     mq__close(mq, 1);
     for (size_t i = 0; i < mq->ndecls; i++) {
         free(mq->decls[i].name);
+        free(mq->decls[i].exchange);
         for (char **k = mq->decls[i].keys; k != NULL && *k != NULL; k++)
             free(*k);
         free(mq->decls[i].keys);
@@ -342,12 +343,22 @@ static int mq__declare(mq_t *mq)
             if (rc)
                 return rc;
         } else {
-            if (mq__declare_queue(mq, d->name, d->exclusive, 1))
+            const char *exchange = MQ_EXCHANGE_EVENTS;
+            if (d->kind == MQ__DECL_TOPIC) {
+                exchange = d->exchange;
+                amqp_exchange_declare(mq->conn, MQ__CHANNEL, amqp_cstring_bytes(exchange),
+                                      amqp_cstring_bytes("topic"), 0, 1, 0, 0, amqp_empty_table);
+                if (mq__check(mq, "declare topic exchange"))
+                    return MQ_EDOWN;
+                if (d->name == NULL)
+                    continue;
+            }
+            /* a per-copy queue (exclusive) of its own topic exchange needs no dead letters */
+            if (mq__declare_queue(mq, d->name, d->exclusive, d->kind != MQ__DECL_TOPIC || !d->exclusive))
                 return MQ_EDOWN;
             for (char **k = d->keys; k != NULL && *k != NULL; k++) {
-                amqp_queue_bind(mq->conn, MQ__CHANNEL, amqp_cstring_bytes(d->name),
-                                amqp_cstring_bytes(MQ_EXCHANGE_EVENTS), amqp_cstring_bytes(*k),
-                                amqp_empty_table);
+                amqp_queue_bind(mq->conn, MQ__CHANNEL, amqp_cstring_bytes(d->name), amqp_cstring_bytes(exchange),
+                                amqp_cstring_bytes(*k), amqp_empty_table);
                 if (mq__check(mq, "bind event queue"))
                     return MQ_EDOWN;
             }
@@ -426,7 +437,7 @@ static void mq__add_decl(mq_t *mq, int kind, const char *name, const char *const
 {
     mq->decls = xrealloc(mq->decls, (mq->ndecls + 1) * sizeof(*mq->decls));
     mq->decls[mq->ndecls++] = (mq__decl_t){
-        .name = xstrdup(name),
+        .name = name != NULL ? xstrdup(name) : NULL,
         .keys = keys != NULL ? mq__strv_dup(keys) : NULL,
         .kind = kind,
         .exclusive = exclusive,
@@ -446,6 +457,13 @@ void mq_declare_event_queue(mq_t *mq, const char *queue, const char *const *keys
 void mq_declare_work_queue(mq_t *mq, const char *queue)
 {
     mq__add_decl(mq, MQ__DECL_WORK, queue, NULL, 0);
+}
+
+void mq_declare_topic_queue(mq_t *mq, const char *exchange, const char *queue, const char *const *keys,
+                            int exclusive)
+{
+    mq__add_decl(mq, MQ__DECL_TOPIC, queue, keys, exclusive);
+    mq->decls[mq->ndecls - 1].exchange = xstrdup(exchange);
 }
 
 /* ================================================================ publishing */

@@ -94,6 +94,12 @@ void mq_declare_rpc_queue(mq_t *mq, const char *service);
 void mq_declare_event_queue(mq_t *mq, const char *queue, const char *const *keys, int exclusive);
 /* A durable work queue (published to through the default exchange) with its <queue>.dlq. */
 void mq_declare_work_queue(mq_t *mq, const char *queue);
+/* A durable topic exchange of the daemon's own, and (queue not NULL) a queue bound to it with the
+ * given NULL-terminated keys: exclusive=1 makes it exclusive and auto-deleted, without dead
+ * letters (a per-copy queue); else durable with <queue>.dlq. A publisher to the exchange declares
+ * it with queue NULL. */
+void mq_declare_topic_queue(mq_t *mq, const char *exchange, const char *queue, const char *const *keys,
+                            int exclusive);
 
 /* ---------------------------------------------------------------- publishing */
 

@@ -10,11 +10,12 @@
 
 typedef struct {
     char *name;
-    char **keys; /* NULL-terminated; NULL for rpc and work queues */
-    int kind;    /* MQ__DECL_RPC, MQ__DECL_EVENTS, MQ__DECL_WORK */
+    char **keys;    /* NULL-terminated; NULL for rpc and work queues */
+    char *exchange; /* MQ__DECL_TOPIC: the topic exchange (name is the queue, or NULL: none) */
+    int kind;       /* MQ__DECL_RPC, MQ__DECL_EVENTS, MQ__DECL_WORK, MQ__DECL_TOPIC */
     int exclusive;
 } mq__decl_t;
-enum { MQ__DECL_RPC, MQ__DECL_EVENTS, MQ__DECL_WORK };
+enum { MQ__DECL_RPC, MQ__DECL_EVENTS, MQ__DECL_WORK, MQ__DECL_TOPIC };
 
 typedef struct {
     char *queue;

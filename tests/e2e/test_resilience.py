@@ -8,6 +8,9 @@ import subprocess
 import threading
 import time
 
+from authlib import User
+from publib import make_post
+from searchlib import search_ready, wait_search, word
 from conftest import BASE, VAR, fresh_address, bearer, gateway_ready, h2_client, is_problem, make_token, stack, wait_until
 
 
@@ -33,7 +36,10 @@ def echo_ok():
 
 def test_gateway_and_daemon_survive_a_broker_restart():
     assert echo_ok()
-    gateway_pid, echod_pid = pid_of("gateway"), pid_of("echod")
+    gateway_pid, echod_pid, search_pid = pid_of("gateway"), pid_of("echod"), pid_of("search")
+    author, w = User(), word()
+    before = make_post(author, f"{w} before")
+    wait_search(None, w, lambda b: b["total"] == 1, what="a post indexed before the restart")
 
     stack("stop", "rabbitmq")
     try:
@@ -59,6 +65,20 @@ def test_gateway_and_daemon_survive_a_broker_restart():
     wait_until(gateway_ready, timeout=30, what="/readyz after the broker came back")
     assert pid_of("gateway") == gateway_pid and alive(gateway_pid)
     assert pid_of("echod") == echod_pid and alive(echod_pid)
+
+    # search: its copy's queue (search.sync.<uuid>) died with the connection; a new one, and the
+    # index rebuilt from MongoDB, so posts before and after the restart are found, by the same process
+    wait_until(search_ready, timeout=60, what="search ready after the broker came back")
+
+    def posted():
+        try:
+            return make_post(author, f"{w} after")
+        except AssertionError:
+            return None  # publication still reconnecting
+    after = wait_until(posted, timeout=30, interval=0.5, what="a post after the restart")
+    found, _ = wait_search(None, w, lambda b: b["total"] == 2, what="both posts found after the restart")
+    assert {i["id"] for i in found["items"]} == {before["id"], after["id"]}
+    assert pid_of("search") == search_pid and alive(search_pid)
 
 
 def test_gateway_drains_in_flight_requests_on_sigterm():

@@ -20,3 +20,7 @@ fuzz-binaries: $(FUZZ_BINS)
 # The caption parsers use GLib's Unicode tables and cJSON; core.c is included for its allocators.
 $(BUILD)/fuzz/fuzz_caption: FUZZ_CFLAGS += $(shell pkg-config --cflags glib-2.0)
 $(BUILD)/fuzz/fuzz_caption: FUZZ_LDLIBS = $(shell pkg-config --libs glib-2.0) -lcjson -luuid
+
+# search's query words: GLib for Unicode, SQLite for the FTS5 expressions they make.
+$(BUILD)/fuzz/fuzz_search_words: FUZZ_CFLAGS += $(shell pkg-config --cflags glib-2.0 sqlite3)
+$(BUILD)/fuzz/fuzz_search_words: FUZZ_LDLIBS = $(shell pkg-config --libs glib-2.0 sqlite3) -lcjson -luuid
