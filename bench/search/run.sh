@@ -60,7 +60,9 @@ for bin in gateway search bench-search-seed; do
     }
 done
 
-trap '"$STACK" down >/dev/null 2>&1 || true' EXIT
+# BENCH_SEARCH_KEEP=1 leaves the stack up at the end (to look at it; stop it with the same
+# STACK_* settings: STACK_VAR=var/bench-search ... deploy/local/stack.sh down).
+[ "${BENCH_SEARCH_KEEP:-0}" = 1 ] || trap '"$STACK" down >/dev/null 2>&1 || true' EXIT
 "$STACK" down >/dev/null 2>&1 || true
 # The broker is wiped (nothing of an earlier run queued); the database is kept: the seeder checks it.
 rm -rf "$STACK_VAR/rabbitmq" "$OUT"
@@ -292,4 +294,4 @@ echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 
 echo "Corpus: $SEED_SUMMARY (this step: $SEED_S s)."
 echo "Load average (1/5/15 min): $LOAD_START before the stack started ($OTHER_STACKS of other stacks running); $LOAD_SEEDED after seeding; $LOAD_BUILT after the builds; $LOAD_END at the end."
 echo "Index file: $(du -sm "$SEARCH_INDEX_DIR" | cut -f1) MB ($SEARCH_INDEX_DIR)."
-echo "RSS: search $(mib "$RSS_BUILT") MiB after the last build, $(mib "$(kib VmRSS search)") MiB after the runs (anonymous $(mib "$(kib RssAnon search)"), file-backed $(mib "$(kib RssFile search)") MiB; peak $(mib "$(kib VmHWM search)") MiB); gateway $(mib "$(kib VmRSS gateway)") MiB; ferretdb $(mib "$(kib VmRSS ferretdb)") MiB; database $(du -sm "$STACK_VAR/ferretdb/data" | cut -f1) MB."
+echo "RSS: search $(mib "$RSS_BUILT") MiB after the last build, $(mib "$(kib VmRSS search)") MiB after the runs (anonymous $(mib "$(kib RssAnon search)"), file-backed $(mib "$(kib RssFile search)") MiB: the index file as each worker's reader maps it, counted once per mapping; PSS $(mib "$(awk '$1 == "Pss:" { print $2 }' "/proc/$(pid_of search)/smaps_rollup")") MiB; peak RSS $(mib "$(kib VmHWM search)") MiB); gateway $(mib "$(kib VmRSS gateway)") MiB; ferretdb $(mib "$(kib VmRSS ferretdb)") MiB; database $(du -sm "$STACK_VAR/ferretdb/data" | cut -f1) MB."
