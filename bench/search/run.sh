@@ -12,7 +12,8 @@
 #     one connection of 64/PROCS streams each, each over its own file of request paths (h2load starts
 #     every client of a run at the first path of its file): the mix (60% posts searches of 1-2 words
 #     drawn with the corpus' Zipf distribution, 10% #tag, 15% type=users, 5% type=tags, 10%
-#     autocomplete of 1-4 letters, plain, #, @), then each kind alone, then the mix at 1 stream;
+#     autocomplete of 1-4 letters, plain, #, @), then each kind alone; then the mix and each kind at
+#     1 stream (a query's own cost, without waiting behind others);
 #   - the reference in the same run, before and after: GET /healthz (the gateway alone) the same way.
 # Anonymous requests (no bearer: nothing is filtered by blocks); the gateway's rate limits lifted.
 #
@@ -256,10 +257,12 @@ S="$PROCS x 1 connection x $STREAMS streams"
     procs_run "type=users, $S" users
     procs_run "type=tags, $S" tags
     procs_run "autocomplete (1-4 letters; plain, #, @), $S" autocomplete cpu
-    rm -f "$OUT"/seq-*.tsv
-    h2load -t 1 -c 1 -m 1 --warm-up-time="$WARMUP" -D "$DURATION" -B "$BASE" -i "$Q/mix-0.txt" \
-        --log-file="$OUT/seq-0.tsv" >"$OUT/seq-0.txt"
-    summary_row "mix, 1 stream" "$OUT/seq-0.txt" -- "$OUT/seq-0.tsv"
+    # one stream: what a query costs without waiting behind others
+    for kind in mix posts hashtag users tags autocomplete; do
+        h2load -t 1 -c 1 -m 1 --warm-up-time="$WARMUP" -D "$DURATION" -B "$BASE" -i "$Q/$kind-0.txt" \
+            --log-file="$OUT/seq-$kind.tsv" >"$OUT/seq-$kind.txt"
+        summary_row "$kind, 1 stream" "$OUT/seq-$kind.txt" -- "$OUT/seq-$kind.tsv"
+    done
     procs_run "reference again, at the end: GET /healthz, $S" healthz-end
 } >"$OUT/runs.md"
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
