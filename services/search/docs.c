@@ -358,7 +358,7 @@ static int docs__post(search_worker_t *w, const char *key, const cJSON *b)
     if (post == NULL || author == NULL || v < 0 || strlen(post) > 64 || strlen(author) > 64)
         return 1;
     bson_t *tags = NULL;
-    if (!deleted && (caption == NULL || (tags = docs__tags(b)) == NULL || (created && username == NULL)))
+    if (!deleted && (caption == NULL || (created && username == NULL) || (tags = docs__tags(b)) == NULL))
         return 1;
     bson_t user = BSON_INITIALIZER, doc = BSON_INITIALIZER;
     int rc = 0;

@@ -392,6 +392,7 @@ static int index__put_block(index__db_t *db, const bson_t *doc)
 
 typedef struct {
     index__db_t *db;
+    volatile int *stop; /* the daemon stops: give up the build */
     long n;
     int failed;
     int (*put)(index__db_t *db, const bson_t *doc);
@@ -400,7 +401,7 @@ typedef struct {
 static int index__load_one(const bson_t *doc, void *ud)
 {
     index__load_t *l = ud;
-    if (l->put(l->db, doc) != 0) {
+    if (*l->stop || l->put(l->db, doc) != 0) {
         l->failed = 1;
         return 1;
     }
@@ -409,9 +410,11 @@ static int index__load_one(const bson_t *doc, void *ud)
 }
 
 /* Loads a collection of MongoDB into db; the count loaded or -1. */
-static long index__load(search_t *s, index__db_t *db, const char *coll, int (*put)(index__db_t *, const bson_t *))
+static long index__load(search_index_t *ix, index__db_t *db, const char *coll,
+                        int (*put)(index__db_t *, const bson_t *))
 {
-    index__load_t l = {.db = db, .put = put};
+    search_t *s = ix->s;
+    index__load_t l = {.db = db, .stop = &ix->stop, .put = put};
     bson_t *f = bson_new(), *opts = BCON_NEW("batchSize", BCON_INT32(2000));
     long rc = db_each(s->db, coll, f, opts, index__load_one, &l);
     bson_destroy(f);
@@ -448,7 +451,6 @@ static void index__remove_files(const char *path)
 static void *index__build_run(void *arg)
 {
     search_index_t *ix = arg;
-    search_t *s = ix->s;
     int64_t t0 = core_now_ms();
     long users = -1, posts = -1, blocks = -1;
     index__db_t *db = xcalloc(1, sizeof(*db));
@@ -457,10 +459,11 @@ static void *index__build_run(void *arg)
         goto out;
     if (index__exec(db->db, index__schema) != 0 || index__exec(db->db, "BEGIN") != 0)
         goto out;
-    if ((users = index__load(s, db, "users", index__put_user)) < 0 ||
-        (posts = index__load(s, db, "posts", index__put_post)) < 0 ||
-        (blocks = index__load(s, db, "blocks", index__put_block)) < 0) {
-        log_warn(NULL, "index: the build could not read MongoDB; tried again");
+    if ((users = index__load(ix, db, "users", index__put_user)) < 0 ||
+        (posts = index__load(ix, db, "posts", index__put_post)) < 0 ||
+        (blocks = index__load(ix, db, "blocks", index__put_block)) < 0) {
+        if (!ix->stop)
+            log_warn(NULL, "index: the build could not read MongoDB; tried again");
         goto out;
     }
     if (index__exec(db->db, "COMMIT") != 0 || index__exec(db->db, "PRAGMA journal_mode=WAL") != 0 ||

@@ -14,8 +14,8 @@ from notiflib import queue_depth
 from searchlib import search, search_ready, word
 from test_resilience import alive, pid_of
 
-POSTS = 300
-LIKES = 100
+POSTS = 160
+LIKES = 60
 
 def publish_all(events):
     """Publishes (key, body) pairs to the exchange events through one management API connection."""

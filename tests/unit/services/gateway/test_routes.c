@@ -365,7 +365,8 @@ Test(routes, product_routes_and_their_methods)
     cr_assert_str_eq(services[1], "resize-image");
     cr_assert_str_eq(services[2], "publication");
     cr_assert_str_eq(services[3], "notification");
-    cr_assert_null(services[4]);
+    cr_assert_str_eq(services[4], "search");
+    cr_assert_null(services[5]);
     h2o_mem_pool_t pool;
     h2o_mem_init_pool(&pool);
     static const struct {
@@ -400,6 +401,8 @@ Test(routes, product_routes_and_their_methods)
         {"GET", "/v1/notifications/unread_count", "notification.unread_count", NULL},
         {"POST", "/v1/notifications/read_all", "notification.read_all", NULL},
         {"PATCH", "/v1/notifications/0123456789abcdef01234567", "notification.mark", "0123456789abcdef01234567"},
+        {"GET", "/v1/search", "search.search", NULL},
+        {"GET", "/v1/search/autocomplete", "search.autocomplete", NULL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         gw_match_t m;
