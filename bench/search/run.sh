@@ -18,7 +18,8 @@
 # Anonymous requests (no bearer: nothing is filtered by blocks); the gateway's rate limits lifted.
 #
 #   make bench-search   (or: BENCH_DURATION=20 bench/search/run.sh; BENCH_SEARCH_USERS, BENCH_SEARCH_POSTS,
-#   BENCH_SEARCH_BUILDS, BENCH_SEARCH_PROCS, BENCH_SEARCH_RESEED, BENCH_WARMUP override)
+#   BENCH_SEARCH_BUILDS, BENCH_SEARCH_PROCS, BENCH_SEARCH_RESEED, BENCH_SEARCH_KEEP, BENCH_WARMUP override;
+#   make bench runs it with the others). About 15 minutes: 2 minutes of seeding the first time, 6-7 a build.
 # Prints a Markdown block for bench/RESULTS.md.
 set -euo pipefail
 
