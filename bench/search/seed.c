@@ -1,4 +1,4 @@
-/* seed.c -- a synthetic corpus written straight into search's database, and the queries bench/search sends. */
+/* seed.c -- a synthetic corpus written straight into search's database, and bench/search's queries. */
 /*
  * bench-search-seed seed MONGO_URI [-u USERS] [-p POSTS] [-w WORDS] [-g TAGS] [-j CONNECTIONS] [-f]
  *     writes USERS (default 100,000) "users" and POSTS (default 1,000,000) "posts" documents in the
@@ -219,8 +219,8 @@ static void capitalise(char *s)
 /* ---------------------------------------------------------------- vocabulary */
 
 static const char *syllables[] = {
-    "ka", "lo", "mi", "ne", "ra", "to", "su", "vi", "de", "ba", "ri", "po", "la", "me",
-    "ni", "sa", "te", "ko", "ru", "fi", "go", "ha", "je", "lu", "ma", "no", "pe", "sho",
+    "ka", "lo", "mi", "ne", "ra", "to", "su", "vi", "de",  "ba",  "ri",  "po",  "la", "me",
+    "ni", "sa", "te", "ko", "ru", "fi", "go", "ha", "je",  "lu",  "ma",  "no",  "pe", "sho",
     "ti", "ve", "zo", "an", "el", "in", "or", "um", "bri", "cla", "dro", "fle",
 };
 #define NSYL ((int)(sizeof(syllables) / sizeof(syllables[0])))
@@ -271,8 +271,8 @@ static void word_make(int i, word_t *w)
         for (size_t a = 0; a < sizeof(accents) / sizeof(accents[0]); a++) {
             if (accents[a].letter != w->plain[at])
                 continue;
-            snprintf(w->disp, sizeof(w->disp), "%.*s%s%s", (int)at, w->plain, accents[a].forms[rng_below(&r, 3)],
-                     w->plain + at + 1);
+            snprintf(w->disp, sizeof(w->disp), "%.*s%s%s", (int)at, w->plain,
+                     accents[a].forms[rng_below(&r, 3)], w->plain + at + 1);
             return;
         }
     }
@@ -299,7 +299,8 @@ static void tags_make(void)
         else if (kind < 8)
             n = snprintf(t, sizeof(t), "%s%s", w1, w2);
         else
-            n = snprintf(t, sizeof(t), "%s%d", w1, rng_below(&r, 3) == 0 ? 2000 + rng_below(&r, 27) : rng_below(&r, 100));
+            n = snprintf(t, sizeof(t), "%s%d", w1,
+                         rng_below(&r, 3) == 0 ? 2000 + rng_below(&r, 27) : rng_below(&r, 100));
         if (fits(n, sizeof(t)) && strset_add(&seen, t))
             strcpy(tags[j++], t);
     }
@@ -311,26 +312,26 @@ static void tags_make(void)
 static const struct {
     const char *disp, *plain;
 } first_names[] = {
-    {"Anna", "anna"},       {"José", "jose"},       {"Zoë", "zoe"},           {"Chloé", "chloe"},
-    {"Björn", "bjorn"},     {"Renée", "renee"},     {"Søren", "soren"},       {"Łukasz", "lukasz"},
-    {"Ángel", "angel"},     {"François", "francois"}, {"Noah", "noah"},       {"Emma", "emma"},
-    {"Liam", "liam"},       {"Olivia", "olivia"},   {"Mia", "mia"},           {"Lucas", "lucas"},
-    {"Léa", "lea"},         {"Hugo", "hugo"},       {"Inès", "ines"},         {"Jürgen", "jurgen"},
-    {"Maëlle", "maelle"},   {"Raphaël", "raphael"}, {"Sofia", "sofia"},       {"Mateo", "mateo"},
-    {"Lena", "lena"},       {"Elias", "elias"},     {"Ava", "ava"},           {"Leo", "leo"},
-    {"Nora", "nora"},       {"Oscar", "oscar"},     {"Ida", "ida"},           {"Felix", "felix"},
-    {"Clara", "clara"},     {"Jonas", "jonas"},     {"Maja", "maja"},         {"Emil", "emil"},
-    {"Alice", "alice"},     {"Adam", "adam"},       {"Eva", "eva"},           {"David", "david"},
-    {"Sara", "sara"},       {"Daniel", "daniel"},   {"Laura", "laura"},       {"Marco", "marco"},
-    {"Julia", "julia"},     {"Pablo", "pablo"},     {"Lucía", "lucia"},       {"Andrés", "andres"},
-    {"Mónica", "monica"},   {"Héctor", "hector"},   {"Iñigo", "inigo"},       {"Agnès", "agnes"},
-    {"Hélène", "helene"},   {"Jérôme", "jerome"},   {"Dörte", "dorte"},       {"Jörg", "jorg"},
-    {"Zoltán", "zoltan"},   {"Ágnes", "agnes"},     {"Mikaela", "mikaela"},   {"Yusuf", "yusuf"},
-    {"Amira", "amira"},     {"Omar", "omar"},       {"Priya", "priya"},       {"Ravi", "ravi"},
-    {"Kenji", "kenji"},     {"Yuki", "yuki"},       {"Mei", "mei"},           {"Wei", "wei"},
-    {"Ola", "ola"},         {"Kofi", "kofi"},       {"Ama", "ama"},           {"Chidi", "chidi"},
-    {"Sven", "sven"},       {"Astrid", "astrid"},   {"Nils", "nils"},         {"Freya", "freya"},
-    {"Tomás", "tomas"},     {"Niamh", "niamh"},     {"Seán", "sean"},         {"Aoife", "aoife"},
+    {"Anna", "anna"},     {"José", "jose"},         {"Zoë", "zoe"},         {"Chloé", "chloe"},
+    {"Björn", "bjorn"},   {"Renée", "renee"},       {"Søren", "soren"},     {"Łukasz", "lukasz"},
+    {"Ángel", "angel"},   {"François", "francois"}, {"Noah", "noah"},       {"Emma", "emma"},
+    {"Liam", "liam"},     {"Olivia", "olivia"},     {"Mia", "mia"},         {"Lucas", "lucas"},
+    {"Léa", "lea"},       {"Hugo", "hugo"},         {"Inès", "ines"},       {"Jürgen", "jurgen"},
+    {"Maëlle", "maelle"}, {"Raphaël", "raphael"},   {"Sofia", "sofia"},     {"Mateo", "mateo"},
+    {"Lena", "lena"},     {"Elias", "elias"},       {"Ava", "ava"},         {"Leo", "leo"},
+    {"Nora", "nora"},     {"Oscar", "oscar"},       {"Ida", "ida"},         {"Felix", "felix"},
+    {"Clara", "clara"},   {"Jonas", "jonas"},       {"Maja", "maja"},       {"Emil", "emil"},
+    {"Alice", "alice"},   {"Adam", "adam"},         {"Eva", "eva"},         {"David", "david"},
+    {"Sara", "sara"},     {"Daniel", "daniel"},     {"Laura", "laura"},     {"Marco", "marco"},
+    {"Julia", "julia"},   {"Pablo", "pablo"},       {"Lucía", "lucia"},     {"Andrés", "andres"},
+    {"Mónica", "monica"}, {"Héctor", "hector"},     {"Iñigo", "inigo"},     {"Agnès", "agnes"},
+    {"Hélène", "helene"}, {"Jérôme", "jerome"},     {"Dörte", "dorte"},     {"Jörg", "jorg"},
+    {"Zoltán", "zoltan"}, {"Ágnes", "agnes"},       {"Mikaela", "mikaela"}, {"Yusuf", "yusuf"},
+    {"Amira", "amira"},   {"Omar", "omar"},         {"Priya", "priya"},     {"Ravi", "ravi"},
+    {"Kenji", "kenji"},   {"Yuki", "yuki"},         {"Mei", "mei"},         {"Wei", "wei"},
+    {"Ola", "ola"},       {"Kofi", "kofi"},         {"Ama", "ama"},         {"Chidi", "chidi"},
+    {"Sven", "sven"},     {"Astrid", "astrid"},     {"Nils", "nils"},       {"Freya", "freya"},
+    {"Tomás", "tomas"},   {"Niamh", "niamh"},       {"Seán", "sean"},       {"Aoife", "aoife"},
 };
 #define NFIRST ((int)(sizeof(first_names) / sizeof(first_names[0])))
 
@@ -368,10 +369,18 @@ static void users_make(void)
         for (int attempt = 0;; attempt++) {
             int n, size = (int)sizeof(p->username);
             switch (attempt) {
-            case 0: n = snprintf(p->username, size, "%s_%s", fp, sp); break;
-            case 1: n = snprintf(p->username, size, "%s%s", fp, sp); break;
-            case 2: n = snprintf(p->username, size, "%s.%s", fp, sp); break;
-            default: n = snprintf(p->username, size, "%s_%.12s%d", fp, sp, rng_below(&r, attempt < 20 ? 100 : 100000));
+            case 0:
+                n = snprintf(p->username, size, "%s_%s", fp, sp);
+                break;
+            case 1:
+                n = snprintf(p->username, size, "%s%s", fp, sp);
+                break;
+            case 2:
+                n = snprintf(p->username, size, "%s.%s", fp, sp);
+                break;
+            default:
+                n = snprintf(p->username, size, "%s_%.12s%d", fp, sp,
+                             rng_below(&r, attempt < 20 ? 100 : 100000));
             }
             if (fits(n, sizeof(p->username)) && strset_add(&seen, p->username))
                 break;
@@ -403,8 +412,8 @@ static void post_make(int i, int64_t start_ms, int64_t span_ms, post_t *p)
     int64_t step = span_ms / conf.posts;
     p->ms = start_ms + span_ms * i / conf.posts + (step > 1 ? (int64_t)rng_below(&r, (int)step) : 0);
     snprintf(p->id, sizeof(p->id), "%08" PRIx64 "5ea0%012x", (uint64_t)(p->ms / 1000), (unsigned)i);
-    snprintf(p->thumb, sizeof(p->thumb), "/media/m/%08" PRIx64 "5ea1%012x/thumb.jpg", (uint64_t)(p->ms / 1000),
-             (unsigned)i);
+    snprintf(p->thumb, sizeof(p->thumb), "/media/m/%08" PRIx64 "5ea1%012x/thumb.jpg",
+             (uint64_t)(p->ms / 1000), (unsigned)i);
     int a = zipf_draw(&zipf_authors, &r);
     p->author = &users[rng_below(&r, 2) ? user_by_rank[a] : perm(a, conf.users)];
     /* tags: 30% none, then 1..5 */
@@ -583,8 +592,9 @@ static int already_seeded(mongoc_database_t *db)
     bson_t *filter = BCON_NEW("_id", BCON_UTF8("corpus"));
     mongoc_cursor_t *c = mongoc_collection_find_with_opts(marker, filter, NULL, NULL);
     const bson_t *d;
-    if (mongoc_cursor_next(c, &d) && doc_int(d, "version") == CORPUS_VERSION && doc_int(d, "users") == conf.users &&
-        doc_int(d, "posts") == conf.posts && doc_int(d, "words") == conf.words && doc_int(d, "tags") == conf.tags) {
+    if (mongoc_cursor_next(c, &d) && doc_int(d, "version") == CORPUS_VERSION &&
+        doc_int(d, "users") == conf.users && doc_int(d, "posts") == conf.posts &&
+        doc_int(d, "words") == conf.words && doc_int(d, "tags") == conf.tags) {
         ok = has_id(db, "users", doc_str(d, "first_user")) && has_id(db, "users", doc_str(d, "last_user")) &&
              has_id(db, "posts", doc_str(d, "first_post")) && has_id(db, "posts", doc_str(d, "last_post"));
         fprintf(stderr, "bench-search-seed: marker found (seeded at %" PRId64 " ms, in %.1f s)%s\n",
@@ -620,8 +630,8 @@ static int cmd_seed(const char *uri_s)
     mongoc_client_t *client = mongoc_client_new_from_uri(job.uri);
     mongoc_database_t *db = mongoc_client_get_database(client, job.db);
     if (!conf.force && already_seeded(db)) {
-        fprintf(stderr, "bench-search-seed: already seeded (%d users, %d posts): nothing written\n", conf.users,
-                conf.posts);
+        fprintf(stderr, "bench-search-seed: already seeded (%d users, %d posts): nothing written\n",
+                conf.users, conf.posts);
         goto out;
     }
     drop(db, "bench_seed");
@@ -663,20 +673,21 @@ static int cmd_seed(const char *uri_s)
     post_make(0, job.start_ms, job.span_ms, first);
     post_make(conf.posts - 1, job.start_ms, job.span_ms, final);
     bson_t *m = BCON_NEW("_id", BCON_UTF8("corpus"), "version", BCON_INT32(CORPUS_VERSION), "users",
-                         BCON_INT32(conf.users), "posts", BCON_INT32(conf.posts), "words", BCON_INT32(conf.words),
-                         "tags", BCON_INT32(conf.tags), "now_ms", BCON_INT64(job.now_ms), "seed_ms",
-                         BCON_INT64((int64_t)(secs * 1000)), "first_user", BCON_UTF8(users[0].id), "last_user",
-                         BCON_UTF8(users[conf.users - 1].id), "first_post", BCON_UTF8(first->id), "last_post",
-                         BCON_UTF8(final->id));
+                         BCON_INT32(conf.users), "posts", BCON_INT32(conf.posts), "words",
+                         BCON_INT32(conf.words), "tags", BCON_INT32(conf.tags), "now_ms",
+                         BCON_INT64(job.now_ms), "seed_ms", BCON_INT64((int64_t)(secs * 1000)), "first_user",
+                         BCON_UTF8(users[0].id), "last_user", BCON_UTF8(users[conf.users - 1].id),
+                         "first_post", BCON_UTF8(first->id), "last_post", BCON_UTF8(final->id));
     free(first);
     free(final);
     if (!mongoc_collection_insert_one(marker, m, NULL, NULL, &e))
         die("bench_seed", e.message);
     bson_destroy(m);
     mongoc_collection_destroy(marker);
-    fprintf(stderr,
-            "bench-search-seed: %d users and %d posts in %.1f s (%.0f docs/s, %d connections, batches of %d)\n",
-            conf.users, conf.posts, secs, (conf.users + conf.posts) / secs, conf.connections, BATCH);
+    fprintf(
+        stderr,
+        "bench-search-seed: %d users and %d posts in %.1f s (%.0f docs/s, %d connections, batches of %d)\n",
+        conf.users, conf.posts, secs, (conf.users + conf.posts) / secs, conf.connections, BATCH);
 out:
     mongoc_database_destroy(db);
     mongoc_client_destroy(client);
@@ -696,7 +707,8 @@ static void url_append(char *out, size_t size, const char *s)
 {
     size_t len = strlen(out);
     for (const unsigned char *c = (const unsigned char *)s; *c && len + 4 < size; c++) {
-        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || strchr("-._~", *c))
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+            strchr("-._~", *c))
             out[len++] = (char)*c;
         else
             len += (size_t)snprintf(out + len, size - len, "%%%02X", *c);
@@ -742,7 +754,8 @@ static void query_make(int kind, rng_t *r, char *path, size_t size)
         int k = rng_below(r, 10);
         const word_t *s = &words[u->surname];
         if (k < 4)
-            snprintf(q, sizeof(q), "%s", rng_below(r, 2) ? first_names[u->first].disp : first_names[u->first].plain);
+            snprintf(q, sizeof(q), "%s",
+                     rng_below(r, 2) ? first_names[u->first].disp : first_names[u->first].plain);
         else if (k < 7)
             snprintf(q, sizeof(q), "%s", rng_below(r, 2) ? s->disp : s->plain);
         else if (k < 8)
@@ -763,7 +776,8 @@ static void query_make(int kind, rng_t *r, char *path, size_t size)
         int k = rng_below(r, 3), n = 1 + rng_below(r, 4);
         u = &users[user_by_rank[zipf_draw(&zipf_users, r)]];
         if (k == 0) {
-            prefix_of(a, sizeof(a), rng_below(r, 2) ? first_names[u->first].plain : words[u->surname].plain, n);
+            prefix_of(a, sizeof(a), rng_below(r, 2) ? first_names[u->first].plain : words[u->surname].plain,
+                      n);
             snprintf(q, sizeof(q), "%s", a);
         } else if (k == 1) {
             prefix_of(a, sizeof(a), tags[zipf_draw(&zipf_tags, r)], n);
@@ -808,7 +822,8 @@ static int cmd_queries(const char *dir)
         for (int k = 0; k < Q_KINDS; k++)
             write_file(dir, kind_names[k], file, k);
     }
-    fprintf(stderr, "bench-search-seed: %d files of %d paths per kind (and mix) in %s\n", conf.files, conf.lines, dir);
+    fprintf(stderr, "bench-search-seed: %d files of %d paths per kind (and mix) in %s\n", conf.files,
+            conf.lines, dir);
     return 0;
 }
 
@@ -828,15 +843,32 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt(argc, argv, "u:p:w:g:j:fn:P:")) != -1) {
         switch (opt) {
-        case 'u': conf.users = atoi(optarg); break;
-        case 'p': conf.posts = atoi(optarg); break;
-        case 'w': conf.words = atoi(optarg); break;
-        case 'g': conf.tags = atoi(optarg); break;
-        case 'j': conf.connections = atoi(optarg); break;
-        case 'f': conf.force = 1; break;
-        case 'n': conf.lines = atoi(optarg); break;
-        case 'P': conf.files = atoi(optarg); break;
-        default: return 2;
+        case 'u':
+            conf.users = atoi(optarg);
+            break;
+        case 'p':
+            conf.posts = atoi(optarg);
+            break;
+        case 'w':
+            conf.words = atoi(optarg);
+            break;
+        case 'g':
+            conf.tags = atoi(optarg);
+            break;
+        case 'j':
+            conf.connections = atoi(optarg);
+            break;
+        case 'f':
+            conf.force = 1;
+            break;
+        case 'n':
+            conf.lines = atoi(optarg);
+            break;
+        case 'P':
+            conf.files = atoi(optarg);
+            break;
+        default:
+            return 2;
         }
     }
     if (conf.users < 100 || conf.posts < 1 || conf.words < 1000 || conf.tags < 10 || conf.connections < 1 ||
