@@ -14,7 +14,7 @@ static const cfg_var_t conf_table[] = {
      &conf.mongo_uri},
     {"SEARCH_INDEX_DIR", CFG_STRING, "/tmp",
      "directory of this copy's index file (rebuilt from MongoDB at every start; a local disk)", &conf.index_dir},
-    {"SEARCH_CANDIDATES", CFG_INT, "2000",
+    {"SEARCH_CANDIDATES", CFG_INT, "300",
      "posts or users ranked at most per query: the newest matches when more match", &conf.candidates, 10,
      1000000},
     {"SEARCH_PURGE_AFTER", CFG_MS, "168h", "age after which deleted posts' and accounts' tombstones are removed",
@@ -161,6 +161,8 @@ int main(int argc, char **argv)
         .stop = search_stop,
         /* an event that fails because the database is away is tried again for about an hour */
         .max_retries = 1000,
+        /* requests are short: few unacked per worker, so one slow query holds up no queue of others */
+        .prefetch = 2,
     };
     return svc_main(argc, argv, &def, conf_table, &conf.svc);
 }

@@ -14,6 +14,7 @@
 
 #define QUERY_MAX_CHARS 512
 #define QUERY_MAX_OFFSET 10000
+#define SEARCH_TOTAL_MAX 10000 /* matches counted at most (offset stops there too) */
 #define AUTOCOMPLETE_MAX_CHARS 100
 #define AUTOCOMPLETE_ITEMS 10
 
@@ -192,24 +193,31 @@ static void query__posts(search_worker_t *w, query__run_t *q, const char *me, co
         sqlite3_bind_text(q->st, 1, me, -1, SQLITE_STATIC);
         hides = query__count(q) > 0;
     }
-    /* total: every match, less those of hidden authors */
-    if (query__prepare(q, hides ? "SELECT count(*) FROM posts_fts f WHERE posts_fts MATCH ?2 AND NOT EXISTS"
-                                  " (SELECT 1 FROM posts p WHERE p.rid = f.rowid AND p.author IN " QUERY__HIDDEN ")"
-                                : "SELECT count(*) FROM posts_fts WHERE posts_fts MATCH ?2")) {
+    /* total: the matches, less those of hidden authors, counted up to SEARCH_TOTAL_MAX (the
+     * newest first: counting every post of a common word costs more than the page) */
+    if (query__prepare(q, hides ? "SELECT count(*) FROM (SELECT rowid AS rid FROM posts_fts WHERE posts_fts MATCH ?2"
+                                  " AND NOT EXISTS (SELECT 1 FROM posts p WHERE p.rid = posts_fts.rowid AND p.author IN "
+                                  QUERY__HIDDEN ") ORDER BY rowid DESC LIMIT ?3)"
+                                : "SELECT count(*) FROM (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?2"
+                                  " ORDER BY rowid DESC LIMIT ?3)")) {
         if (hides)
             sqlite3_bind_text(q->st, 1, me, -1, SQLITE_STATIC);
         sqlite3_bind_text(q->st, 2, match, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q->st, 3, SEARCH_TOTAL_MAX);
         *total = query__count(q);
     }
-    /* the page: the newest SEARCH_CANDIDATES matches ranked, hidden authors left out */
+    /* the page: the newest SEARCH_CANDIDATES matches ranked, hidden authors left out; names only
+     * for the page */
     static const char page[] =
-        "SELECT p.id, p.author, p.username, coalesce(u.name, ''), p.caption, p.tags, p.thumb, p.created,"
-        " p.edited, p.likes, p.comments"
-        " FROM (SELECT rowid AS rid, bm25(posts_fts, 1.0, 2.0, 1.5) AS r FROM posts_fts WHERE posts_fts MATCH ?2"
-        "       ORDER BY rowid DESC LIMIT ?3) m"
-        " JOIN posts p ON p.rid = m.rid LEFT JOIN users u ON u.id = p.author"
-        " WHERE p.author NOT IN " QUERY__HIDDEN
-        " ORDER BY search_rank(m.r, p.likes, p.comments, p.created, ?4) DESC, p.rid DESC LIMIT ?5 OFFSET ?6";
+        "SELECT r.id, r.author, r.username, coalesce(u.name, ''), r.caption, r.tags, r.thumb, r.created, r.edited,"
+        " r.likes, r.comments FROM"
+        " (SELECT p.rid, p.id, p.author, p.username, p.caption, p.tags, p.thumb, p.created, p.edited, p.likes,"
+        "   p.comments, search_rank(m.r, p.likes, p.comments, p.created, ?4) AS score"
+        "  FROM (SELECT rowid AS rid, bm25(posts_fts, 1.0, 2.0, 1.5) AS r FROM posts_fts WHERE posts_fts MATCH ?2"
+        "        ORDER BY rowid DESC LIMIT ?3) m"
+        "  JOIN posts p ON p.rid = m.rid WHERE p.author NOT IN " QUERY__HIDDEN
+        "  ORDER BY score DESC, p.rid DESC LIMIT ?5 OFFSET ?6) r"
+        " LEFT JOIN users u ON u.id = r.author ORDER BY r.score DESC, r.rid DESC";
     if (*total > offset && query__prepare(q, page)) {
         sqlite3_bind_text(q->st, 1, me, -1, SQLITE_STATIC);
         sqlite3_bind_text(q->st, 2, match, -1, SQLITE_STATIC);
@@ -252,10 +260,11 @@ static void query__users(search_worker_t *w, query__run_t *q, const char *me, co
 {
     char *match = words_users_match(words);
     char *exact = g_ascii_strdown(words->w[0].text, -1);
-    if (query__prepare(q, "SELECT count(*) FROM users_fts f JOIN users u ON u.rid = f.rowid"
-                          " WHERE users_fts MATCH ?2 AND u.id NOT IN " QUERY__HIDDEN)) {
+    if (query__prepare(q, "SELECT count(*) FROM (SELECT u.rid FROM users_fts f JOIN users u ON u.rid = f.rowid"
+                          " WHERE users_fts MATCH ?2 AND u.id NOT IN " QUERY__HIDDEN " LIMIT ?3)")) {
         sqlite3_bind_text(q->st, 1, me, -1, SQLITE_STATIC);
         sqlite3_bind_text(q->st, 2, match, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q->st, 3, SEARCH_TOTAL_MAX);
         *total = query__count(q);
     }
     static const char page[] =
