@@ -78,6 +78,7 @@ bench: build
 	@bench/posts/run.sh
 	@bench/feed/run.sh
 	@bench/push/run.sh
+	@bench/search/run.sh
 	@bench/media/run.sh
 
 fmt:

@@ -1,6 +1,7 @@
 # bench/module.mk -- the reference programs benchmarks compare against.
 BENCH_BINS := $(BUILD)/bin/bench-hello $(BUILD)/bin/bench-hash $(BUILD)/bin/bench-variants \
-	$(BUILD)/bin/bench-feed-seed $(BUILD)/bin/bench-feed-watch $(BUILD)/bin/bench-push-load
+	$(BUILD)/bin/bench-feed-seed $(BUILD)/bin/bench-feed-watch $(BUILD)/bin/bench-push-load \
+	$(BUILD)/bin/bench-search-seed
 
 $(BUILD)/bin/bench-hello: $(BUILD)/obj/bench/gateway/hello.o
 	@mkdir -p $(@D)
@@ -58,3 +59,15 @@ bench-feed: build
 bench-push: build
 	@$(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/bin/bench-push-load
 	@bench/push/run.sh
+
+# bench/search: a corpus written straight into search's database, and the request paths of its runs.
+$(BUILD)/bin/bench-search-seed: $(BUILD)/obj/bench/search/seed.o
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# Search's benchmark alone (issue 8): the index built over 100,000 users and 1,000,000 posts, and a
+# query mix through the gateway at 64 streams.
+.PHONY: bench-search
+bench-search: build
+	@$(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/bin/bench-search-seed
+	@bench/search/run.sh
