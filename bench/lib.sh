@@ -38,3 +38,22 @@ bench_quantiles() {
             print med, d[r]
         }'
 }
+
+# bench_cpu_sample DIR NAME...: "name N%, ..." of the stack's processes NAME (pid files in
+# $STACK_VAR/run; rabbitmq's is the wrapper's shell, its Erlang VM a child) over 3 seconds (top's
+# second sample, kept in DIR/top.txt), then h2load's total.
+bench_cpu_sample() {
+    local dir="$1" n pid pids=()
+    shift
+    for n in "$@"; do
+        pid="$(cat "$STACK_VAR/run/$n.pid")"
+        [[ $n == rabbitmq ]] && pid="$(pgrep -P "$pid" beam.smp || echo "$pid")"
+        pids+=("$pid")
+    done
+    top -b -d 3 -n 2 -p "$(IFS=,; echo "${pids[*]}")" | awk '/^top -/ { s++ } s == 2 && $1 ~ /^[0-9]+$/ { print $1, $9 }' >"$dir/top.txt"
+    local i names=("$@")
+    for i in "${!names[@]}"; do
+        printf '%s %s%%, ' "${names[i]}" "$(awk -v p="${pids[i]}" '$1 == p { print $2 }' "$dir/top.txt")"
+    done
+    echo "h2load $(top -b -d 3 -n 1 | awk '$12 == "h2load" { s += $9 } END { print s + 0 }')% (one sample)"
+}

@@ -140,17 +140,7 @@ PY
 FIRST_MS="$(awk -v s="$SECS" 'BEGIN { printf "%.0f", s * 1000 }')"
 
 # cpu_sample: "name N%, ..." of the stack's processes over 3 seconds (top's second sample).
-cpu_sample() {
-    local names=(ferretdb publication gateway rabbitmq auth) pids=() n
-    for n in "${names[@]}"; do pids+=("$(cat "$STACK_VAR/run/$n.pid")"); done
-    # rabbitmq.pid is the wrapper's shell: its Erlang VM (beam.smp) is a child
-    pids[3]="$(pgrep -P "${pids[3]}" beam.smp || echo "${pids[3]}")"
-    top -b -d 3 -n 2 -p "$(IFS=,; echo "${pids[*]}")" | awk '/^top -/ { s++ } s == 2 && $1 ~ /^[0-9]+$/ { print $1, $9 }' >"$OUT/top.txt"
-    for i in "${!names[@]}"; do
-        printf '%s %s%%, ' "${names[i]}" "$(awk -v p="${pids[i]}" '$1 == p { print $2 }' "$OUT/top.txt")"
-    done
-    echo "h2load $(top -b -d 3 -n 1 | awk '$12 == "h2load" { s += $9 } END { print s + 0 }')% (one sample)"
-}
+cpu_sample() { bench_cpu_sample "$OUT" ferretdb publication gateway rabbitmq auth; }
 
 # feed_runs NAME ROUND0: ROUNDS rounds of PROCS h2load processes at once, each with its own
 # account; one table row from all their logs (req/s: the mean over rounds of the processes' sum).

@@ -194,17 +194,7 @@ PY
 first_requests >"$OUT/first.md"
 
 # cpu_sample: "name N%, ..." of the stack's processes over 3 seconds (top's second sample).
-cpu_sample() {
-    local names=(search gateway rabbitmq ferretdb) pids=() n
-    for n in "${names[@]}"; do pids+=("$(pid_of "$n")"); done
-    # rabbitmq.pid is the wrapper's shell: its Erlang VM (beam.smp) is a child
-    pids[2]="$(pgrep -P "${pids[2]}" beam.smp || echo "${pids[2]}")"
-    top -b -d 3 -n 2 -p "$(IFS=,; echo "${pids[*]}")" | awk '/^top -/ { s++ } s == 2 && $1 ~ /^[0-9]+$/ { print $1, $9 }' >"$OUT/top.txt"
-    for i in "${!names[@]}"; do
-        printf '%s %s%%, ' "${names[i]}" "$(awk -v p="${pids[i]}" '$1 == p { print $2 }' "$OUT/top.txt")"
-    done
-    echo "h2load $(top -b -d 3 -n 1 | awk '$12 == "h2load" { s += $9 } END { print s + 0 }')% (one sample)"
-}
+cpu_sample() { bench_cpu_sample "$OUT" search gateway rabbitmq ferretdb; }
 
 # procs_run NAME KIND [CPU]: PROCS h2load processes at once, each 1 connection x STREAMS streams
 # over its own file Q/KIND-<p>.txt; one table row from all their logs (req/s: the processes' sum;

@@ -432,32 +432,19 @@ static int docs__comment(search_worker_t *w, const char *key, const cJSON *b)
     if (post == NULL || comment == NULL || v < 0 || strlen(post) > 64)
         return 1;
     /* a deleted comment takes its replies with it, as publication counts them */
-    const char *members[101] = {comment};
-    size_t n = 1;
-    if (!on) {
-        const cJSON *replies = cJSON_GetObjectItemCaseSensitive(b, "reply_ids"), *r;
-        if (!cJSON_IsArray(replies))
+    const cJSON *replies = on ? NULL : cJSON_GetObjectItemCaseSensitive(b, "reply_ids"), *r;
+    if (!on && !cJSON_IsArray(replies))
+        return 1;
+    const char **members = xmalloc((1 + (size_t)cJSON_GetArraySize(replies)) * sizeof(*members));
+    size_t n = 0;
+    members[n++] = comment;
+    cJSON_ArrayForEach(r, replies)
+    {
+        if (!cJSON_IsString(r)) {
+            free(members);
             return 1;
-        cJSON_ArrayForEach(r, replies)
-        {
-            if (!cJSON_IsString(r))
-                return 1;
-            if (n < CORE_ARRAY_SIZE(members))
-                members[n++] = r->valuestring;
         }
-        if (cJSON_GetArraySize(replies) >= (int)CORE_ARRAY_SIZE(members)) {
-            /* more replies than one pass takes: the rest in further passes */
-            size_t total = (size_t)cJSON_GetArraySize(replies);
-            for (size_t from = CORE_ARRAY_SIZE(members) - 1; from < total; from += CORE_ARRAY_SIZE(members)) {
-                const char *more[CORE_ARRAY_SIZE(members)];
-                size_t k = 0;
-                for (size_t j = from; j < total && k < CORE_ARRAY_SIZE(more); j++)
-                    more[k++] = cJSON_GetArrayItem(replies, (int)j)->valuestring;
-                int rc = docs__edges(w->s, "comments", post, more, k, 0, v, "posts", "k");
-                if (rc != 0)
-                    return rc;
-            }
-        }
+        members[n++] = r->valuestring;
     }
     int rc = 0;
     const char *author = rpc_field_str(b, "author_id");
@@ -468,6 +455,7 @@ static int docs__comment(search_worker_t *w, const char *key, const cJSON *b)
     }
     if (rc == 0)
         rc = docs__edges(w->s, "comments", post, members, n, on, v, "posts", "k");
+    free(members);
     return rc != 0 ? rc : docs__sync(w, "post", post);
 }
 

@@ -7,13 +7,7 @@
 #include "../../services/resize-image/multipart.c"
 
 /* What must hold whatever the input; a failure is a crash libFuzzer saves as a reproducer. */
-#define FUZZ_CHECK(cond)                                                                                     \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);                     \
-            abort();                                                                                         \
-        }                                                                                                    \
-    } while (0)
+#include "fuzz.h"
 
 /* The input is the request's Content-Type up to the first '\n' (all of it if none), then the
  * body. Both are heap copies of exactly their length (plus the NUL ending the header string) so

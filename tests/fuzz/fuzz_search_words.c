@@ -8,13 +8,7 @@
 #include "../../libs/core/core.c"
 #include "../../services/search/words.c"
 
-#define FUZZ_CHECK(cond)                                                                                     \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);                     \
-            abort();                                                                                         \
-        }                                                                                                    \
-    } while (0)
+#include "fuzz.h"
 
 static sqlite3 *db;
 

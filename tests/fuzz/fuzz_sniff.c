@@ -7,13 +7,7 @@
 #include "../../services/resize-image/sniff.c"
 
 /* What must hold whatever the input; a failure is a crash libFuzzer saves as a reproducer. */
-#define FUZZ_CHECK(cond)                                                                                     \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);                     \
-            abort();                                                                                         \
-        }                                                                                                    \
-    } while (0)
+#include "fuzz.h"
 
 /* The input, copied to the heap at exactly its length so AddressSanitizer sees any read past it. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
