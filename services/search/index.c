@@ -11,7 +11,6 @@
  * every change is either in the build or heard after it. */
 #include <dirent.h>
 #include <errno.h>
-#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
@@ -23,14 +22,15 @@
 #include "search.h"
 
 /* A connection with its prepared statements, kept by the address of their SQL text (literals). */
-typedef struct {
+struct index_db {
     sqlite3 *db;
     struct {
         const char *sql;
         sqlite3_stmt *st;
-    } stmts[16];
+    } stmts[24];
     size_t n;
-} index__db_t;
+};
+typedef index_db_t index__db_t;
 
 struct search_index {
     search_t *s;
@@ -68,8 +68,10 @@ static const char index__schema[] =
     "CREATE TABLE users(rid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, username TEXT NOT NULL, name TEXT NOT NULL,"
     " followers INTEGER NOT NULL);"
     "CREATE INDEX users_username ON users(username);"
+    /* autocomplete of a common prefix walks the most followed first */
+    "CREATE INDEX users_followers ON users(followers DESC, username);"
     "CREATE VIRTUAL TABLE users_fts USING fts5(username, name, content='users', content_rowid='rid',"
-    " tokenize=\"" SEARCH_FTS_TOKENIZE "\", prefix='1 2 3');"
+    " tokenize=\"" SEARCH_FTS_TOKENIZE "\", prefix='1 2 3 4 5 6');"
     "CREATE TRIGGER users_ai AFTER INSERT ON users BEGIN"
     " INSERT INTO users_fts(rowid, username, name) VALUES (new.rid, new.username, new.name); END;"
     "CREATE TRIGGER users_ad AFTER DELETE ON users BEGIN"
@@ -105,36 +107,6 @@ static const char index__schema[] =
     " END;"
     "CREATE TABLE blocks(a TEXT NOT NULL, b TEXT NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID;"
     "CREATE INDEX blocks_b ON blocks(b, a);";
-
-/* ================================================================ SQL functions */
-
-/* search_rank(bm25, likes, comments, created_ms, now_ms): README's formula for posts. */
-static void index__rank_posts(sqlite3_context *ctx, int argc, sqlite3_value **argv)
-{
-    (void)argc;
-    double relevance = -sqlite3_value_double(argv[0]);
-    double likes = fmax(0, sqlite3_value_double(argv[1])), comments = fmax(0, sqlite3_value_double(argv[2]));
-    double age_days = fmax(0, (sqlite3_value_double(argv[4]) - sqlite3_value_double(argv[3])) / 86400000.0);
-    double engagement = 1 + 0.25 * log1p(likes + 2 * comments);
-    double recency = 0.5 + 0.5 * exp2(-age_days / 30);
-    sqlite3_result_double(ctx, relevance * engagement * recency);
-}
-
-/* search_rank_user(bm25, followers, exact): README's formula for users. */
-static void index__rank_users(sqlite3_context *ctx, int argc, sqlite3_value **argv)
-{
-    (void)argc;
-    double relevance = -sqlite3_value_double(argv[0]);
-    double followers = fmax(0, sqlite3_value_double(argv[1]));
-    sqlite3_result_double(ctx, relevance * (1 + 0.25 * log1p(followers)) * (sqlite3_value_int(argv[2]) ? 10 : 1));
-}
-
-void index_register_functions(sqlite3 *db)
-{
-    int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC;
-    sqlite3_create_function(db, "search_rank", 5, flags, NULL, index__rank_posts, NULL, NULL);
-    sqlite3_create_function(db, "search_rank_user", 3, flags, NULL, index__rank_users, NULL, NULL);
-}
 
 /* ================================================================ writing rows */
 
@@ -430,7 +402,10 @@ static sqlite3 *index__open(const char *path, int create)
         return NULL;
     }
     sqlite3_busy_timeout(db, 5000);
-    index_register_functions(db);
+    if (rank_register(db) != 0) {
+        sqlite3_close(db);
+        return NULL;
+    }
     return db;
 }
 
@@ -745,11 +720,22 @@ sqlite3 *index_reader(search_worker_t *w)
         free(path);
         if (db != NULL) {
             index__exec(db, "PRAGMA cache_size=-16384; PRAGMA mmap_size=1073741824; PRAGMA query_only=1");
-            if (w->reader != NULL)
-                sqlite3_close(w->reader);
-            w->reader = db;
+            index_reader_close(w);
+            w->reader = xcalloc(1, sizeof(*w->reader));
+            w->reader->db = db;
             w->reader_gen = gen;
         }
     }
-    return w->reader;
+    return w->reader != NULL ? w->reader->db : NULL;
+}
+
+sqlite3_stmt *index_stmt(search_worker_t *w, const char *sql)
+{
+    return w->reader != NULL ? index__stmt(w->reader, sql) : NULL;
+}
+
+void index_reader_close(search_worker_t *w)
+{
+    index__close(w->reader);
+    w->reader = NULL;
 }

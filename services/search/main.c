@@ -73,6 +73,7 @@ static int search_start(svc_t *svc, void *ud)
         log_error(NULL, "SQLite %s has no FTS5 (or is older than 3.35)", sqlite3_libversion());
         return -1;
     }
+    app.rank = rank_new();
     if (index_start(&app) != 0)
         return -1;
     if (pthread_create(&run.thread, NULL, search_purge_run, NULL) != 0) {
@@ -93,11 +94,13 @@ static void search_stop(svc_t *svc, void *ud)
     index_stop(&app);
     for (size_t i = 0; i < run.nworkers; i++) {
         mq_free(run.workers[i]->pub);
-        sqlite3_close(run.workers[i]->reader);
+        index_reader_close(run.workers[i]);
         free(run.workers[i]);
     }
     free(run.workers);
     db_close(app.db);
+    rank_free(app.rank);
+    app.rank = NULL;
     cfg_free(conf_table);
 }
 

@@ -14,7 +14,7 @@
 
 #define QUERY_MAX_CHARS 512
 #define QUERY_MAX_OFFSET 10000
-#define SEARCH_TOTAL_MAX 10000 /* matches counted at most (offset stops there too) */
+#define SEARCH_TOTAL_MAX 1000 /* matches counted at most: a total above says 1,000 ("1,000+") */
 #define AUTOCOMPLETE_MAX_CHARS 100
 #define AUTOCOMPLETE_ITEMS 10
 
@@ -136,20 +136,29 @@ static cJSON *query__tag(sqlite3_stmt *st, int col)
 /* ================================================================ running statements */
 
 typedef struct {
+    search_worker_t *w;
     sqlite3 *db;
     sqlite3_stmt *st;
     int failed;
 } query__run_t;
 
+/* The worker's statement of sql (a literal), the one before it reset. */
 static sqlite3_stmt *query__prepare(query__run_t *q, const char *sql)
 {
-    sqlite3_finalize(q->st);
-    q->st = NULL;
-    if (sqlite3_prepare_v2(q->db, sql, -1, &q->st, NULL) != SQLITE_OK) {
-        log_error(NULL, "search: %s: %s", sql, sqlite3_errmsg(q->db));
+    if (q->st != NULL)
+        sqlite3_reset(q->st);
+    q->st = index_stmt(q->w, sql);
+    if (q->st == NULL)
         q->failed = 1;
-    }
     return q->st;
+}
+
+/* Ends the request's reading (a statement left stepping holds its read). */
+static void query__done(query__run_t *q)
+{
+    if (q->st != NULL)
+        sqlite3_reset(q->st);
+    q->st = NULL;
 }
 
 /* sqlite3_step with errors remembered (the caller answers 503 then). */
@@ -213,16 +222,21 @@ static void query__posts(search_worker_t *w, query__run_t *q, const char *me, co
         " r.likes, r.comments FROM"
         " (SELECT p.rid, p.id, p.author, p.username, p.caption, p.tags, p.thumb, p.created, p.edited, p.likes,"
         "   p.comments, search_rank(m.r, p.likes, p.comments, p.created, ?4) AS score"
-        "  FROM (SELECT rowid AS rid, bm25(posts_fts, 1.0, 2.0, 1.5) AS r FROM posts_fts WHERE posts_fts MATCH ?2"
+        "  FROM (SELECT rowid AS rid, search_bm25(posts_fts, ?7, 1.0, 2.0, 1.5) AS r FROM posts_fts"
+        "        WHERE posts_fts MATCH ?2"
         "        ORDER BY rowid DESC LIMIT ?3) m"
         "  JOIN posts p ON p.rid = m.rid WHERE p.author NOT IN " QUERY__HIDDEN
         "  ORDER BY score DESC, p.rid DESC LIMIT ?5 OFFSET ?6) r"
         " LEFT JOIN users u ON u.id = r.author ORDER BY r.score DESC, r.rid DESC";
-    if (*total > offset && query__prepare(q, page)) {
+    rank_terms_t terms;
+    if (*total > offset && rank_terms(w->s->rank, q->db, "posts_fts", words, 0, &terms) != 0)
+        q->failed = 1;
+    else if (*total > offset && query__prepare(q, page)) {
         sqlite3_bind_text(q->st, 1, me, -1, SQLITE_STATIC);
         sqlite3_bind_text(q->st, 2, match, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q->st, 3, w->s->conf->candidates);
         sqlite3_bind_int64(q->st, 4, core_wall_ms());
+        rank_bind_terms(q->st, 7, &terms);
         sqlite3_bind_int64(q->st, 5, limit);
         sqlite3_bind_int64(q->st, 6, offset);
         while (query__step(q) == SQLITE_ROW) {
@@ -269,15 +283,19 @@ static void query__users(search_worker_t *w, query__run_t *q, const char *me, co
     }
     static const char page[] =
         "SELECT u.id, u.username, u.name, u.followers"
-        " FROM (SELECT rowid AS rid, bm25(users_fts) AS r FROM users_fts WHERE users_fts MATCH ?2"
+        " FROM (SELECT rowid AS rid, search_bm25(users_fts, ?7) AS r FROM users_fts WHERE users_fts MATCH ?2"
         "       ORDER BY rowid DESC LIMIT ?3) m JOIN users u ON u.rid = m.rid"
         " WHERE u.id NOT IN " QUERY__HIDDEN
         " ORDER BY search_rank_user(m.r, u.followers, u.username = ?4) DESC, u.username LIMIT ?5 OFFSET ?6";
-    if (*total > offset && query__prepare(q, page)) {
+    rank_terms_t terms;
+    if (*total > offset && rank_terms(w->s->rank, q->db, "users_fts", words, 1, &terms) != 0)
+        q->failed = 1;
+    else if (*total > offset && query__prepare(q, page)) {
         sqlite3_bind_text(q->st, 1, me, -1, SQLITE_STATIC);
         sqlite3_bind_text(q->st, 2, match, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q->st, 3, w->s->conf->candidates);
         sqlite3_bind_text(q->st, 4, exact, -1, SQLITE_STATIC);
+        rank_bind_terms(q->st, 7, &terms);
         sqlite3_bind_int64(q->st, 5, limit);
         sqlite3_bind_int64(q->st, 6, offset);
         while (query__step(q) == SQLITE_ROW)
@@ -348,7 +366,7 @@ void query_search(search_worker_t *w, const mq_message_t *req, mq_reply_t *r)
         rpc_problem(r, 400, "invalid-query", "a query parameter is out of range", errors);
         return;
     }
-    query__run_t q = {.db = query__reader(w, r)};
+    query__run_t q = {.w = w, .db = query__reader(w, r)};
     if (q.db == NULL)
         return;
     const char *me = req->user_id != NULL ? req->user_id : "";
@@ -368,7 +386,7 @@ void query_search(search_worker_t *w, const mq_message_t *req, mq_reply_t *r)
             query__users(w, &q, me, &words, limit, offset, items, &total);
         words_free(&words);
     }
-    sqlite3_finalize(q.st);
+    query__done(&q);
     if (q.failed) {
         cJSON_Delete(items);
         rpc_unavailable(r, "index-error", "the search index could not answer; try again");
@@ -382,13 +400,86 @@ void query_search(search_worker_t *w, const mq_message_t *req, mq_reply_t *r)
 
 /* ================================================================ autocomplete */
 
+/* Up to AUTOCOMPLETE_ITEMS users matching a prefix, most followed first (then by username), the
+ * hidden left out. Two plans give the same answer: when few users match (under
+ * AUTOCOMPLETE_DENSE), the matches sorted; when many do, the users walked most followed first,
+ * each checked, which stops after the first few. Each plan's statement: ?1 the caller, ?2 the
+ * match (a users_fts expression) or the username range [?2, ?3), ?4 the items. */
+typedef struct {
+    const char *count; /* matches counted up to ?4 */
+    const char *sparse, *dense;
+} query__plans_t;
+
+#define AUTOCOMPLETE_DENSE 2000
+
+static const query__plans_t query__by_username = {
+    "SELECT count(*) FROM (SELECT 1 FROM users WHERE username >= ?2 AND username < ?3 LIMIT ?4)",
+    "SELECT id, username, name, followers FROM users WHERE username >= ?2 AND username < ?3"
+    " AND id NOT IN " QUERY__HIDDEN " ORDER BY followers DESC, username LIMIT ?4",
+    "SELECT id, username, name, followers FROM users INDEXED BY users_followers WHERE username >= ?2"
+    " AND username < ?3 AND id NOT IN " QUERY__HIDDEN " ORDER BY followers DESC, username LIMIT ?4"};
+static const query__plans_t query__by_words = {
+    "SELECT count(*) FROM (SELECT 1 FROM users_fts WHERE users_fts MATCH ?2 LIMIT ?4)",
+    "SELECT u.id, u.username, u.name, u.followers FROM users u WHERE u.rid IN"
+    " (SELECT rowid FROM users_fts WHERE users_fts MATCH ?2) AND u.id NOT IN " QUERY__HIDDEN
+    " ORDER BY u.followers DESC, u.username LIMIT ?4",
+    "SELECT u.id, u.username, u.name, u.followers FROM users u INDEXED BY users_followers WHERE u.rid IN"
+    " (SELECT rowid FROM users_fts WHERE users_fts MATCH ?2) AND u.id NOT IN " QUERY__HIDDEN
+    " ORDER BY u.followers DESC, u.username LIMIT ?4"};
+
+static void query__users_by(query__run_t *q, const query__plans_t *plans, const char *me, const char *a,
+                            const char *b, cJSON *users)
+{
+    long n = 0;
+    if (query__prepare(q, plans->count)) {
+        sqlite3_bind_text(q->st, 2, a, -1, SQLITE_STATIC);
+        if (b != NULL)
+            sqlite3_bind_text(q->st, 3, b, -1, SQLITE_STATIC);
+        sqlite3_bind_int(q->st, 4, AUTOCOMPLETE_DENSE);
+        n = query__count(q);
+    }
+    if (n > 0 && query__prepare(q, n < AUTOCOMPLETE_DENSE ? plans->sparse : plans->dense)) {
+        sqlite3_bind_text(q->st, 1, me, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q->st, 2, a, -1, SQLITE_STATIC);
+        if (b != NULL)
+            sqlite3_bind_text(q->st, 3, b, -1, SQLITE_STATIC);
+        sqlite3_bind_int(q->st, 4, AUTOCOMPLETE_ITEMS);
+        while (query__step(q) == SQLITE_ROW)
+            cJSON_AddItemToArray(users, query__user(q->st, 0));
+    }
+}
+
+/* Users for autocomplete: "@pre", the usernames starting with it; otherwise a word of the username
+ * or of the name starting with each word. */
+static void query__autocomplete_users(query__run_t *q, const char *me, const char *text, cJSON *users)
+{
+    if (text[0] == '@') {
+        char *prefix = g_ascii_strdown(text + 1, -1);
+        if (prefix[0] != '\0') {
+            char *end = query__prefix_end(prefix);
+            query__users_by(q, &query__by_username, me, prefix, end, users);
+            free(end);
+        }
+        g_free(prefix);
+        return;
+    }
+    search_words_t words;
+    words_split(text, &words);
+    if (words.n > 0) {
+        char *match = words_users_match(&words);
+        query__users_by(q, &query__by_words, me, match, NULL, users);
+        g_free(match);
+    }
+    words_free(&words);
+}
+
 void query_autocomplete(search_worker_t *w, const mq_message_t *req, mq_reply_t *r)
 {
     char buf[2048];
     char *text = query__q(req, r, buf, sizeof(buf), AUTOCOMPLETE_MAX_CHARS);
     if (text == NULL)
         return;
-    query__run_t q = {.db = query__reader(w, r)};
+    query__run_t q = {.w = w, .db = query__reader(w, r)};
     if (q.db == NULL)
         return;
     const char *me = req->user_id != NULL ? req->user_id : "";
@@ -402,45 +493,9 @@ void query_autocomplete(search_worker_t *w, const mq_message_t *req, mq_reply_t 
             g_free(prefix);
         }
     }
-    if (want_users) {
-        const char *rest = text[0] == '@' ? text + 1 : text;
-        char *prefix = g_ascii_strdown(rest, -1);
-        if (text[0] == '@' && prefix[0] != '\0') {
-            /* the username starts with it */
-            char *end = query__prefix_end(prefix);
-            if (query__prepare(&q, "SELECT id, username, name, followers FROM users WHERE username >= ?2 AND"
-                                   " username < ?3 AND id NOT IN " QUERY__HIDDEN
-                                   " ORDER BY followers DESC, username LIMIT ?4")) {
-                sqlite3_bind_text(q.st, 1, me, -1, SQLITE_STATIC);
-                sqlite3_bind_text(q.st, 2, prefix, -1, SQLITE_STATIC);
-                sqlite3_bind_text(q.st, 3, end, -1, SQLITE_STATIC);
-                sqlite3_bind_int(q.st, 4, AUTOCOMPLETE_ITEMS);
-                while (query__step(&q) == SQLITE_ROW)
-                    cJSON_AddItemToArray(users, query__user(q.st, 0));
-            }
-            free(end);
-        } else if (text[0] != '@') {
-            /* a word of the username or of the name starts with each word */
-            search_words_t words;
-            words_split(text, &words);
-            if (words.n > 0) {
-                char *match = words_users_match(&words);
-                if (query__prepare(&q, "SELECT u.id, u.username, u.name, u.followers FROM users u WHERE u.rid IN"
-                                       " (SELECT rowid FROM users_fts WHERE users_fts MATCH ?2) AND u.id NOT IN "
-                                       QUERY__HIDDEN " ORDER BY u.followers DESC, u.username LIMIT ?3")) {
-                    sqlite3_bind_text(q.st, 1, me, -1, SQLITE_STATIC);
-                    sqlite3_bind_text(q.st, 2, match, -1, SQLITE_STATIC);
-                    sqlite3_bind_int(q.st, 3, AUTOCOMPLETE_ITEMS);
-                    while (query__step(&q) == SQLITE_ROW)
-                        cJSON_AddItemToArray(users, query__user(q.st, 0));
-                }
-                g_free(match);
-            }
-            words_free(&words);
-        }
-        g_free(prefix);
-    }
-    sqlite3_finalize(q.st);
+    if (want_users)
+        query__autocomplete_users(&q, me, text, users);
+    query__done(&q);
     if (q.failed) {
         cJSON_Delete(users);
         cJSON_Delete(tags);

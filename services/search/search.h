@@ -26,11 +26,14 @@ typedef struct {
 } search_conf_t;
 
 typedef struct search_index search_index_t;
+typedef struct search_rank search_rank_t;
+typedef struct index_db index_db_t;
 
 typedef struct {
     const search_conf_t *conf;
     db_t *db;
     search_index_t *index;
+    search_rank_t *rank; /* document frequencies */
     metrics_registry_t *metrics;
 } search_t;
 
@@ -38,7 +41,7 @@ typedef struct {
 typedef struct {
     search_t *s;
     mq_t *pub;          /* confirms; search.sync */
-    sqlite3 *reader;    /* opened on first use, reopened when the index is rebuilt */
+    index_db_t *reader; /* opened on first use, reopened when the index is rebuilt */
     unsigned reader_gen;
 } search_worker_t;
 
@@ -69,8 +72,12 @@ int index_ready(search_t *s);
 /* The worker's reader of the current index (reopened after a rebuild), or NULL while none is
  * built. Borrowed by the worker. */
 sqlite3 *index_reader(search_worker_t *w);
-/* Registers the SQL functions the queries use on a connection. */
-void index_register_functions(sqlite3 *db);
+/* The worker's statement of sql (a literal: kept by its address) on its reader, prepared once per
+ * index file, reset and unbound; NULL after logging why. Call index_reader first. Borrowed; reset it
+ * when done (a statement left stepping holds its read). */
+sqlite3_stmt *index_stmt(search_worker_t *w, const char *sql);
+/* Closes the worker's reader and its statements. */
+void index_reader_close(search_worker_t *w);
 
 /* ---------------------------------------------------------------- words.c: queries to FTS5 */
 
@@ -91,16 +98,42 @@ typedef struct {
 /* Picks the first SEARCH_MAX_WORDS words out of q (valid UTF-8) into out; free with words_free. */
 void words_split(const char *q, search_words_t *out);
 void words_free(search_words_t *w);
-/* The FTS5 expression of posts_fts for w (n > 0): every word (#word in tags, @word in username,
- * others in any column), or, for two or more plain words, their phrase in the caption, which
- * matches the same posts and adds to the rank of those holding the words in order. g_free it. */
+/* The FTS5 expression of posts_fts for w (n > 0): every word's phrase (words_posts_phrase), phrase
+ * i being word i. g_free it. */
 char *words_posts_match(const search_words_t *w);
-/* The FTS5 expression of users_fts: each word a prefix of a word of the username (only there for
- * @word) or of the name. g_free it. */
+/* The FTS5 expression of users_fts: every word's phrase (words_users_phrase). g_free it. */
 char *words_users_match(const search_words_t *w);
+/* One word's phrase in posts_fts: #word in tags, @word in username, others in any column. g_free it. */
+char *words_posts_phrase(const search_word_t *w);
+/* One word's phrase in users_fts: a prefix of a word of the username (only there for @word) or of
+ * the name. g_free it. */
+char *words_users_phrase(const search_word_t *w);
 /* NFKC of the case folding (GLib), as publication makes hashtags; g_free it. NULL if s is not
  * valid UTF-8. */
 char *words_fold(const char *s, long len);
+
+/* ---------------------------------------------------------------- rank.c: ranking */
+
+/* What search_bm25() needs of a query: each phrase's document frequency (rows holding it; 0 for
+ * all when the query has one phrase), and whether the words' order in the caption counts. */
+typedef struct {
+    int n;
+    int ordered; /* two or more plain words: rows holding them in order in the caption rank higher */
+    int64_t df[SEARCH_MAX_WORDS];
+} rank_terms_t;
+
+/* This copy's cache of document frequencies (any thread). */
+search_rank_t *rank_new(void);
+void rank_free(search_rank_t *r);
+/* Fills out for words on the reader db (table "posts_fts" or "users_fts"; users: the users
+ * phrases): counts not cached are counted there. 0, or -1 when a count failed. */
+int rank_terms(search_rank_t *r, sqlite3 *db, const char *table, const search_words_t *words, int users,
+               rank_terms_t *out);
+/* Binds t (borrowed until the statement is reset) as search_bm25()'s terms argument. */
+void rank_bind_terms(sqlite3_stmt *st, int i, rank_terms_t *t);
+/* Registers search_bm25() (an FTS5 auxiliary function), search_rank() and search_rank_user() on
+ * db. 0 or -1. */
+int rank_register(sqlite3 *db);
 
 /* ---------------------------------------------------------------- query.c: the routes */
 

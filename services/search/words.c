@@ -67,35 +67,38 @@ char *words_fold(const char *s, long len)
     return norm;
 }
 
-/* The FTS5 expression for posts: every word, and (two or more plain words) the
- * phrase of them in the caption as an alternative that matches the same posts and adds to the
- * rank of those holding the words in order. */
-char *words_posts_match(const search_words_t *w)
+/* A post's phrase of one word: #word in the tags, @word in the username, others in any column. */
+char *words_posts_phrase(const search_word_t *w)
 {
-    GString *m = g_string_new("(");
-    size_t plain = 0;
-    for (size_t i = 0; i < w->n; i++) {
-        const char *col = w->w[i].sigil == '#' ? "tags : " : w->w[i].sigil == '@' ? "username : " : "";
-        g_string_append_printf(m, "%s%s\"%s\"", i ? " " : "", col, w->w[i].text);
-        plain += w->w[i].sigil == 0;
-    }
-    g_string_append_c(m, ')');
-    if (plain >= 2 && plain == w->n) {
-        g_string_append(m, " OR caption : \"");
-        for (size_t i = 0; i < w->n; i++)
-            g_string_append_printf(m, "%s%s", i ? " " : "", w->w[i].text);
-        g_string_append_c(m, '"');
-    }
-    return g_string_free(m, FALSE);
+    const char *col = w->sigil == '#' ? "tags : " : w->sigil == '@' ? "username : " : "";
+    return g_strdup_printf("%s\"%s\"", col, w->text);
 }
 
-/* Users: each word a prefix of a word of the username (only there for @word) or of the name. */
-char *words_users_match(const search_words_t *w)
+/* A user's phrase of one word: a prefix of a word of the username (only there for @word) or of the
+ * name. */
+char *words_users_phrase(const search_word_t *w)
+{
+    return g_strdup_printf("%s\"%s\"*", w->sigil == '@' ? "username : " : "", w->text);
+}
+
+/* Every word's phrase, in the query's order (phrase i of the expression is word i). */
+static char *words__match(const search_words_t *w, char *(*phrase)(const search_word_t *))
 {
     GString *m = g_string_new("");
-    for (size_t i = 0; i < w->n; i++)
-        g_string_append_printf(m, "%s%s\"%s\"*", i ? " " : "", w->w[i].sigil == '@' ? "username : " : "",
-                               w->w[i].text);
+    for (size_t i = 0; i < w->n; i++) {
+        char *p = phrase(&w->w[i]);
+        g_string_append_printf(m, "%s%s", i ? " " : "", p);
+        g_free(p);
+    }
     return g_string_free(m, FALSE);
 }
 
+char *words_posts_match(const search_words_t *w)
+{
+    return words__match(w, words_posts_phrase);
+}
+
+char *words_users_match(const search_words_t *w)
+{
+    return words__match(w, words_users_phrase);
+}
