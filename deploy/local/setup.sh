@@ -16,9 +16,11 @@ APT_PACKAGES=(
 	clang libclang-rt-14-dev
 	# bench/media: GNU time for peak RSS, ImageMagick (WebP is a hard dependency) as the reference
 	time imagemagick
+	# tests/deploy: docker-compose.yaml validated offline (`docker-compose config -q`; no engine runs here)
+	docker-compose
 )
 # Wanted, but the setup goes on without them (with a warning) if apt cannot install them.
-APT_OPTIONAL=(docker-compose)
+APT_OPTIONAL=()
 
 FERRETDB_MODULE=github.com/FerretDB/FerretDB
 FERRETDB_VERSION=v1.24.2
@@ -27,7 +29,8 @@ FERRETDB_VERSION=v1.24.2
 VERSITYGW_MODULE=github.com/versity/versitygw
 VERSITYGW_VERSION=v1.8.0
 
-PIP_PACKAGES=(pytest 'httpx[http2]' 'pyjwt[crypto]' pyyaml jsonschema pillow pillow-heif)
+# botocore: tests/deploy checks the ECS and Application Auto Scaling files against AWS's own API models.
+PIP_PACKAGES=(pytest 'httpx[http2]' 'pyjwt[crypto]' pyyaml jsonschema pillow pillow-heif botocore)
 
 log() { printf 'setup: %s\n' "$*"; }
 warn() { printf 'setup: WARNING: %s\n' "$*" >&2; }

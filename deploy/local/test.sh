@@ -20,6 +20,12 @@ trap cleanup EXIT
 "$STACK" down >/dev/null 2>&1 || true
 rm -rf "$STACK_VAR"
 
+# Deployment files checked offline: compose, broker definitions, ECS task and service definitions.
+echo "== deploy files (tests/deploy, offline)"
+if [[ -d tests/deploy ]] && ! "$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/deploy; then
+    failures+=("deploy files")
+fi
+
 echo "== test stack: broker, database, S3 (versitygw) and SMTP (smtp-sink)"
 "$STACK" infra-up
 
