@@ -25,7 +25,7 @@ static const struct {
     {"search.sync.*", "one search copy's index sync (exclusive, exchange search.sync)"},
     {"echo.rpc", "RPC to echod, the test daemon"},
     {"*.rpc", "RPC requests (exchange rpc)"},
-    {"*.dlq", "dead letters"},
+    {"*.dlq", "dead letters of a queue that is gone"},
 };
 
 static int catalog__match(const char *pattern, const char *name)
