@@ -23,13 +23,15 @@ static struct {
 } conf;
 
 static const cfg_var_t conf_table[] = {
-    {"QUEUES_API_URL", CFG_STRING, "http://127.0.0.1:15672/api", "RabbitMQ management HTTP API", &conf.api_url},
-    {"QUEUES_API_USER", CFG_STRING, "guest", "management API user (tag management; read permission on the vhost for peek)",
-     &conf.api_user},
+    {"QUEUES_API_URL", CFG_STRING, "http://127.0.0.1:15672/api", "RabbitMQ management HTTP API",
+     &conf.api_url},
+    {"QUEUES_API_USER", CFG_STRING, "guest",
+     "management API user (tag management; read permission on the vhost for peek)", &conf.api_user},
     {"QUEUES_API_PASSWORD", CFG_SECRET, "guest", "its password", &conf.api_password},
     {"QUEUES_VHOST", CFG_STRING, "/", "the suite's vhost", &conf.vhost},
     {"AMQP_URL", CFG_STRING, "amqp://guest:guest@127.0.0.1:5672",
-     "RabbitMQ for replay (its vhost must be QUEUES_VHOST; the user needs read on the dlq, write on the exchange)",
+     "RabbitMQ for replay (its vhost must be QUEUES_VHOST; the user needs read on the dlq, write on the "
+     "exchange)",
      &conf.amqp_url},
     {"QUEUES_TIMEOUT", CFG_MS, "10s", "one HTTP request; one broker operation or publisher confirm",
      &conf.timeout_ms, 100, 600000},

@@ -145,7 +145,8 @@ int mgmt_request(mgmt_t *m, const char *path, const cJSON *body, cJSON **out, ch
     CURLcode cc = curl_easy_perform(m->curl);
     if (cc != CURLE_OK) {
         if (a.too_large)
-            mgmt__err(err, errlen, "QUEUES_API_URL: %s answered more than %u MiB", url, MGMT_ANSWER_MAX >> 20);
+            mgmt__err(err, errlen, "QUEUES_API_URL: %s answered more than %u MiB", url,
+                      MGMT_ANSWER_MAX >> 20);
         else
             mgmt__err(err, errlen, "QUEUES_API_URL: cannot reach %s: %s", url,
                       curl_err[0] ? curl_err : curl_easy_strerror(cc));
@@ -157,14 +158,15 @@ int mgmt_request(mgmt_t *m, const char *path, const cJSON *body, cJSON **out, ch
     if (a.len > 0)
         answer = cJSON_ParseWithLength(a.buf, a.len);
     if (status == 401) {
-        mgmt__err(err, errlen, "QUEUES_API_USER: %s refused user %s and its password (401)", m->base, m->user);
+        mgmt__err(err, errlen, "QUEUES_API_USER: %s refused user %s and its password (401)", m->base,
+                  m->user);
         rc = MGMT_EAUTH;
     } else if (status == 404) {
         mgmt__err(err, errlen, "%s: not found (404) %s", url, mgmt__reason(answer));
         rc = MGMT_ENOTFOUND;
     } else if (status < 200 || status > 299) {
-        mgmt__err(err, errlen, "management API: %s %s: HTTP %ld %s", body != NULL ? "POST" : "GET", url, status,
-                  mgmt__reason(answer));
+        mgmt__err(err, errlen, "management API: %s %s: HTTP %ld %s", body != NULL ? "POST" : "GET", url,
+                  status, mgmt__reason(answer));
         rc = MGMT_EHTTP;
     } else if (a.len > 0 && answer == NULL) {
         mgmt__err(err, errlen, "management API: %s answered %zu bytes that are not JSON", url, a.len);

@@ -136,7 +136,8 @@ out:
 }
 
 /* The one exchange that binds the queue with a key matching routing_key. */
-static int origin__exchange_for(origin_t *o, const char *routing_key, char **exchange, char *err, size_t errlen)
+static int origin__exchange_for(origin_t *o, const char *routing_key, char **exchange, char *err,
+                                size_t errlen)
 {
     int rc;
     if (!o->loaded && (rc = origin__load(o, err, errlen)) != ORIGIN_OK)
@@ -149,8 +150,8 @@ static int origin__exchange_for(origin_t *o, const char *routing_key, char **exc
         if (!match)
             continue;
         if (found != NULL && strcmp(found, o->exchanges[i]) != 0) {
-            snprintf(err, errlen, "both exchanges %s and %s bind %s for routing key %s", found, o->exchanges[i],
-                     o->queue, routing_key);
+            snprintf(err, errlen, "both exchanges %s and %s bind %s for routing key %s", found,
+                     o->exchanges[i], o->queue, routing_key);
             return ORIGIN_EUNKNOWN;
         }
         found = o->exchanges[i];
@@ -173,7 +174,8 @@ int origin_resolve(origin_t *o, const origin_facts_t *f, char **exchange, char *
     }
     if (f->death_exchange[0] != '\0') { /* dead on its first delivery: x-death says it all */
         if (f->death_key == NULL) {
-            snprintf(err, errlen, "its x-death entry names exchange %s but no routing key", f->death_exchange);
+            snprintf(err, errlen, "its x-death entry names exchange %s but no routing key",
+                     f->death_exchange);
             return ORIGIN_EUNKNOWN;
         }
         *exchange = xstrdup(f->death_exchange);

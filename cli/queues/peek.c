@@ -20,7 +20,8 @@ static void peek__facts(const cJSON *headers, const char *queue, origin_facts_t 
     memset(f, 0, sizeof(*f));
     f->queue = queue;
     f->routing_key = mgmt_string(headers, "x-routing-key");
-    const cJSON *deaths = cJSON_IsObject(headers) ? cJSON_GetObjectItemCaseSensitive(headers, "x-death") : NULL;
+    const cJSON *deaths =
+        cJSON_IsObject(headers) ? cJSON_GetObjectItemCaseSensitive(headers, "x-death") : NULL;
     const cJSON *d, *chosen = NULL, *list = cJSON_IsArray(deaths) ? deaths : NULL;
     /* the entry of the queue that dead-lettered it into this dlq, else the first one */
     cJSON_ArrayForEach(d, list)
@@ -70,8 +71,8 @@ static unsigned char *peek__body(const cJSON *msg, size_t *len)
     size_t in = b64 != NULL ? strlen(b64) : 0;
     unsigned char *bin = xmalloc(in / 4 * 3 + 4);
     *len = 0;
-    if (in > 0 && sodium_base642bin(bin, in / 4 * 3 + 4, b64, in, NULL, len, NULL,
-                                    sodium_base64_VARIANT_ORIGINAL) != 0)
+    if (in > 0 &&
+        sodium_base642bin(bin, in / 4 * 3 + 4, b64, in, NULL, len, NULL, sodium_base64_VARIANT_ORIGINAL) != 0)
         *len = 0;
     return bin;
 }
@@ -93,7 +94,8 @@ static void peek__print_text(const cJSON *msg, int index, const origin_facts_t *
     queues_print_escaped(stdout, ex ? ex : "", strlen(ex ? ex : ""));
     printf("\")\n");
     peek__str("x-routing-key", f->routing_key);
-    const cJSON *deaths = cJSON_IsObject(headers) ? cJSON_GetObjectItemCaseSensitive(headers, "x-death") : NULL;
+    const cJSON *deaths =
+        cJSON_IsObject(headers) ? cJSON_GetObjectItemCaseSensitive(headers, "x-death") : NULL;
     const cJSON *d, *list = cJSON_IsArray(deaths) ? deaths : NULL;
     int n = 0;
     cJSON_ArrayForEach(d, list)
@@ -160,15 +162,19 @@ static cJSON *peek__json(const cJSON *msg, const char *to_exchange, const char *
         cJSON_AddItemToObject(o, strings[i], v != NULL ? cJSON_CreateString(v) : cJSON_CreateNull());
     }
     const cJSON *ts = cJSON_IsObject(props) ? cJSON_GetObjectItemCaseSensitive(props, "timestamp") : NULL;
-    cJSON_AddItemToObject(o, "timestamp", cJSON_IsNumber(ts) ? cJSON_CreateNumber(ts->valuedouble) : cJSON_CreateNull());
+    cJSON_AddItemToObject(o, "timestamp",
+                          cJSON_IsNumber(ts) ? cJSON_CreateNumber(ts->valuedouble) : cJSON_CreateNull());
     const char *rk = mgmt_string(msg, "routing_key"), *ex = mgmt_string(msg, "exchange");
     cJSON_AddItemToObject(o, "routing_key", rk ? cJSON_CreateString(rk) : cJSON_CreateNull());
     cJSON_AddItemToObject(o, "exchange", ex ? cJSON_CreateString(ex) : cJSON_CreateNull());
     const char *xrk = mgmt_string(headers, "x-routing-key");
     cJSON_AddItemToObject(o, "x_routing_key", xrk ? cJSON_CreateString(xrk) : cJSON_CreateNull());
-    const cJSON *deaths = cJSON_IsObject(headers) ? cJSON_GetObjectItemCaseSensitive(headers, "x-death") : NULL;
-    cJSON_AddItemToObject(o, "x_death", cJSON_IsArray(deaths) ? cJSON_Duplicate(deaths, 1) : cJSON_CreateArray());
-    cJSON_AddItemToObject(o, "headers", cJSON_IsObject(headers) ? cJSON_Duplicate(headers, 1) : cJSON_CreateObject());
+    const cJSON *deaths =
+        cJSON_IsObject(headers) ? cJSON_GetObjectItemCaseSensitive(headers, "x-death") : NULL;
+    cJSON_AddItemToObject(o, "x_death",
+                          cJSON_IsArray(deaths) ? cJSON_Duplicate(deaths, 1) : cJSON_CreateArray());
+    cJSON_AddItemToObject(o, "headers",
+                          cJSON_IsObject(headers) ? cJSON_Duplicate(headers, 1) : cJSON_CreateObject());
     if (to_exchange != NULL) {
         cJSON *to = cJSON_AddObjectToObject(o, "replay_to");
         cJSON_AddStringToObject(to, "exchange", to_exchange);
@@ -242,14 +248,15 @@ int peek_run(queues_t *q, const char *dlq, long count, char *err, size_t errlen)
     } else if (n == 0) {
         printf("%s: no dead letters\n", dlq);
     } else {
-        printf("%s: %.0f dead letter%s, the first %d shown and left in place\n\n", dlq, depth, depth == 1 ? "" : "s",
-               n);
+        printf("%s: %.0f dead letter%s, the first %d shown and left in place\n\n", dlq, depth,
+               depth == 1 ? "" : "s", n);
     }
     const cJSON *msg;
     cJSON_ArrayForEach(msg, answer)
     {
         const cJSON *props = cJSON_GetObjectItemCaseSensitive(msg, "properties");
-        const cJSON *headers = cJSON_IsObject(props) ? cJSON_GetObjectItemCaseSensitive(props, "headers") : NULL;
+        const cJSON *headers =
+            cJSON_IsObject(props) ? cJSON_GetObjectItemCaseSensitive(props, "headers") : NULL;
         origin_facts_t f;
         char *to_exchange = NULL, *to_key = NULL, why[512] = "";
         peek__facts(headers, queue, &f);

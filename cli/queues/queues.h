@@ -68,7 +68,8 @@ const char *catalog_purpose(const char *queue);
 /* 1 if name is a dead-letter queue's ("<queue>.dlq"), else 0. */
 int catalog_is_dlq(const char *name);
 
-/* ================================================================ where a dead letter came from (origin.c) */
+/* ================================================================ where a dead letter came from (origin.c)
+ */
 
 /* What a dead letter of <queue>.dlq says about its first life; every string borrowed. */
 typedef struct {

@@ -48,7 +48,8 @@ static const char *replay__reply_error(amqp_rpc_reply_t r, char *buf, size_t len
         if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD || r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
             /* both start with reply_code and reply_text */
             amqp_channel_close_t *m = r.reply.decoded;
-            snprintf(buf, len, "%d %.*s", m->reply_code, (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+            snprintf(buf, len, "%d %.*s", m->reply_code, (int)m->reply_text.len,
+                     (const char *)m->reply_text.bytes);
         } else {
             snprintf(buf, len, "broker error, method 0x%08x", r.reply.id);
         }
@@ -90,15 +91,16 @@ static int replay__connect(replay_amqp_t *a, const queues_t *q, char *err, size_
     CORE_ASSERT(sock != NULL);
     int st = amqp_socket_open_noblock(sock, ci.host, ci.port, &a->tv);
     if (st != AMQP_STATUS_OK) {
-        snprintf(err, errlen, "AMQP_URL: cannot connect to %s:%d: %s", ci.host, ci.port, amqp_error_string2(st));
+        snprintf(err, errlen, "AMQP_URL: cannot connect to %s:%d: %s", ci.host, ci.port,
+                 amqp_error_string2(st));
         goto out;
     }
     amqp_set_rpc_timeout(a->conn, &a->tv);
     amqp_rpc_reply_t r =
         amqp_login(a->conn, vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-        snprintf(err, errlen, "AMQP_URL: login to %s:%d as %s, vhost %s, failed: %s", ci.host, ci.port, ci.user,
-                 vhost, replay__reply_error(r, buf, sizeof(buf)));
+        snprintf(err, errlen, "AMQP_URL: login to %s:%d as %s, vhost %s, failed: %s", ci.host, ci.port,
+                 ci.user, vhost, replay__reply_error(r, buf, sizeof(buf)));
         goto out;
     }
     amqp_channel_open(a->conn, REPLAY_CHANNEL);
@@ -201,11 +203,11 @@ static void replay__letter_free(replay_letter_t *l)
 /* Publishes body with props to exchange/key (mandatory) and waits for its confirm. 0 when
  * confirmed and routed; else an exit status with err filled. */
 static int replay__publish(replay_amqp_t *a, const char *exchange, const char *key,
-                           const amqp_basic_properties_t *props, amqp_bytes_t body, long timeout_ms, char *err,
-                           size_t errlen)
+                           const amqp_basic_properties_t *props, amqp_bytes_t body, long timeout_ms,
+                           char *err, size_t errlen)
 {
-    int st = amqp_basic_publish(a->conn, REPLAY_CHANNEL, amqp_cstring_bytes(exchange), amqp_cstring_bytes(key), 1, 0,
-                                props, body);
+    int st = amqp_basic_publish(a->conn, REPLAY_CHANNEL, amqp_cstring_bytes(exchange),
+                                amqp_cstring_bytes(key), 1, 0, props, body);
     if (st != AMQP_STATUS_OK) {
         snprintf(err, errlen, "AMQP_URL: publishing failed: %s", amqp_error_string2(st));
         a->closed = 1;
@@ -252,7 +254,8 @@ static int replay__publish(replay_amqp_t *a, const char *exchange, const char *k
                 break;
             if (!returned)
                 return QUEUES_EXIT_OK;
-            snprintf(err, errlen, "nothing is bound to exchange \"%s\" for routing key %s now", exchange, key);
+            snprintf(err, errlen, "nothing is bound to exchange \"%s\" for routing key %s now", exchange,
+                     key);
             return QUEUES_EXIT_REFUSED;
         }
         case AMQP_BASIC_NACK_METHOD:
@@ -261,8 +264,8 @@ static int replay__publish(replay_amqp_t *a, const char *exchange, const char *k
         case AMQP_CHANNEL_CLOSE_METHOD:
         case AMQP_CONNECTION_CLOSE_METHOD: {
             amqp_channel_close_t *c = f.payload.method.decoded;
-            snprintf(err, errlen, "publishing to exchange \"%s\": the broker closed the channel: %d %.*s", exchange,
-                     c->reply_code, (int)c->reply_text.len, (const char *)c->reply_text.bytes);
+            snprintf(err, errlen, "publishing to exchange \"%s\": the broker closed the channel: %d %.*s",
+                     exchange, c->reply_code, (int)c->reply_text.len, (const char *)c->reply_text.bytes);
             a->closed = 1;
             return c->reply_code == AMQP_NOT_FOUND ? QUEUES_EXIT_REFUSED : QUEUES_EXIT_FAILED;
         }
@@ -366,7 +369,8 @@ int replay_run(queues_t *q, const char *dlq, long count, int to_queue, char *err
         replay__letter(&l, &msg.properties, queue);
         int orc = origin_resolve(&origin, &l.f, &exchange, &key, why, sizeof(why));
         if (orc == ORIGIN_OK) {
-            int n = (msg.properties._flags & AMQP_BASIC_HEADERS_FLAG) ? msg.properties.headers.num_entries : 0;
+            int n =
+                (msg.properties._flags & AMQP_BASIC_HEADERS_FLAG) ? msg.properties.headers.num_entries : 0;
             amqp_table_entry_t *entries = xcalloc((size_t)n + 1, sizeof(*entries));
             amqp_basic_properties_t props = replay__props(&msg.properties, entries, to_queue ? key : NULL);
             rc = replay__publish(&a, to_queue ? "" : exchange, to_queue ? queue : key, &props, msg.body,
@@ -377,7 +381,8 @@ int replay_run(queues_t *q, const char *dlq, long count, int to_queue, char *err
         }
         if (rc == QUEUES_EXIT_OK && amqp_basic_ack(a.conn, REPLAY_CHANNEL, tag, 0) != AMQP_STATUS_OK) {
             /* the broker puts it back when the connection goes, and it was published: in both places */
-            snprintf(why, sizeof(why), "AMQP_URL: its ack failed after the publish: it may be replayed twice");
+            snprintf(why, sizeof(why),
+                     "AMQP_URL: its ack failed after the publish: it may be replayed twice");
             a.closed = 1;
             rc = QUEUES_EXIT_FAILED;
         }
@@ -385,13 +390,15 @@ int replay_run(queues_t *q, const char *dlq, long count, int to_queue, char *err
             replayed++;
             if (q->json) {
                 cJSON *o = cJSON_CreateObject();
-                cJSON_AddItemToObject(o, "message_id", l.message_id ? cJSON_CreateString(l.message_id) : cJSON_CreateNull());
+                cJSON_AddItemToObject(o, "message_id",
+                                      l.message_id ? cJSON_CreateString(l.message_id) : cJSON_CreateNull());
                 cJSON_AddStringToObject(o, "exchange", to_queue ? "" : exchange);
                 cJSON_AddStringToObject(o, "routing_key", to_queue ? queue : key);
                 cJSON_AddItemToArray(done, o);
             } else {
                 printf("replayed ");
-                queues_print_escaped(stdout, l.message_id ? l.message_id : "-", strlen(l.message_id ? l.message_id : "-"));
+                queues_print_escaped(stdout, l.message_id ? l.message_id : "-",
+                                     strlen(l.message_id ? l.message_id : "-"));
                 printf(" to exchange \"%s\", routing key ", to_queue ? "" : exchange);
                 queues_print_escaped(stdout, to_queue ? queue : key, strlen(to_queue ? queue : key));
                 fputc('\n', stdout);
@@ -401,7 +408,8 @@ int replay_run(queues_t *q, const char *dlq, long count, int to_queue, char *err
             if (!a.closed)
                 amqp_basic_reject(a.conn, REPLAY_CHANNEL, tag, 1);
             polite = !a.closed;
-            snprintf(err, errlen, "message %s of %s left in place: %s", l.message_id ? l.message_id : "-", dlq, why);
+            snprintf(err, errlen, "message %s of %s left in place: %s", l.message_id ? l.message_id : "-",
+                     dlq, why);
         }
         free(exchange);
         free(key);
@@ -421,7 +429,8 @@ out:
             printf("%s\n", s);
             free(s);
         } else {
-            printf("replayed %ld message%s from %s; %.0f left\n", replayed, replayed == 1 ? "" : "s", dlq, left);
+            printf("replayed %ld message%s from %s; %.0f left\n", replayed, replayed == 1 ? "" : "s", dlq,
+                   left);
         }
     }
     replay__close(&a, polite);
