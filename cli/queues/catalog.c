@@ -21,7 +21,7 @@ static const struct {
     {"notification.push", "work: push.job, pushes sent to FCM"},
     {"notification.mail", "event user.registered: the welcome e-mail"},
     {"search.rpc", "RPC to search: search, autocomplete"},
-    {"search.events", "events user.*, post.*, block.*: search documents"},
+    {"search.events", "events of users, posts, likes, comments, follows, blocks: search documents"},
     {"search.sync.*", "one search copy's index sync (exclusive, exchange search.sync)"},
     {"echo.rpc", "RPC to echod, the test daemon"},
     {"*.rpc", "RPC requests (exchange rpc)"},
