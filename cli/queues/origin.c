@@ -168,8 +168,12 @@ int origin_resolve(origin_t *o, const origin_facts_t *f, char **exchange, char *
                    size_t errlen)
 {
     *exchange = *routing_key = NULL;
-    if (!f->has_death || f->death_exchange == NULL) {
+    if (!f->has_death) {
         snprintf(err, errlen, "no x-death header: not dead-lettered by RabbitMQ, so its origin is unknown");
+        return ORIGIN_EUNKNOWN;
+    }
+    if (f->death_exchange == NULL) {
+        snprintf(err, errlen, "its x-death entry names no exchange");
         return ORIGIN_EUNKNOWN;
     }
     if (f->death_exchange[0] != '\0') { /* dead on its first delivery: x-death says it all */

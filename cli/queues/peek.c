@@ -100,6 +100,8 @@ static void peek__print_text(const cJSON *msg, int index, const origin_facts_t *
     int n = 0;
     cJSON_ArrayForEach(d, list)
     {
+        if (!cJSON_IsObject(d))
+            continue;
         const cJSON *keys = cJSON_GetObjectItemCaseSensitive(d, "routing-keys"), *k;
         if (!cJSON_IsArray(keys))
             keys = NULL;

@@ -6,10 +6,12 @@ refusals that leave the message where it was, bad usage and unreachable endpoint
 The CLI is pointed at this stack through TEST_RABBITMQ_API and TEST_AMQP_URL only (its defaults are
 the developer stack's ports). Queues of its own are named test.queues.<hex> and expire by themselves if
 a test dies; the one real dlq it fills (notification.events.dlq) it empties before and after."""
+import http.server
 import json
 import os
 import socket
 import subprocess
+import threading
 import time
 import uuid
 
@@ -399,6 +401,50 @@ def test_unreachable_or_refusing_endpoints_fail_with_one_line():
                    f"AMQP_URL: cannot connect to 127.0.0.1:{port}")
     one_line_error(run("replay", POISON_DLQ, AMQP_URL=AMQP_URL.replace("guest:guest", "guest:wrong")), 1,
                    "AMQP_URL: login", "ACCESS_REFUSED")
+
+
+BAD_ANSWERS = [
+    (200, "not json"), (200, ""), (200, "[1, 2, 3]"), (200, '{"a": 1}'), (200, "null"),
+    (200, '[{"name": 5, "messages": "x"}, {"name": "a.dlq"}, {"name": "a", "message_stats": []}]'),
+    (200, '[{"properties": "x", "payload": "%%%"}, {"properties": {"headers": {"x-death": "str"}}}]'),
+    (200, '[{"properties": {"headers": {"x-death": [1, {"queue": 2, "routing-keys": "k"}, {"exchange": ""}],'
+          ' "x-routing-key": 7}}, "payload": "!!not base64", "payload_bytes": -1, "message_count": "x"}]'),
+    (200, "[" * 5000 + "]" * 5000), (500, "<html>oops</html>"), (503, '{"error": "x", "reason": 5}'),
+]
+
+
+@pytest.mark.parametrize("status,body", BAD_ANSWERS)
+def test_a_bad_answer_of_the_api_never_crashes_it(status, body):
+    """A management API that answers nonsense: the CLI says so in one line or shows what makes sense, and
+    ASan/UBSan (the test stack's build) see nothing wrong."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def answer(self):
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        do_GET = do_POST = answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api = f"http://127.0.0.1:{server.server_address[1]}/api"
+        for args in (["list"], ["list", "--json"], ["peek", "a.dlq"], ["peek", "a.dlq", "--json"]):
+            r = run(*args, QUEUES_API_URL=api)
+            assert r.returncode in (0, 1), (args, r.returncode, r.stderr)
+            if r.returncode == 1:
+                one_line_error(r, 1)
+            else:
+                assert r.stderr == "", r.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_help_names_every_variable():

@@ -7,9 +7,10 @@
 /* ---------------------------------------------------------------- the management API, canned */
 
 static const char *canned_bindings; /* JSON answer of GET /queues/{vhost}/{queue}/bindings; NULL: 404 */
-static const char *canned_exchanges = "[{\"name\":\"\",\"type\":\"direct\"},{\"name\":\"events\",\"type\":\"topic\"},"
-                                      "{\"name\":\"rpc\",\"type\":\"direct\"},{\"name\":\"fan\",\"type\":\"fanout\"},"
-                                      "{\"name\":\"other\",\"type\":\"topic\"}]";
+static const char *canned_exchanges =
+    "[{\"name\":\"\",\"type\":\"direct\"},{\"name\":\"events\",\"type\":\"topic\"},"
+    "{\"name\":\"rpc\",\"type\":\"direct\"},{\"name\":\"fan\",\"type\":\"fanout\"},"
+    "{\"name\":\"other\",\"type\":\"topic\"}]";
 static int requests;
 
 char *mgmt_path(mgmt_t *m, const char *collection, const char *name, const char *tail)
@@ -82,7 +83,9 @@ Test(origin, topic_patterns_match_as_rabbitmq_does)
 Test(origin, a_message_dead_on_first_delivery_goes_back_where_x_death_says)
 {
     char out[300];
-    origin_facts_t f = {.queue = "notification.events", .has_death = 1, .death_exchange = "events",
+    origin_facts_t f = {.queue = "notification.events",
+                        .has_death = 1,
+                        .death_exchange = "events",
                         .death_key = "device.registered"};
     requests = 0;
     cr_assert_eq(resolve(&f, out, sizeof(out)), ORIGIN_OK);
@@ -96,14 +99,20 @@ Test(origin, a_retried_event_goes_to_the_exchange_binding_its_key)
     canned_bindings = "[{\"source\":\"\",\"routing_key\":\"publication.fanout\"},"
                       "{\"source\":\"events\",\"routing_key\":\"post.created\"},"
                       "{\"source\":\"events\",\"routing_key\":\"post.deleted\"}]";
-    origin_facts_t f = {.queue = "publication.fanout", .has_death = 1, .death_exchange = "",
-                        .death_key = "publication.fanout", .routing_key = "post.deleted"};
+    origin_facts_t f = {.queue = "publication.fanout",
+                        .has_death = 1,
+                        .death_exchange = "",
+                        .death_key = "publication.fanout",
+                        .routing_key = "post.deleted"};
     cr_assert_eq(resolve(&f, out, sizeof(out)), ORIGIN_OK);
     cr_assert_str_eq(out, "events|post.deleted");
 
     canned_bindings = "[{\"source\":\"events\",\"routing_key\":\"user.*\"}]";
-    f = (origin_facts_t){.queue = "search.events", .has_death = 1, .death_exchange = "",
-                         .death_key = "search.events", .routing_key = "user.updated"};
+    f = (origin_facts_t){.queue = "search.events",
+                         .has_death = 1,
+                         .death_exchange = "",
+                         .death_key = "search.events",
+                         .routing_key = "user.updated"};
     cr_assert_eq(resolve(&f, out, sizeof(out)), ORIGIN_OK);
     cr_assert_str_eq(out, "events|user.updated");
 
@@ -115,8 +124,11 @@ Test(origin, a_retried_event_goes_to_the_exchange_binding_its_key)
 Test(origin, a_retried_work_message_goes_back_through_the_default_exchange)
 {
     char out[300];
-    origin_facts_t f = {.queue = "publication.fanout", .has_death = 1, .death_exchange = "",
-                        .death_key = "publication.fanout", .routing_key = "publication.fanout"};
+    origin_facts_t f = {.queue = "publication.fanout",
+                        .has_death = 1,
+                        .death_exchange = "",
+                        .death_key = "publication.fanout",
+                        .routing_key = "publication.fanout"};
     cr_assert_eq(resolve(&f, out, sizeof(out)), ORIGIN_OK);
     cr_assert_str_eq(out, "|publication.fanout");
     f.routing_key = NULL;
@@ -135,13 +147,17 @@ Test(origin, what_cannot_be_determined_is_said)
     cr_assert_eq(resolve(&f, out, sizeof(out)), ORIGIN_EUNKNOWN);
     cr_assert(strstr(out, "no routing key") != NULL, "%s", out);
 
-    f = (origin_facts_t){.queue = "auth.events", .has_death = 1, .death_exchange = "", .death_key = "auth.events",
+    f = (origin_facts_t){.queue = "auth.events",
+                         .has_death = 1,
+                         .death_exchange = "",
+                         .death_key = "auth.events",
                          .routing_key = "post.created"};
     canned_bindings = "[{\"source\":\"events\",\"routing_key\":\"post.deleted\"}]";
     cr_assert_eq(resolve(&f, out, sizeof(out)), ORIGIN_EUNKNOWN);
     cr_assert(strstr(out, "no exchange binds auth.events for routing key post.created") != NULL, "%s", out);
 
-    canned_bindings = "[{\"source\":\"events\",\"routing_key\":\"post.*\"},{\"source\":\"other\",\"routing_key\":\"#\"}]";
+    canned_bindings =
+        "[{\"source\":\"events\",\"routing_key\":\"post.*\"},{\"source\":\"other\",\"routing_key\":\"#\"}]";
     cr_assert_eq(resolve(&f, out, sizeof(out)), ORIGIN_EUNKNOWN);
     cr_assert(strstr(out, "both exchanges events and other") != NULL, "%s", out);
 
