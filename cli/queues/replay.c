@@ -274,7 +274,7 @@ static int replay__publish(replay_amqp_t *a, const char *exchange, const char *k
 }
 
 /* The properties of the replayed copy: the dead letter's, persistent, its headers but x-retry (libs/mq's
- * retry count: kept, the message would be dead-lettered after its first failure), and with to_queue
+ * retry count: were it kept, the message would be dead-lettered after its first failure), and with to_queue
  * x-routing-key set to the original key (what libs/mq's consumers read as the routing key). entries
  * must hold the dead letter's headers + 1. */
 static amqp_basic_properties_t replay__props(const amqp_basic_properties_t *in, amqp_table_entry_t *entries,
