@@ -1,8 +1,8 @@
 # Makefile -- builds libs, daemons and tests; runs the local stack, the tests and the benchmarks.
 #
 # Each directory brings its own fragment (libs/module.mk, services/<name>/module.mk,
-# tests/module.mk, tests/fuzz/module.mk); this file holds the flags and the targets a newcomer
-# expects:
+# cli/<name>/module.mk, tests/module.mk, tests/fuzz/module.mk); this file holds the flags and the
+# targets a newcomer expects:
 #   make deps build up down logs test bench fmt clean
 
 SHELL := /bin/bash
@@ -34,6 +34,7 @@ UNIT_TESTS :=
 
 include libs/module.mk
 include $(wildcard services/*/module.mk)
+include $(wildcard cli/*/module.mk)
 include tests/module.mk
 include tests/fuzz/module.mk
 include bench/module.mk
