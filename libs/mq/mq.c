@@ -376,7 +376,10 @@ int mq__open(mq_t *mq)
     CORE_ASSERT(sock != NULL);
     int st = amqp_socket_open_noblock(sock, mq->ci.host, mq->ci.port, &connect_tv);
     if (st != AMQP_STATUS_OK) {
-        log_debug(NULL, "amqp: connect %s:%d: %s", mq->ci.host, mq->ci.port, amqp_error_string2(st));
+        /* rabbitmq-c's words for a refused or unreachable address are "a socket error occurred" */
+        snprintf(mq->last_error, sizeof(mq->last_error), "connect to %s:%d: %s", mq->ci.host, mq->ci.port,
+                 st == AMQP_STATUS_SOCKET_ERROR ? "refused or unreachable" : amqp_error_string2(st));
+        log_debug(NULL, "amqp: %s", mq->last_error);
         goto fail;
     }
     amqp_set_rpc_timeout(mq->conn, &rpc_tv);
@@ -397,7 +400,9 @@ int mq__open(mq_t *mq)
         amqp_login_with_properties(mq->conn, mq->ci.vhost, 0, 131072, (int)mq->heartbeat_s, &client_props,
                                    AMQP_SASL_METHOD_PLAIN, mq->ci.user, mq->ci.password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-        log_warn(NULL, "amqp: login to %s:%d failed: %s", mq->ci.host, mq->ci.port, mq__reply_error(r));
+        snprintf(mq->last_error, sizeof(mq->last_error), "login to %s:%d as %s: %s", mq->ci.host, mq->ci.port,
+                 mq->ci.user, mq__reply_error(r));
+        log_warn(NULL, "amqp: %s", mq->last_error);
         goto fail;
     }
     amqp_channel_open(mq->conn, MQ__CHANNEL);
@@ -424,6 +429,11 @@ int mq__open(mq_t *mq)
 fail:
     mq__close(mq, 0);
     return MQ_EDOWN;
+}
+
+const char *mq_last_error(const mq_t *mq)
+{
+    return mq->last_error[0] != '\0' ? mq->last_error : "no error recorded";
 }
 
 int mq_connect(mq_t *mq)

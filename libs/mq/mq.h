@@ -84,6 +84,9 @@ void mq_free(mq_t *mq);
 int mq_connect(mq_t *mq);
 /* 1 if the connection is up. */
 int mq_connected(const mq_t *mq);
+/* Why the last connection attempt failed ("connect to host:port: ...", "login to ... as user: ...";
+ * never the password), borrowed until the next attempt. */
+const char *mq_last_error(const mq_t *mq);
 
 /* Topology, remembered and declared on every (re)connect. The exchanges rpc and events are
  * always declared. Names and keys are copied. */

@@ -29,6 +29,7 @@ struct mq {
     struct amqp_connection_info ci; /* points into url_parsed */
     char *url_parsed;
     char *app_id;
+    char last_error[192]; /* why the last mq__open failed (mq_last_error) */
     unsigned prefetch, heartbeat_s, max_retries;
     int confirms;
     int settle_later;

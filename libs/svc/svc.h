@@ -13,6 +13,7 @@ typedef struct {
     char *log_level;
     char *admin_listen;
     long workers;
+    long startup_timeout_ms; /* how long the broker may take to answer at start */
 } svc_conf_t;
 
 #define SVC_CFG_COMMON(c, admin_default)                                                                     \
@@ -25,9 +26,12 @@ typedef struct {
          &(c).admin_listen,                                                                                  \
          0,                                                                                                  \
          0},                                                                                                 \
+        {"WORKERS", CFG_INT, "4", "consumer threads, each with its own broker connection", &(c).workers, 1,  \
+         64},                                                                                                \
     {                                                                                                        \
-        "WORKERS", CFG_INT, "4", "consumer threads, each with its own broker connection", &(c).workers, 1,   \
-            64                                                                                               \
+        "STARTUP_TIMEOUT", CFG_MS, "30s",                                                                    \
+            "how long the broker may take to answer at start; then the daemon exits 1 naming AMQP_URL",      \
+            &(c).startup_timeout_ms, 1000, 3600000                                                           \
     }
 
 typedef struct svc svc_t;

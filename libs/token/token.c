@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
 #include "core/core.h"
 #include "json/json.h"
 
@@ -78,8 +81,13 @@ token_verifier_t *token_verifier_new(const char *public_key_pem, size_t key_len,
     v->issuer = xstrdup(issuer);
     v->audience = xstrdup(audience);
     v->leeway_s = leeway_s;
-    /* Probe the key: libjwt only reports a bad key when verifying. */
-    if (strstr(v->key, "-----BEGIN PUBLIC KEY-----") == NULL) {
+    /* Parse the key now: libjwt only reports a bad key when verifying, so a broken file would
+     * otherwise turn every request into a 401. */
+    BIO *bio = BIO_new_mem_buf(v->key, (int)key_len);
+    EVP_PKEY *pkey = bio != NULL ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+    EVP_PKEY_free(pkey);
+    BIO_free(bio);
+    if (pkey == NULL) {
         snprintf(err, errlen, "token verifier: key is not a PEM public key");
         token_verifier_free(v);
         return NULL;

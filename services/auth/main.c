@@ -119,7 +119,7 @@ static int auth_start(svc_t *svc, void *ud)
     char *probe = token_sign_rs256(conf.private_key, strlen(conf.private_key), "probe", conf.jwt_issuer,
                                    conf.jwt_audience, core_wall_ms() / 1000, 60, err, sizeof(err));
     if (probe == NULL) {
-        log_error(NULL, "JWT private key: %s", err);
+        log_error(NULL, "JWT_PRIVATE_KEY (or JWT_PRIVATE_KEY_FILE) is not a usable RSA private key in PEM: %s", err);
         return -1;
     }
     free(probe);
@@ -136,7 +136,7 @@ static int auth_start(svc_t *svc, void *ud)
         return -1;
     }
     if (auth_indexes(err, sizeof(err)) != 0) {
-        log_error(NULL, "cannot create indexes: %s", err);
+        log_error(NULL, "AUTH_MONGO_URI: cannot create indexes (is the database up?): %s", err);
         return -1;
     }
     metrics_registry_t *m = svc_metrics(svc);

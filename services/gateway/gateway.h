@@ -16,6 +16,7 @@
 typedef struct {
     char *listen, *tls_listen, *tls_cert_file, *tls_key_file;
     char *amqp_url, *log_level;
+    long startup_timeout_ms; /* how long the broker may take to answer at start */
     char *jwt_public_key_file, *jwt_issuer, *jwt_audience, *jwt_algorithms;
     long jwt_leeway_s, token_cache;
     long rate_ip_per_s, rate_ip_burst, rate_user_per_s, rate_user_burst;

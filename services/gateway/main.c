@@ -28,6 +28,8 @@ static const cfg_var_t gw__conf_table[] = {
      &gw.conf.tls_cert_file},
     {"GATEWAY_TLS_KEY_FILE", CFG_STRING, NULL, "PEM private key for the TLS listener", &gw.conf.tls_key_file},
     {"AMQP_URL", CFG_STRING, "amqp://guest:guest@127.0.0.1:5672", "RabbitMQ URL", &gw.conf.amqp_url},
+    {"STARTUP_TIMEOUT", CFG_MS, "30s", "how long the broker may take to answer at start; then the gateway exits 1 naming AMQP_URL",
+     &gw.conf.startup_timeout_ms, 1000, 3600000},
     {"LOG_LEVEL", CFG_STRING, "info", "debug, info, warn or error", &gw.conf.log_level},
     {"JWT_PUBLIC_KEY_FILE", CFG_STRING, NULL,
      "PEM public key that verifies access tokens (auth holds the private one)", &gw.conf.jwt_public_key_file},
@@ -201,6 +203,10 @@ int main(int argc, char **argv)
             return admin_healthcheck(gw.conf.listen, "/healthz");
     int level = log_level_parse(gw.conf.log_level);
     log_init("gateway", level < 0 ? LOG_INFO : (log_level_t)level);
+    if (level < 0) {
+        log_error(NULL, "LOG_LEVEL must be debug, info, warn or error");
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
 
     size_t keylen = 0;
@@ -214,7 +220,7 @@ int main(int argc, char **argv)
                                    gw.conf.jwt_audience, (int)gw.conf.jwt_leeway_s, err, sizeof(err));
     free(key);
     if (gw.tokens == NULL) {
-        log_error(NULL, "%s", err);
+        log_error(NULL, "JWT_PUBLIC_KEY_FILE, JWT_ALGORITHMS: %s", err);
         return 1;
     }
     gw.token_cache = token_cache_new((size_t)gw.conf.token_cache);
@@ -225,8 +231,24 @@ int main(int argc, char **argv)
     mq_conf_t mc = {.url = gw.conf.amqp_url, .app_id = "gateway"};
     gw.rpc = mq_rpc_client_start(&mc);
     if (gw.rpc == NULL) {
-        log_error(NULL, "AMQP_URL does not parse: %s", gw.conf.amqp_url);
+        log_error(NULL, "AMQP_URL does not parse (amqp://user:password@host:port/vhost expected)");
         return 1;
+    }
+    /* A gateway pointed at no broker says so and exits, rather than answering 503 to everything. */
+    uint64_t broker_deadline = core_now_ms() + (uint64_t)gw.conf.startup_timeout_ms;
+    while (!mq_rpc_client_connected(gw.rpc) && core_now_ms() < broker_deadline)
+        core_sleep_ms(100, NULL);
+    if (!mq_rpc_client_connected(gw.rpc)) {
+        mq_t *probe = mq_new(&mc); /* one more attempt of its own, for the reason */
+        if (probe != NULL && mq_connect(probe) != 0)
+            log_error(NULL, "AMQP_URL: no broker accepted a connection in %ld s (STARTUP_TIMEOUT): %s",
+                      gw.conf.startup_timeout_ms / 1000, mq_last_error(probe));
+        int late = probe != NULL && mq_connected(probe);
+        mq_free(probe);
+        if (!late) {
+            mq_rpc_client_stop(gw.rpc);
+            return 1;
+        }
     }
 
     h2o_config_init(&gw.globalconf);

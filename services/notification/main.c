@@ -104,7 +104,7 @@ static int notif_start(svc_t *svc, void *ud)
         return -1;
     }
     if (notif_indexes(err, sizeof(err)) != 0) {
-        log_error(NULL, "cannot create indexes: %s", err);
+        log_error(NULL, "NOTIFICATION_MONGO_URI: cannot create indexes (is the database up?): %s", err);
         return -1;
     }
     mq_conf_t mc = {.url = conf.svc.amqp_url, .app_id = "notification"};

@@ -93,7 +93,7 @@ static int pub_start(svc_t *svc, void *ud)
         return -1;
     }
     if (pub_indexes(err, sizeof(err)) != 0) {
-        log_error(NULL, "cannot create indexes: %s", err);
+        log_error(NULL, "PUBLICATION_MONGO_URI: cannot create indexes (is the database up?): %s", err);
         return -1;
     }
     mq_conf_t mc = {.url = conf.svc.amqp_url, .app_id = "publication"};

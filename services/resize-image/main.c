@@ -110,7 +110,7 @@ static int resize_start(svc_t *svc, void *ud)
         return -1;
     }
     if (resize_indexes(err, sizeof(err)) != 0) {
-        log_error(NULL, "cannot create indexes: %s", err);
+        log_error(NULL, "RESIZE_IMAGE_MONGO_URI: cannot create indexes (is the database up?): %s", err);
         return -1;
     }
     metrics_registry_t *m = svc_metrics(svc);

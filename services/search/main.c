@@ -66,7 +66,7 @@ static int search_start(svc_t *svc, void *ud)
         return -1;
     }
     if (search_indexes(err, sizeof(err)) != 0) {
-        log_error(NULL, "cannot create indexes: %s", err);
+        log_error(NULL, "SEARCH_MONGO_URI: cannot create indexes (is the database up?): %s", err);
         return -1;
     }
     if (sqlite3_libversion_number() < 3035000 || sqlite3_compileoption_used("ENABLE_FTS5") == 0) {
