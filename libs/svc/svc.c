@@ -132,7 +132,8 @@ int svc_main(int argc, char **argv, const svc_def_t *def, const cfg_var_t *table
         if (strcmp(argv[i], "--healthcheck") == 0) {
             char msg[320];
             int rc = admin_healthcheck(conf->admin_listen, "/healthz", msg, sizeof(msg));
-            fprintf(rc == 0 ? stdout : stderr, "%s %s: %s\n", def->name, rc == 0 ? "healthy" : "unhealthy", msg);
+            fprintf(rc == 0 ? stdout : stderr, "%s %s: %s\n", def->name, rc == 0 ? "healthy" : "unhealthy",
+                    msg);
             exit(rc);
         }
     }

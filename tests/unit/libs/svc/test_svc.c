@@ -824,14 +824,15 @@ Test(svc, healthcheck_probes_the_admin_port)
     const char *out, *err;
     err = svct_run(&hc, 0, "--healthcheck against a running daemon", &out);
     char want[128];
-    snprintf(want, sizeof(want), "%s healthy: GET http://127.0.0.1:%d/healthz answered 200\n", svct_name, port);
+    snprintf(want, sizeof(want), "%s healthy: GET http://127.0.0.1:%d/healthz answered 200\n", svct_name,
+             port);
     cr_assert_str_eq(out, want, "stdout: %s", out);
     cr_assert_str_eq(err, "", "stderr: %s", err);
 
     hc.admin_port = tu_free_port();
     err = svct_run(&hc, 1, "--healthcheck against a closed port", &out);
-    snprintf(want, sizeof(want), "%s unhealthy: GET http://127.0.0.1:%d/healthz: Connection refused\n", svct_name,
-             hc.admin_port);
+    snprintf(want, sizeof(want), "%s unhealthy: GET http://127.0.0.1:%d/healthz: Connection refused\n",
+             svct_name, hc.admin_port);
     cr_assert_str_eq(err, want, "stderr: %s", err);
     cr_assert_str_eq(out, "", "stdout: %s", out);
 
