@@ -175,31 +175,60 @@ void admin_stop(admin_t *a)
     free(a);
 }
 
-int admin_healthcheck(const char *listen_addr, const char *path)
+int admin_healthcheck(const char *listen_addr, const char *path, char *msg, size_t msglen)
 {
     char host[128];
-    int port, rc = 1;
-    if (admin_parse_listen(listen_addr, host, sizeof(host), &port) != 0)
+    int port, fd = -1, rc = 1;
+    if (admin_parse_listen(listen_addr, host, sizeof(host), &port) != 0) {
+        snprintf(msg, msglen, "bad listen address %s (want host:port)", listen_addr);
         return 1;
+    }
     if (strcmp(host, "0.0.0.0") == 0)
         snprintf(host, sizeof(host), "127.0.0.1");
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        snprintf(msg, msglen, "bad IPv4 address %s", host);
         return 1;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    }
+    char url[192];
+    snprintf(url, sizeof(url), "http://%s:%d%s", host, port, path);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* Both timeouts bound connect, write and each read: the whole probe takes at most a few of them. */
     struct timeval tv = {.tv_sec = 2};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        snprintf(msg, msglen, "GET %s: %s", url, strerror(errno));
         goto out;
+    }
     char req[256];
     int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path, host);
-    if (write(fd, req, (size_t)n) != n)
+    ssize_t w = write(fd, req, (size_t)n);
+    if (w != n) {
+        snprintf(msg, msglen, "GET %s: %s", url, w < 0 ? strerror(errno) : "short write");
         goto out;
+    }
+    /* The status line: "HTTP/1.1 200 OK". */
     char buf[64] = {0};
-    ssize_t r = read(fd, buf, sizeof(buf) - 1);
-    if (r > 12 && strncmp(buf, "HTTP/1.", 7) == 0 && strncmp(buf + 9, "200", 3) == 0)
-        rc = 0;
+    size_t got = 0;
+    while (got < 12) {
+        ssize_t r = read(fd, buf + got, sizeof(buf) - 1 - got);
+        if (r <= 0) {
+            snprintf(msg, msglen, "GET %s: %s", url,
+                     r == 0                                    ? "connection closed before an answer"
+                     : errno == EAGAIN || errno == EWOULDBLOCK ? "no answer within 2 s"
+                                                               : strerror(errno));
+            goto out;
+        }
+        got += (size_t)r;
+    }
+    if (strncmp(buf, "HTTP/1.", 7) != 0 || buf[8] != ' ') {
+        snprintf(msg, msglen, "GET %s: not an HTTP answer", url);
+        goto out;
+    }
+    int status = atoi(buf + 9);
+    rc = status == 200 ? 0 : 1;
+    snprintf(msg, msglen, "GET %s answered %d", url, status);
 out:
     close(fd);
     return rc;

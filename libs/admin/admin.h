@@ -28,8 +28,10 @@ void admin_stop(admin_t *a);
 /* Splits "host:port" (host may be empty or "*": all interfaces). Returns 0 or -1. */
 int admin_parse_listen(const char *listen, char *host, size_t hostlen, int *port);
 
-/* For `<daemon> --healthcheck`: GET /healthz on the admin listener (a wildcard host is probed
- * on 127.0.0.1) within 2 s. Returns 0 if it answered 200, else 1: a process exit code. */
-int admin_healthcheck(const char *listen, const char *path);
+/* For `<daemon> --healthcheck`: GET path on listen (a wildcard host is probed on 127.0.0.1),
+ * giving up after 2 s without progress. Returns 0 if it answered 200, else 1: a process exit
+ * code. Fills msg with what happened, for the operator: "GET http://127.0.0.1:9101/healthz
+ * answered 200", "GET http://127.0.0.1:9101/healthz: Connection refused". */
+int admin_healthcheck(const char *listen, const char *path, char *msg, size_t msglen);
 
 #endif

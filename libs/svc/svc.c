@@ -156,9 +156,15 @@ static int svc__wait_for_broker(const svc_def_t *def, const svc_conf_t *conf, co
 int svc_main(int argc, char **argv, const svc_def_t *def, const cfg_var_t *table, const svc_conf_t *conf)
 {
     cfg_main(argc, argv, def->summary, table);
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--healthcheck") == 0)
-            exit(admin_healthcheck(conf->admin_listen, "/healthz"));
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--healthcheck") == 0) {
+            char msg[320];
+            int rc = admin_healthcheck(conf->admin_listen, "/healthz", msg, sizeof(msg));
+            fprintf(rc == 0 ? stdout : stderr, "%s %s: %s\n", def->name, rc == 0 ? "healthy" : "unhealthy",
+                    msg);
+            exit(rc);
+        }
+    }
 
     int level = log_level_parse(conf->log_level);
     log_init(def->name, level < 0 ? LOG_INFO : (log_level_t)level);

@@ -198,9 +198,15 @@ int main(int argc, char **argv)
     int rc = 1;
     SSL_CTX *ssl = NULL;
     cfg_main(argc, argv, "gateway: the HTTP/2 edge of the photo backend", gw__conf_table);
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--healthcheck") == 0)
-            return admin_healthcheck(gw.conf.listen, "/healthz");
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--healthcheck") == 0) {
+            /* No admin listener: the gateway answers /healthz on its own HTTP listener. */
+            char msg[320];
+            rc = admin_healthcheck(gw.conf.listen, "/healthz", msg, sizeof(msg));
+            fprintf(rc == 0 ? stdout : stderr, "gateway %s: %s\n", rc == 0 ? "healthy" : "unhealthy", msg);
+            return rc;
+        }
+    }
     int level = log_level_parse(gw.conf.log_level);
     log_init("gateway", level < 0 ? LOG_INFO : (log_level_t)level);
     if (level < 0) {

@@ -314,24 +314,30 @@ Test(admin, stop_is_prompt_and_frees_the_port)
 
 /* ================================================================ healthcheck */
 
+static char msg[320]; /* what admin_healthcheck says, for --healthcheck's one line */
+
 Test(admin, healthcheck_is_0_against_a_live_listener_and_1_otherwise)
 {
     test_ready_t t = {.ready = 0};
     admin_t *a = test_start(NULL, test_ready, &t);
     char addr[64];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", admin_port(a));
-    cr_assert_eq(admin_healthcheck(addr, "/healthz"), 0);
-    cr_assert_eq(admin_healthcheck(addr, "/readyz"), 1, "503 must not pass");
+    cr_assert_eq(admin_healthcheck(addr, "/healthz", msg, sizeof(msg)), 0);
+    char want[128];
+    snprintf(want, sizeof(want), "GET http://%s/healthz answered 200", addr);
+    cr_assert_str_eq(msg, want);
+    cr_assert_eq(admin_healthcheck(addr, "/readyz", msg, sizeof(msg)), 1, "503 must not pass");
+    cr_assert_not_null(strstr(msg, "answered 503"), "%s", msg);
     t.ready = 1;
-    cr_assert_eq(admin_healthcheck(addr, "/readyz"), 0);
-    cr_assert_eq(admin_healthcheck(addr, "/nope"), 1);
+    cr_assert_eq(admin_healthcheck(addr, "/readyz", msg, sizeof(msg)), 0);
+    cr_assert_eq(admin_healthcheck(addr, "/nope", msg, sizeof(msg)), 1);
     /* A wildcard listen address is probed on 127.0.0.1. */
     snprintf(addr, sizeof(addr), ":%d", admin_port(a));
-    cr_assert_eq(admin_healthcheck(addr, "/healthz"), 0);
+    cr_assert_eq(admin_healthcheck(addr, "/healthz", msg, sizeof(msg)), 0);
     snprintf(addr, sizeof(addr), "*:%d", admin_port(a));
-    cr_assert_eq(admin_healthcheck(addr, "/healthz"), 0);
+    cr_assert_eq(admin_healthcheck(addr, "/healthz", msg, sizeof(msg)), 0);
     snprintf(addr, sizeof(addr), "0.0.0.0:%d", admin_port(a));
-    cr_assert_eq(admin_healthcheck(addr, "/healthz"), 0);
+    cr_assert_eq(admin_healthcheck(addr, "/healthz", msg, sizeof(msg)), 0);
     admin_stop(a);
 }
 
@@ -340,10 +346,13 @@ Test(admin, healthcheck_against_a_closed_port_fails_fast)
     char addr[64];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", tu_free_port());
     uint64_t t0 = core_now_ms();
-    cr_assert_eq(admin_healthcheck(addr, "/healthz"), 1);
+    cr_assert_eq(admin_healthcheck(addr, "/healthz", msg, sizeof(msg)), 1);
     cr_assert_lt(core_now_ms() - t0, 1000);
-    cr_assert_eq(admin_healthcheck("nonsense", "/healthz"), 1);
-    cr_assert_eq(admin_healthcheck("localhost:1", "/healthz"), 1);
+    cr_assert_not_null(strstr(msg, "Connection refused"), "%s", msg);
+    cr_assert_eq(admin_healthcheck("nonsense", "/healthz", msg, sizeof(msg)), 1);
+    cr_assert_str_eq(msg, "bad listen address nonsense (want host:port)");
+    cr_assert_eq(admin_healthcheck("localhost:1", "/healthz", msg, sizeof(msg)), 1);
+    cr_assert_str_eq(msg, "bad IPv4 address localhost");
 }
 
 Test(admin, healthcheck_against_a_listener_that_never_answers_gives_up_in_about_2_s)
@@ -358,9 +367,10 @@ Test(admin, healthcheck_against_a_listener_that_never_answers_gives_up_in_about_
     char addr[64];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(sa.sin_port));
     uint64_t t0 = core_now_ms();
-    cr_assert_eq(admin_healthcheck(addr, "/healthz"), 1);
+    cr_assert_eq(admin_healthcheck(addr, "/healthz", msg, sizeof(msg)), 1);
     uint64_t took = core_now_ms() - t0;
     cr_assert(took >= 1500 && took < 3500, "took %llu ms", (unsigned long long)took);
+    cr_assert_not_null(strstr(msg, "no answer within 2 s"), "%s", msg);
     close(fd);
 }
 

@@ -821,10 +821,20 @@ Test(svc, healthcheck_probes_the_admin_port)
     pid_t pid = svct_start_ready(&port, SVCT_READY_NONE);
 
     svct_spawn_t hc = {.argv = {"x", "--healthcheck"}, .admin_port = port};
-    svct_run(&hc, 0, "--healthcheck against a running daemon", NULL);
+    const char *out, *err;
+    err = svct_run(&hc, 0, "--healthcheck against a running daemon", &out);
+    char want[128];
+    snprintf(want, sizeof(want), "%s healthy: GET http://127.0.0.1:%d/healthz answered 200\n", svct_name,
+             port);
+    cr_assert_str_eq(out, want, "stdout: %s", out);
+    cr_assert_str_eq(err, "", "stderr: %s", err);
 
     hc.admin_port = tu_free_port();
-    svct_run(&hc, 1, "--healthcheck against a closed port", NULL);
+    err = svct_run(&hc, 1, "--healthcheck against a closed port", &out);
+    snprintf(want, sizeof(want), "%s unhealthy: GET http://127.0.0.1:%d/healthz: Connection refused\n",
+             svct_name, hc.admin_port);
+    cr_assert_str_eq(err, want, "stderr: %s", err);
+    cr_assert_str_eq(out, "", "stdout: %s", out);
 
     svct_stop(pid, SIGTERM);
     hc.admin_port = port;
