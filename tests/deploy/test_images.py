@@ -7,7 +7,9 @@ simulated on debian:bookworm-slim's packages: deploy/docker/image_packages.py); 
 packages give every pkg-config module the Makefile asks for; the build context that .dockerignore
 lets through holds everything make needs for each daemon; each daemon's stage runs it as a non-root
 user, with a HEALTHCHECK of `<daemon> --healthcheck` and its listeners on the container's network.
-The release binaries are built here if need be (make); without make the binary checks are skipped.
+The libraries are read off the sanitizer binaries `make test` has just built (less the sanitizer
+runtimes and what --as-needed drops), or off release binaries built here (make); without make
+the binary checks are skipped.
 """
 import functools
 import json
@@ -115,16 +117,43 @@ def apt():
     return avail, image_packages.slim_base(avail)
 
 
+SANITIZER_RUNTIMES = re.compile(r"^lib(asan|ubsan|lsan|tsan)\.so")
+
+
 @pytest.fixture(scope="module")
-def release_binaries():
-    """The release binaries of every daemon, as the build stage makes them (brought up to date here)."""
+def binaries():
+    """{daemon: (needed, loaded)}: the libraries its release binary names (NEEDED) and every library
+    the loader then loads ({name: path}). `make test` has just built the sanitizer binaries
+    (build/asan/bin): they link the same libraries plus the sanitizer runtimes, but without
+    --as-needed, so the release set is theirs less the runtimes and the unused ones (`ldd -u`),
+    and what loads is those libraries and their own dependencies. Without them the release
+    binaries are built here (make) and read directly."""
+    asan = [os.path.join(ROOT, "build", "asan", "bin", d) for d in DAEMONS]
+    if all(os.access(b, os.X_OK) for b in asan):
+        out = {}
+        for d, b in zip(DAEMONS, asan):
+            loaded_by_binary = ldd(b)
+            unused = set(unused_libraries(b))
+            names = [n for n in needed(b) if not SANITIZER_RUNTIMES.match(n) and loaded_by_binary[n] not in unused]
+            loaded = {}
+            for n in names:
+                loaded[n] = loaded_by_binary[n]
+                loaded.update(ldd(loaded_by_binary[n]))
+            out[d] = (names, loaded)
+        return out
     make = shutil.which("make")
     if make is None:
         pytest.skip("make is not installed: cannot build the release binaries to check their libraries")
     targets = [f"build/release/bin/{d}" for d in DAEMONS]
     r = subprocess.run([make, f"-j{os.cpu_count() or 2}", *targets], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, f"make {' '.join(targets)}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
-    return {d: os.path.join(ROOT, t) for d, t in zip(DAEMONS, targets)}
+    return {d: (needed(os.path.join(ROOT, t)), ldd(os.path.join(ROOT, t))) for d, t in zip(DAEMONS, targets)}
+
+
+def unused_libraries(binary):
+    """Paths of the libraries binary names but uses no symbol of (`ldd -u -r`)."""
+    out = subprocess.run(["ldd", "-u", "-r", binary], capture_output=True, text=True).stdout
+    return [line.strip() for line in out.splitlines() if line.strip().startswith("/")]
 
 
 @functools.lru_cache(maxsize=None)
@@ -174,9 +203,9 @@ def needed(binary):
 
 
 @pytest.mark.parametrize("daemon", DAEMONS)
-def test_runtime_packages_are_those_of_the_libraries_the_binary_links(release_binaries, daemon):
-    libs = ldd(release_binaries[daemon])
-    want = {package_of(libs[name]) for name in needed(release_binaries[daemon])} - {"libc6"}
+def test_runtime_packages_are_those_of_the_libraries_the_binary_links(binaries, daemon):
+    names, loaded = binaries[daemon]
+    want = {package_of(loaded[name]) for name in names} - {"libc6"}
     listed = set(RUNTIME[daemon])
     assert listed == want, (f"{daemon}: deploy/docker/Dockerfile lists {sorted(listed)}; its binary links "
                             f"libraries of {sorted(want)} (libc6 is in the base image). "
@@ -184,11 +213,11 @@ def test_runtime_packages_are_those_of_the_libraries_the_binary_links(release_bi
 
 
 @pytest.mark.parametrize("daemon", DAEMONS)
-def test_every_library_the_binary_loads_comes_with_its_image(release_binaries, apt, daemon):
+def test_every_library_the_binary_loads_comes_with_its_image(binaries, apt, daemon):
     avail, base = apt
     image = base | set(image_packages.simulate_install(COMMON + RUNTIME[daemon], base, avail))
     missing = {}
-    for name, path in ldd(release_binaries[daemon]).items():
+    for name, path in binaries[daemon][1].items():
         pkg = package_of(path)
         if pkg not in image:
             missing[name] = pkg
