@@ -1,0 +1,470 @@
+"""test_rolling_restart.py -- a rolling restart under a steady stream of writes: each daemon in turn
+(auth, resize-image, publication, notification, search, then the gateway) gets SIGTERM, must exit
+cleanly within 25 s (DESIGN.md, Operations) and is started again, while client threads keep
+registering, following, uploading, posting, commenting and liking through the gateway over HTTP/2.
+
+Every write answered 2xx ("accepted") is recorded, and once everything is back up each must be
+there: the account logs in, the follow is listed, the media is readable, the post is readable with
+exactly the comments and likes it was given, the notifications it causes are in the inboxes and
+the posts are found by search. Writes refused while a daemon is down (502, 503, 504, a reset or
+refused connection) were not accepted; such a write may still have happened (a 504 can come after
+the daemon stored it), so counts are bounded by the accepted writes below and the attempted ones
+above, and checked exactly by content (each comment and like names its attempt).
+
+Each stream user makes a handful of requests from an address of its own, so the test stack's
+rate limits never trip. Notifications of posts are checked for fans that followed their star
+before the stream started: a follow and a post made a moment apart may reach notification's
+competing consumers in either order, which the design allows (README of notification: the
+follow projection).
+"""
+import os
+import signal
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from authlib import PASSWORD, User, h2, login, new_address, register_body
+from conftest import VAR, bearer, gateway_ready, stack, wait_until
+from medialib import multipart
+from publib import small_jpeg, walk
+from searchlib import word
+from test_resilience import alive, pid_of
+
+ADMIN_BASE = int(os.environ.get("STACK_ADMIN_BASE", "9200"))
+# In the order of stack.sh's KNOWN_DAEMONS (admin port ADMIN_BASE + 1 + index); the gateway last.
+DAEMONS = ["auth", "resize-image", "publication", "notification", "search"]
+EXIT_LIMIT_S = 25.0  # DESIGN.md, Operations: SIGTERM ... exit 0 within 25 s
+THREADS = 6
+FANS_PER_STAR = 2
+ROUND_S = 0.6  # a thread's round (7 writes) at most this often
+MAX_ROUNDS = 140  # per thread: a star's inbox (3 notifications a round) stays under its cap of 500
+STEADY_S = 5.0  # traffic before the first stop and between a restart and the next stop
+SETTLE_S = 90.0  # how long the checks at the end wait for queues to drain
+REFUSED = {502, 503, 504}
+# The daemons each kind of write reaches (notification and search through the events it causes).
+REACHES = {"register": {"auth", "notification", "search"}, "follow": {"auth", "publication", "notification"},
+           "upload": {"resize-image"}, "post": {"publication", "resize-image", "notification", "search"},
+           "comment": {"publication", "notification"}, "like": {"publication", "notification"}}
+SANITIZER = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def admin_ready(name):
+    port = ADMIN_BASE + 1 + DAEMONS.index(name)
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+# ------------------------------------------------------------------ the record of writes
+
+class Record:
+    """What the stream attempted and what was accepted (2xx), per kind; shared by the threads."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.users = {}  # username -> star it follows (None until the follow is accepted)
+        self.follows = {}  # star username -> [(follower username, accepted)]
+        self.media = []  # (owner access token, upload answer)
+        self.posts = {}  # post id -> (author username, caption, media id)
+        self.star_posts = {}  # star username -> [post id]
+        self.comments = {}  # post id -> {"accepted": {text: id}, "attempted": {text}}
+        self.likes = {}  # post id -> {"accepted": {username}, "attempted": {username}}
+        self.attempts = {}  # kind -> {"accepted": n, "refused": n, "unknown": n}
+        self.unexpected = []  # (kind, status, body): neither accepted nor a refusal of a daemon down
+        self.post_attempts = 0
+        self.timeline = []  # (kind, sent, answered): monotonic times of every write
+
+    def outcome(self, kind, r):
+        """Files the answer (or exception) of one write; returns True when it was accepted."""
+        with self.lock:
+            n = self.attempts.setdefault(kind, {"accepted": 0, "refused": 0, "unknown": 0})
+            if isinstance(r, httpx.ConnectError):  # never reached the gateway
+                n["refused"] += 1
+                return False
+            if isinstance(r, Exception):
+                n["unknown"] += 1
+                return False
+            if 200 <= r.status_code < 300:
+                n["accepted"] += 1
+                return True
+            if r.status_code in REFUSED:
+                n["refused"] += 1
+            else:
+                self.unexpected.append((kind, r.status_code, r.text[:300]))
+            return False
+
+
+def send(rec, kind, fn):
+    """Runs one write; returns (accepted, response or None)."""
+    t0 = time.monotonic()
+    try:
+        r = fn()
+    except httpx.HTTPError as e:
+        r = e
+    with rec.lock:
+        rec.timeline.append((kind, t0, time.monotonic()))
+    ok = rec.outcome(kind, r)
+    return ok, (None if isinstance(r, Exception) else r)
+
+
+def upload(client, token):
+    ctype, body = multipart([("file", "photo.jpg", "image/jpeg", small_jpeg())])
+    return client.post("/v1/media", headers={**bearer(token), "content-type": ctype}, content=body, timeout=30)
+
+
+# ------------------------------------------------------------------ the stream
+
+class Star:
+    """An account the stream users follow, comment on and like, which posts every round; its fans
+    followed it before the stream."""
+
+    def __init__(self, runw):
+        self.user = User()
+        r = upload(self.user.client, self.user.access)
+        assert r.status_code == 201, r.text
+        self.media_id = r.json()["id"]
+        self.fans = [User() for _ in range(FANS_PER_STAR)]
+        for f in self.fans:
+            r = f.follow(self.user)
+            assert r.status_code == 200, r.text
+        self.runw = runw
+        self.last_post = None
+
+
+def stream(rec, star, stop, rounds_done):
+    """One client thread: rounds of register, follow, upload, post (the user's and the star's),
+    comment and like, until stop is set."""
+    for i in range(MAX_ROUNDS):
+        if stop.is_set():
+            break
+        t0 = time.monotonic()
+        stream_round(rec, star)
+        rounds_done.append(i)
+        stop.wait(max(0.0, ROUND_S - (time.monotonic() - t0)))
+
+
+def stream_round(rec, star):
+    s = star.user
+    c = h2()
+    try:
+        body = register_body()
+        ok, r = send(rec, "register", lambda: c.post("/v1/auth/register", json=body))
+        if not ok:
+            return
+        username, token = body["username"], r.json()["access_token"]
+        auth = bearer(token)
+        with rec.lock:
+            rec.users[username] = None
+            rec.follows.setdefault(s.username, []).append([username, False])
+            entry = rec.follows[s.username][-1]
+        ok, _ = send(rec, "follow", lambda: c.post(f"/v1/users/{s.username}/follow", headers=auth))
+        if ok:
+            with rec.lock:
+                entry[1] = True
+                rec.users[username] = s.username
+
+        ok, r = send(rec, "upload", lambda: upload(c, token))
+        if ok:
+            answer = r.json()
+            with rec.lock:
+                rec.media.append((token, answer))
+            caption = f"{star.runw} {word()}"
+            with rec.lock:
+                rec.post_attempts += 1
+            ok, r = send(rec, "post", lambda: c.post("/v1/posts", headers=auth,
+                                                     json={"caption": caption, "media_ids": [answer["id"]]}))
+            if ok:
+                with rec.lock:
+                    rec.posts[r.json()["id"]] = (username, caption, answer["id"])
+
+        caption = f"{star.runw} {word()}"
+        with rec.lock:
+            rec.post_attempts += 1
+        ok, r = send(rec, "post", lambda: s.post("/v1/posts", json={"caption": caption, "media_ids": [star.media_id]}))
+        if ok:
+            pid = r.json()["id"]
+            with rec.lock:
+                rec.posts[pid] = (s.username, caption, star.media_id)
+                rec.star_posts.setdefault(s.username, []).append(pid)
+                rec.comments[pid] = {"accepted": {}, "attempted": set()}
+                rec.likes[pid] = {"accepted": set(), "attempted": set()}
+            star.last_post = pid
+        pid = star.last_post
+        if pid is None:
+            return
+
+        text = f"c{uuid.uuid4().hex[:16]}"
+        with rec.lock:
+            rec.comments[pid]["attempted"].add(text)
+        ok, r = send(rec, "comment", lambda: c.post(f"/v1/posts/{pid}/comments", headers=auth, json={"text": text}))
+        if ok:
+            with rec.lock:
+                rec.comments[pid]["accepted"][text] = r.json()["id"]
+        with rec.lock:
+            rec.likes[pid]["attempted"].add(username)
+        ok, _ = send(rec, "like", lambda: c.post(f"/v1/posts/{pid}/like", headers=auth))
+        if ok:
+            with rec.lock:
+                rec.likes[pid]["accepted"].add(username)
+    finally:
+        c.close()
+
+
+# ------------------------------------------------------------------ SIGTERM, exit, start
+
+def stop_and_start(name, exits):
+    """SIGTERM to name by its recorded pid; measures the time to exit, checks the log says it stopped
+    (and nothing of a sanitizer), then starts it again and waits until it serves."""
+    pid = pid_of(name)
+    log_path = os.path.join(VAR, "log", f"{name}.log")
+    offset = os.path.getsize(log_path)
+    t0 = time.monotonic()
+    exits[name] = {"signalled": t0}
+    os.kill(pid, signal.SIGTERM)
+    while alive(pid) and time.monotonic() - t0 < EXIT_LIMIT_S + 5:
+        time.sleep(0.02)
+    took = time.monotonic() - t0
+    gone = not alive(pid)
+    stack("stop", name)  # removes the pid file (and SIGKILLs what did not exit)
+    with open(log_path, errors="replace") as f:
+        f.seek(offset)
+        tail = f.read()
+    exits[name] |= {
+        "seconds": round(took, 2),
+        "exited": gone,
+        "stopped_logged": ('"msg":"stopped"' in tail) if name != "gateway" else ('"msg":"stopped (' in tail),
+        "sanitizer": [s for s in SANITIZER if s in tail],
+        "log": tail[-1500:],
+    }
+    stack("start", name)
+    if name == "gateway":
+        wait_until(gateway_ready, timeout=60, what="gateway ready again")
+    else:
+        wait_until(lambda: admin_ready(name), timeout=60, what=f"{name} ready again")
+
+
+# ------------------------------------------------------------------ the checks at the end
+
+def settle(check, what, timeout=SETTLE_S):
+    """Polls check() (a list of what is still missing) until it is empty; returns what is left."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            missing = check()
+        except (httpx.HTTPError, AssertionError) as e:
+            missing = [f"{what}: {e!r}"]
+        if not missing or time.monotonic() >= deadline:
+            return missing
+        time.sleep(1.0)
+
+
+def pmap(fn, items, workers=4):
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        return list(ex.map(fn, items))
+
+
+def inbox_of(user):
+    items, cursor = [], None
+    for _ in range(50):
+        params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+        r = user.get("/v1/notifications", params=params)
+        assert r.status_code == 200, r.text
+        items.extend(r.json()["items"])
+        cursor = r.json()["next_cursor"]
+        if cursor is None:
+            return items
+    raise AssertionError("inbox pagination did not end")
+
+
+def search_ids(runw):
+    """Every post id the search finds for the run's word, and its total."""
+    got, offset, total = set(), 0, None
+    with h2() as c:
+        while True:
+            r = c.get("/v1/search", params={"q": runw, "type": "posts", "limit": 100, "offset": offset},
+                      headers={"x-forwarded-for": new_address()})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            total = body["total"]
+            got |= {i["id"] for i in body["items"]}
+            offset += 100
+            if not body["items"] or offset >= total:
+                return got, total
+
+
+# ------------------------------------------------------------------ the test
+
+def test_rolling_restart_under_load_loses_no_accepted_write():
+    assert gateway_ready()
+    for name in DAEMONS:
+        assert admin_ready(name), f"{name} is not ready before the test"
+    runw = word(14)
+    stars = [Star(runw) for _ in range(THREADS)]
+    # the fans' follows reached notification's projection before the stream
+    from notiflib import wait_inbox
+    for st in stars:
+        wait_inbox(st.user, lambda items: sum(n["type"] == "follow" for n in items) >= FANS_PER_STAR,
+                   timeout=30, what=f"{st.user.username} told of its fans")
+
+    rec, stop, rounds = Record(), threading.Event(), []
+    threads = [threading.Thread(target=stream, args=(rec, st, stop, rounds), daemon=True) for st in stars]
+    t_start = time.monotonic()
+    for t in threads:
+        t.start()
+    exits = {}
+    try:
+        time.sleep(STEADY_S)
+        for name in DAEMONS + ["gateway"]:
+            stop_and_start(name, exits)
+            time.sleep(STEADY_S)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+        for name in DAEMONS:
+            if not admin_ready(name):
+                stack("start", name, check=False)
+        if not gateway_ready():
+            stack("start", "gateway", check=False)
+    stream_s = time.monotonic() - t_start
+    wait_until(gateway_ready, timeout=60, what="gateway ready after the stream")
+
+    # Under load: writes reaching each daemon were in flight when it got SIGTERM.
+    for name, e in exits.items():
+        t = e["signalled"]
+        e["in_flight"] = sum(1 for kind, a, b in rec.timeline
+                             if a <= t <= b and (name == "gateway" or name in REACHES[kind]))
+        e["last_second"] = sum(1 for kind, a, _ in rec.timeline
+                               if t - 1 <= a <= t and (name == "gateway" or name in REACHES[kind]))
+    summary = (f"{len(rounds)} rounds in {stream_s:.0f}s; writes {rec.attempts}; exit seconds (writes in flight "
+               f"at SIGTERM, sent in the second before) "
+               f"{ {n: (e['seconds'], e['in_flight'], e['last_second']) for n, e in exits.items()} }")
+    print(summary)
+
+    # Each daemon exited by itself, in time, saying so, without a sanitizer report.
+    for name, e in exits.items():
+        assert e["exited"], f"{name} still running {EXIT_LIMIT_S + 5}s after SIGTERM ({summary})\n{e['log']}"
+        assert e["seconds"] <= EXIT_LIMIT_S, f"{name} took {e['seconds']}s to exit after SIGTERM ({summary})"
+        assert e["stopped_logged"], f"{name}'s log does not say it stopped after SIGTERM:\n{e['log']}"
+        assert not e["sanitizer"], f"{name}: {e['sanitizer']} in its log after SIGTERM:\n{e['log']}"
+        assert e["last_second"] > 0, f"no writes reached {name} in the second before its SIGTERM ({summary})"
+    assert set(exits) == set(DAEMONS + ["gateway"]), exits
+    assert not rec.unexpected, f"answers that are neither accepted nor a refusal: {rec.unexpected[:10]} ({summary})"
+    for kind in ("register", "follow", "upload", "post", "comment", "like"):
+        assert rec.attempts.get(kind, {}).get("accepted", 0) >= 10, f"too few accepted {kind} writes: {summary}"
+
+    # Accounts: each accepted registration logs in.
+    def cannot_log_in(username):
+        with h2() as c:
+            r = login(c, username, PASSWORD)
+            return None if r.status_code == 200 else (username, r.status_code)
+    users = sorted(rec.users)
+    bad = [x for x in pmap(cannot_log_in, users) if x]
+    assert not bad, f"{len(bad)} of {len(users)} accepted registrations cannot log in: {bad[:5]}"
+
+    # Follows: each star's followers are its fans, every accepted follower, and no one who did not try.
+    def follows_missing():
+        missing = []
+        for st in stars:
+            s = st.user.username
+            listed = {u["username"] for u in walk(st.user, f"/v1/users/{s}/followers", limit=100)[0]}
+            tried = rec.follows.get(s, [])
+            want = {u for u, ok in tried if ok} | {f.username for f in st.fans}
+            extra = listed - {u for u, _ in tried} - {f.username for f in st.fans}
+            missing += [f"{s}: follower {u} missing" for u in want - listed]
+            missing += [f"{s}: follower {u} never tried" for u in extra]
+        return missing
+    n_follows = sum(ok for v in rec.follows.values() for _, ok in v)
+    left = settle(follows_missing, "followers")
+    assert not left, f"{len(left)} accepted follows lost (of {n_follows}): {left[:5]}"
+
+    # Media: each accepted upload is readable, and its thumb is served.
+    def media_missing(item):
+        token, answer = item
+        with h2() as c:
+            r = c.get(f"/v1/media/{answer['id']}", headers=bearer(token))
+            if r.status_code != 200:
+                return (answer["id"], r.status_code)
+            thumb = c.get(answer["variants"]["thumb"]["url"])
+            return None if thumb.status_code == 200 else (answer["variants"]["thumb"]["url"], thumb.status_code)
+    bad = [x for x in pmap(media_missing, rec.media) if x]
+    assert not bad, f"{len(bad)} of {len(rec.media)} accepted uploads not readable: {bad[:5]}"
+
+    # Posts: each accepted post is readable as it was made; a star's post has exactly the comments and
+    # likes it was given (every accepted one, none that was not attempted), and counts that agree.
+    def post_problems(pid):
+        author, caption, mid = rec.posts[pid]
+        with h2() as c:
+            r = c.get(f"/v1/posts/{pid}")
+            if r.status_code != 200:
+                return [f"post {pid}: {r.status_code}"]
+            p = r.json()
+            out = []
+            if (p["author"]["username"], p["caption"], [m["id"] for m in p["media"]]) != (author, caption, [mid]):
+                out.append(f"post {pid}: {p['author']['username']} {p['caption']!r} {p['media']}")
+            if pid not in rec.comments:
+                return out
+            cs = walk(c, f"/v1/posts/{pid}/comments", limit=100)[0]
+            texts = {x["text"]: x["id"] for x in cs}
+            acc, tried = rec.comments[pid]["accepted"], rec.comments[pid]["attempted"]
+            out += [f"post {pid}: accepted comment {t} missing" for t in acc if texts.get(t) != acc[t]]
+            out += [f"post {pid}: comment {t} never tried" for t in set(texts) - tried]
+            if p["comment_count"] != len(cs):
+                out.append(f"post {pid}: comment_count {p['comment_count']}, {len(cs)} listed")
+            likers = {x["username"] for x in walk(c, f"/v1/posts/{pid}/likes", limit=100)[0]}
+            lacc, ltried = rec.likes[pid]["accepted"], rec.likes[pid]["attempted"]
+            out += [f"post {pid}: accepted like of {u} missing" for u in lacc - likers]
+            out += [f"post {pid}: like of {u} never tried" for u in likers - ltried]
+            if p["like_count"] != len(likers):
+                out.append(f"post {pid}: like_count {p['like_count']}, {len(likers)} listed")
+            return out
+
+    def posts_missing():
+        return [x for xs in pmap(post_problems, sorted(rec.posts)) for x in xs]
+    n_comments = sum(len(v["accepted"]) for v in rec.comments.values())
+    n_likes = sum(len(v["accepted"]) for v in rec.likes.values())
+    left = settle(posts_missing, "posts")
+    assert not left, (f"{len(left)} problems in {len(rec.posts)} accepted posts, {n_comments} comments, "
+                      f"{n_likes} likes: {left[:8]}")
+
+    # Notifications: each star is told of every accepted follow, comment and like; each fan of every
+    # accepted post of its star.
+    def notifications_missing():
+        missing = []
+        for st in stars:
+            s = st.user.username
+            items = inbox_of(st.user)
+            follows = {n["actor"]["username"] for n in items if n["type"] == "follow"}
+            missing += [f"{s}: follow of {u} not notified" for u, ok in rec.follows.get(s, []) if ok and u not in follows]
+            comments = {n["target"]["id"] for n in items if n["type"] == "comment"}
+            likes = {(n["actor"]["username"], n["target"]["id"]) for n in items if n["type"] == "like"}
+            for pid in rec.star_posts.get(s, []):
+                missing += [f"{s}: comment {cid} not notified" for cid in rec.comments[pid]["accepted"].values()
+                            if cid not in comments]
+                missing += [f"{s}: like of {u} on {pid} not notified" for u in rec.likes[pid]["accepted"]
+                            if (u, pid) not in likes]
+            for f in st.fans:
+                told = {n["target"]["id"] for n in inbox_of(f) if n["type"] == "post"}
+                missing += [f"{f.username}: post {pid} of {s} not notified" for pid in rec.star_posts.get(s, [])
+                            if pid not in told]
+        return missing
+    left = settle(notifications_missing, "notifications")
+    assert not left, f"{len(left)} accepted writes not notified: {left[:8]} ({summary})"
+
+    # Search: every accepted post is found by the run's word, and nothing that was not attempted.
+    def search_missing():
+        found, total = search_ids(runw)
+        missing = [f"post {pid} not found" for pid in rec.posts if pid not in found]
+        if total > rec.post_attempts:
+            missing.append(f"{total} found, {rec.post_attempts} attempted")
+        return missing
+    left = settle(search_missing, "search")
+    assert not left, f"{len(left)} of {len(rec.posts)} accepted posts not searchable: {left[:8]}"
+
+    for st in stars:
+        for u in [st.user, *st.fans]:
+            u.close()
