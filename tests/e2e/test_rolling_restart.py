@@ -302,7 +302,7 @@ def settle(check, what, timeout=SETTLE_S):
             missing = [f"{what}: {e!r}"]
         if not missing or time.monotonic() >= deadline:
             return missing
-        time.sleep(1.0)
+        time.sleep(2.0)  # slow enough for the per-user rate limit of the stars and fans that poll
 
 
 def pmap(fn, items, workers=4):
