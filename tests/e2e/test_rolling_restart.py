@@ -86,6 +86,7 @@ class Record:
         self.likes = {}  # post id -> {"accepted": {username}, "attempted": {username}}
         self.attempts = {}  # kind -> {"accepted": n, "refused": n, "unknown": n}
         self.unexpected = []  # (kind, status, body): neither accepted nor a refusal of a daemon down
+        self.not_accepted = {}  # status or exception name -> writes
         self.post_attempts = 0
         self.timeline = []  # (kind, sent, answered): monotonic times of every write
         self.in_flight = {}  # kind -> writes sent and not answered yet
@@ -94,6 +95,9 @@ class Record:
         """Files the answer (or exception) of one write; returns True when it was accepted."""
         with self.lock:
             n = self.attempts.setdefault(kind, {"accepted": 0, "refused": 0, "unknown": 0})
+            why = type(r).__name__ if isinstance(r, Exception) else r.status_code
+            if why not in range(200, 300):
+                self.not_accepted[why] = self.not_accepted.get(why, 0) + 1
             if isinstance(r, httpx.ConnectError):  # never reached the gateway
                 n["refused"] += 1
                 return False
@@ -381,7 +385,7 @@ def test_rolling_restart_under_load_loses_no_accepted_write():
         t = e["signalled"]
         e["in_flight"] = sum(1 for kind, a, b in rec.timeline
                              if a <= t <= b and (name == "gateway" or name in REACHES[kind]))
-    summary = (f"{len(rounds)} rounds in {stream_s:.0f}s; writes {rec.attempts}; exit seconds (writes in flight "
+    summary = (f"{len(rounds)} rounds in {stream_s:.0f}s; writes {rec.attempts}; not accepted {rec.not_accepted}; exit seconds (writes in flight "
                f"at SIGTERM, exit status if seen) { {n: (e['seconds'], e['in_flight'], e['status']) for n, e in exits.items()} }")
     print(summary)
 
