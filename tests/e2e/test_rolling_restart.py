@@ -51,7 +51,7 @@ ROUND_S = 0.6  # a thread's round (7 writes) at most this often
 MAX_ROUNDS = 140  # per thread: a star's inbox (3 notifications a round) stays under its cap of 500
 STEADY_S = 5.0  # traffic before the first stop and between a restart and the next stop
 SETTLE_S = 90.0  # how long the checks at the end wait for queues to drain
-REFUSED = {502, 503, 504}
+REFUSED = {502, 503}  # refused at once; a 504 (no answer in time) counts as unknown
 # The daemons each kind of write reaches (notification and search through the events it causes).
 REACHES = {"register": {"auth", "notification", "search"}, "follow": {"auth", "publication", "notification"},
            "upload": {"resize-image"}, "post": {"publication", "resize-image", "notification", "search"},
@@ -75,7 +75,7 @@ class Record:
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.users = {}  # username -> star it follows (None until the follow is accepted)
+        self.users = {}  # username of each accepted registration -> the star it follows, once accepted
         self.user_ids = {}  # username -> account id
         self.tried_emails = set()  # of every registration attempted
         self.follows = {}  # star username -> [(follower username, accepted)]
@@ -109,6 +109,8 @@ class Record:
                 return True
             if r.status_code in REFUSED:
                 n["refused"] += 1
+            elif r.status_code == 504:
+                n["unknown"] += 1
             else:
                 self.unexpected.append((kind, r.status_code, r.text[:300]))
             return False
