@@ -12,6 +12,8 @@ APT_PACKAGES=(
 	libh2o-evloop-dev libjwt-dev libvips-dev libglib2.0-dev libcurl4-openssl-dev libcjson-dev
 	libsodium-dev uuid-dev libsqlite3-dev rabbitmq-server libcriterion-dev
 	nghttp2-client wrk hyperfine clang-format openssl curl python3-venv
+	# deploy/local/stack.sh: the broker definitions with their local passwords
+	jq
 	# tests/fuzz: libFuzzer
 	clang libclang-rt-14-dev
 	# bench/media: GNU time for peak RSS, ImageMagick (WebP is a hard dependency) as the reference

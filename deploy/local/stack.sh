@@ -46,7 +46,11 @@ MAILDIR=$VAR/mail # smtp-sink's messages: N.eml and N.json
 
 # No trailing slash: rabbitmq-c's amqp_parse_url reads ".../" as the empty vhost "" (our mq_new
 # maps that to "/", but amqp-tools and other clients would be refused with 530 NOT_ALLOWED).
+# guest (administrator, loopback only) is the local stacks' own: the tests, the management UI
+# and bin/queues use it. Each daemon connects as its own user (daemon_amqp_url).
 AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT
+# The broker's users, permissions, exchanges, queues and policies: the file production loads.
+DEFINITIONS=$ROOT/deploy/rabbitmq/definitions.json
 DIST_ERL_ARGS='-kernel inet_dist_use_interface {127,0,0,1}'
 
 # Daemons with a fixed admin port: ADMIN_BASE+1 is auth, +2 resize-image, and so on;
@@ -358,6 +362,7 @@ require_infra_bins() {
 	[[ -z $SMTP_PORT ]] || require_bin "$PYTHON" "the Python venv: make deps"
 	[[ -z $FCM_PORT ]] || require_bin "$BIN/fcm-fake" "build it: make binaries (SAN=1 for the test stack), or set STACK_BIN"
 	command -v curl >/dev/null || die "missing curl (make deps)"
+	command -v jq >/dev/null || die "missing jq (make deps)"
 }
 
 require_suite_bins() {
@@ -389,11 +394,14 @@ start_rabbitmq() {
 		local p
 		for p in "$AMQP_PORT" "$MGMT_PORT" "$DIST_PORT"; do require_free_port rabbitmq "$p"; done
 		mkdir -p "$RMQ/mnesia" "$RMQ/log"
+		write_local_definitions
 		cat >"$RMQ/rabbitmq.conf" <<EOF
 # Written by deploy/local/stack.sh at each start.
 listeners.tcp.default = 127.0.0.1:$AMQP_PORT
 management.tcp.ip = 127.0.0.1
 management.tcp.port = $MGMT_PORT
+# Imported at every boot, before the listeners open (deploy/rabbitmq/definitions.json + local passwords).
+load_definitions = $RMQ/definitions.json
 EOF
 		echo '[rabbitmq_management].' >"$RMQ/enabled_plugins"
 		# Our own (empty) env file, so /etc/rabbitmq/rabbitmq-env.conf is not read.
@@ -420,6 +428,32 @@ EOF
 	local t0=$SECONDS
 	wait_for rabbitmq "$INFRA_TIMEOUT" "AMQP on $AMQP_PORT and the management API on $MGMT_PORT" rabbitmq_ready
 	log "rabbitmq: ready ($((SECONDS - t0))s)"
+}
+
+# The local password of a broker user of the definitions: a development value, never a secret
+# (the broker listens on 127.0.0.1 only; production sets real ones, deploy/rabbitmq/README.md).
+amqp_password() { printf 'local-%s' "$1"; }
+
+# The daemon's (or the gateway's) AMQP_URL: its own user of the definitions, guest for a daemon
+# that has none there.
+daemon_amqp_url() {
+	if jq -e --arg u "$1" 'any(.users[]; .name == $u)' "$DEFINITIONS" >/dev/null; then
+		printf 'amqp://%s:%s@127.0.0.1:%s' "$1" "$(amqp_password "$1")" "$AMQP_PORT"
+	else
+		warn "$1: no broker user in $DEFINITIONS; it connects as guest"
+		printf '%s' "$AMQP_URL"
+	fi
+}
+
+# What the local node loads at boot (load_definitions): deploy/rabbitmq/definitions.json as it is,
+# plus each user's local password and the local administrator guest/guest (the definitions carry
+# no passwords, and a node that loads definitions at boot creates no guest of its own).
+write_local_definitions() {
+	jq '.users |= map(. + {password: ("local-" + .name)})
+	    | .users += [{name: "guest", password: "guest", tags: "administrator"}]
+	    | .permissions += [{user: "guest", vhost: "/", configure: ".*", write: ".*", read: ".*"}]' \
+		"$DEFINITIONS" >"$RMQ/definitions.json.tmp" || die "cannot read $DEFINITIONS"
+	mv "$RMQ/definitions.json.tmp" "$RMQ/definitions.json"
 }
 
 rabbitmqctl_cmd() {
@@ -629,7 +663,7 @@ start_daemon() {
 		"${mail_env[@]}" \
 		"${fcm_env[@]}" \
 		LOG_LEVEL="${LOG_LEVEL:-info}" \
-		AMQP_URL="$AMQP_URL" \
+		AMQP_URL="$(daemon_amqp_url "$name")" \
 		ADMIN_LISTEN="127.0.0.1:$port" \
 		"${upper}_MONGO_URI=mongodb://127.0.0.1:$MONGO_PORT/${name//-/_}" \
 		JWT_PRIVATE_KEY_FILE="$KEYS/jwt-private.pem" \
@@ -653,7 +687,7 @@ start_gateway() {
 		GATEWAY_TLS_CERT_FILE="$KEYS/tls.crt" \
 		GATEWAY_TLS_KEY_FILE="$KEYS/tls.key" \
 		JWT_PUBLIC_KEY_FILE="$KEYS/jwt-public.pem" \
-		AMQP_URL="$AMQP_URL" \
+		AMQP_URL="$(daemon_amqp_url gateway)" \
 		MEDIA_DIR="$MEDIA" \
 		-- "$BIN/gateway"
 }
