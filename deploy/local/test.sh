@@ -42,7 +42,7 @@ while IFS= read -r t; do
 done < <(find build/asan/tests -type f -name 'test_*' -perm -u+x | sort)
 
 # Each libFuzzer target on a copy of its seed corpus (what it finds stays in $STACK_VAR, not the repo).
-FUZZ_SECONDS="${FUZZ_SECONDS:-10}"
+FUZZ_SECONDS="${FUZZ_SECONDS:-5}"
 echo "== fuzzing (libFuzzer, $FUZZ_SECONDS s per target)"
 while IFS= read -r t; do
     name="${t#build/asan/fuzz/fuzz_}"

@@ -49,7 +49,7 @@ THREADS = 6
 FANS_PER_STAR = 2
 ROUND_S = 0.6  # a thread's round (7 writes) at most this often
 MAX_ROUNDS = 140  # per thread: a star's inbox (3 notifications a round) stays under its cap of 500
-STEADY_S = 5.0  # traffic before the first stop and between a restart and the next stop
+STEADY_S = 3.0  # traffic before the first stop and between a restart and the next stop
 SETTLE_S = 90.0  # how long the checks at the end wait for queues to drain
 REFUSED = {502, 503}  # refused at once; a 504 (no answer in time) counts as unknown
 # The daemons each kind of write reaches (notification and search through the events it causes).
