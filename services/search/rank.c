@@ -220,7 +220,7 @@ static void rank__bm25(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_co
     for (int k = 0; k < ninst; k++) {
         int p, c, o;
         if (api->xInst(fts, k, &p, &c, &o) == SQLITE_OK && p < q->nphrase)
-            tf[p] += 1 + c < nval ? sqlite3_value_double(val[1 + c]) : 1.0;
+            tf[p] += (1 + c < nval) ? sqlite3_value_double(val[1 + c]) : 1.0; /* the column's weight */
     }
     int len = 0;
     api->xColumnSize(fts, -1, &len);
