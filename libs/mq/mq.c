@@ -357,8 +357,8 @@ static int mq__declare(mq_t *mq)
             if (mq__declare_queue(mq, d->name, d->exclusive, d->kind != MQ__DECL_TOPIC || !d->exclusive))
                 return MQ_EDOWN;
             for (char **k = d->keys; k != NULL && *k != NULL; k++) {
-                amqp_queue_bind(mq->conn, MQ__CHANNEL, amqp_cstring_bytes(d->name), amqp_cstring_bytes(exchange),
-                                amqp_cstring_bytes(*k), amqp_empty_table);
+                amqp_queue_bind(mq->conn, MQ__CHANNEL, amqp_cstring_bytes(d->name),
+                                amqp_cstring_bytes(exchange), amqp_cstring_bytes(*k), amqp_empty_table);
                 if (mq__check(mq, "bind event queue"))
                     return MQ_EDOWN;
             }
@@ -826,7 +826,8 @@ static void mq__dispatch(mq_t *mq, amqp_envelope_t *env)
             break;
         case MQ_HOLD:
             if (!mq->settle_later) {
-                log_error(d.m.request_id, "amqp: MQ_HOLD on %s, which does not settle later: requeued", c->queue);
+                log_error(d.m.request_id, "amqp: MQ_HOLD on %s, which does not settle later: requeued",
+                          c->queue);
                 st = mq__flush_acks(mq);
                 if (st == 0)
                     st = amqp_basic_reject(mq->conn, env->channel, env->delivery_tag, 1);

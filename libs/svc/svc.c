@@ -205,8 +205,10 @@ int svc_main(int argc, char **argv, const svc_def_t *def, const cfg_var_t *table
     started_hook = 1;
     for (long i = 0; i < svc.nworkers; i++) {
         svc__worker_t *w = &svc.workers[i];
-        mq_conf_t mc = {
-            .url = conf->amqp_url, .app_id = def->name, .prefetch = def->prefetch, .max_retries = def->max_retries};
+        mq_conf_t mc = {.url = conf->amqp_url,
+                        .app_id = def->name,
+                        .prefetch = def->prefetch,
+                        .max_retries = def->max_retries};
         w->svc = &svc;
         w->mq = mq_new(&mc);
         if (w->mq == NULL) {

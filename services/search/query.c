@@ -49,7 +49,8 @@ static char *query__q(const mq_message_t *req, mq_reply_t *r, char *buf, size_t 
     else if ((q = query__trim(buf))[0] == '\0')
         why = "must not be empty";
     else if ((size_t)g_utf8_strlen(q, -1) > max_chars)
-        why = max_chars == QUERY_MAX_CHARS ? "must be at most 512 characters" : "must be at most 100 characters";
+        why = max_chars == QUERY_MAX_CHARS ? "must be at most 512 characters"
+                                           : "must be at most 100 characters";
     if (why == NULL)
         return q;
     cJSON *errors = cJSON_CreateObject();
@@ -204,11 +205,12 @@ static void query__posts(search_worker_t *w, query__run_t *q, const char *me, co
     }
     /* total: the matches, less those of hidden authors, counted up to SEARCH_TOTAL_MAX (the
      * newest first: counting every post of a common word costs more than the page) */
-    if (query__prepare(q, hides ? "SELECT count(*) FROM (SELECT rowid AS rid FROM posts_fts WHERE posts_fts MATCH ?2"
-                                  " AND NOT EXISTS (SELECT 1 FROM posts p WHERE p.rid = posts_fts.rowid AND p.author IN "
-                                  QUERY__HIDDEN ") ORDER BY rowid DESC LIMIT ?3)"
-                                : "SELECT count(*) FROM (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?2"
-                                  " ORDER BY rowid DESC LIMIT ?3)")) {
+    if (query__prepare(
+            q, hides ? "SELECT count(*) FROM (SELECT rowid AS rid FROM posts_fts WHERE posts_fts MATCH ?2"
+                       " AND NOT EXISTS (SELECT 1 FROM posts p WHERE p.rid = posts_fts.rowid AND p.author "
+                       "IN " QUERY__HIDDEN ") ORDER BY rowid DESC LIMIT ?3)"
+                     : "SELECT count(*) FROM (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?2"
+                       " ORDER BY rowid DESC LIMIT ?3)")) {
         if (hides)
             sqlite3_bind_text(q->st, 1, me, -1, SQLITE_STATIC);
         sqlite3_bind_text(q->st, 2, match, -1, SQLITE_STATIC);
@@ -218,9 +220,11 @@ static void query__posts(search_worker_t *w, query__run_t *q, const char *me, co
     /* the page: the newest SEARCH_CANDIDATES matches ranked, hidden authors left out; names only
      * for the page */
     static const char page[] =
-        "SELECT r.id, r.author, r.username, coalesce(u.name, ''), r.caption, r.tags, r.thumb, r.created, r.edited,"
+        "SELECT r.id, r.author, r.username, coalesce(u.name, ''), r.caption, r.tags, r.thumb, r.created, "
+        "r.edited,"
         " r.likes, r.comments FROM"
-        " (SELECT p.rid, p.id, p.author, p.username, p.caption, p.tags, p.thumb, p.created, p.edited, p.likes,"
+        " (SELECT p.rid, p.id, p.author, p.username, p.caption, p.tags, p.thumb, p.created, p.edited, "
+        "p.likes,"
         "   p.comments, search_rank(m.r, p.likes, p.comments, p.created, ?4) AS score"
         "  FROM (SELECT rowid AS rid, search_bm25(posts_fts, ?7, 1.0, 2.0, 1.5) AS r FROM posts_fts"
         "        WHERE posts_fts MATCH ?2"
@@ -258,9 +262,11 @@ static void query__posts(search_worker_t *w, query__run_t *q, const char *me, co
                 cJSON_AddNullToObject(o, "thumbnail_url");
             else
                 cJSON_AddStringToObject(o, "thumbnail_url", query__text(st, 6));
-            cJSON_AddNumberToObject(o, "like_count", (double)(sqlite3_column_int64(st, 9) > 0 ? sqlite3_column_int64(st, 9) : 0));
-            cJSON_AddNumberToObject(o, "comment_count",
-                                    (double)(sqlite3_column_int64(st, 10) > 0 ? sqlite3_column_int64(st, 10) : 0));
+            cJSON_AddNumberToObject(
+                o, "like_count", (double)(sqlite3_column_int64(st, 9) > 0 ? sqlite3_column_int64(st, 9) : 0));
+            cJSON_AddNumberToObject(
+                o, "comment_count",
+                (double)(sqlite3_column_int64(st, 10) > 0 ? sqlite3_column_int64(st, 10) : 0));
             query__add_time(o, "created_at", sqlite3_column_int64(st, 7));
             query__add_time(o, "edited_at", sqlite3_column_int64(st, 8));
             cJSON_AddItemToArray(items, o);
@@ -274,8 +280,9 @@ static void query__users(search_worker_t *w, query__run_t *q, const char *me, co
 {
     char *match = words_users_match(words);
     char *exact = g_ascii_strdown(words->w[0].text, -1);
-    if (query__prepare(q, "SELECT count(*) FROM (SELECT u.rid FROM users_fts f JOIN users u ON u.rid = f.rowid"
-                          " WHERE users_fts MATCH ?2 AND u.id NOT IN " QUERY__HIDDEN " LIMIT ?3)")) {
+    if (query__prepare(q,
+                       "SELECT count(*) FROM (SELECT u.rid FROM users_fts f JOIN users u ON u.rid = f.rowid"
+                       " WHERE users_fts MATCH ?2 AND u.id NOT IN " QUERY__HIDDEN " LIMIT ?3)")) {
         sqlite3_bind_text(q->st, 1, me, -1, SQLITE_STATIC);
         sqlite3_bind_text(q->st, 2, match, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q->st, 3, SEARCH_TOTAL_MAX);
@@ -306,8 +313,8 @@ static void query__users(search_worker_t *w, query__run_t *q, const char *me, co
 }
 
 /* Tags starting with prefix (folded): the exact one first (exact_first), then the most used. */
-static void query__tags(query__run_t *q, const char *prefix, int exact_first, long limit, long offset, cJSON *items,
-                        long *total)
+static void query__tags(query__run_t *q, const char *prefix, int exact_first, long limit, long offset,
+                        cJSON *items, long *total)
 {
     char *end = query__prefix_end(prefix);
     if (query__prepare(q, "SELECT count(*) FROM tags WHERE tag >= ?1 AND tag < ?2")) {
@@ -315,8 +322,9 @@ static void query__tags(query__run_t *q, const char *prefix, int exact_first, lo
         sqlite3_bind_text(q->st, 2, end, -1, SQLITE_STATIC);
         *total = query__count(q);
     }
-    if (*total > offset && query__prepare(q, "SELECT tag, posts FROM tags WHERE tag >= ?1 AND tag < ?2"
-                                             " ORDER BY tag = ?1 AND ?5 DESC, posts DESC, tag LIMIT ?3 OFFSET ?4")) {
+    if (*total > offset &&
+        query__prepare(q, "SELECT tag, posts FROM tags WHERE tag >= ?1 AND tag < ?2"
+                          " ORDER BY tag = ?1 AND ?5 DESC, posts DESC, tag LIMIT ?3 OFFSET ?4")) {
         sqlite3_bind_text(q->st, 1, prefix, -1, SQLITE_STATIC);
         sqlite3_bind_text(q->st, 2, end, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q->st, 3, limit);

@@ -5,8 +5,9 @@
  * count the rows that hold it: 29 ms for a word in 700,000 posts however few rows are ranked.
  * search_bm25() takes those counts as an argument instead (rank_terms_t): the query finds them in
  * a cache of this copy, counted once and again after RANK_DF_TTL_MS (they change slowly, and a
- * weight a few minutes old ranks the same; beyond RANK_DF_COUNT_MAX rows, estimated), and only when the query has two phrases or more (with
- * one, its weight is a constant factor of every score: the order does not depend on it). */
+ * weight a few minutes old ranks the same; beyond RANK_DF_COUNT_MAX rows, estimated), and only when the query
+ * has two phrases or more (with one, its weight is a constant factor of every score: the order does not
+ * depend on it). */
 #include <glib.h>
 #include <math.h>
 #include <string.h>
@@ -228,7 +229,8 @@ static void rank__bm25(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_co
     for (int i = 0; i < q->nphrase; i++)
         score += q->idf[i] * tf[i] * (RANK_K1 + 1) / (tf[i] + norm);
     if (t != NULL && t->ordered && q->nphrase >= 2) {
-        double w = 1 < nval ? sqlite3_value_double(val[1]) : 1.0, f = w * rank__in_order(api, fts, q->nphrase, 0);
+        double w = 1 < nval ? sqlite3_value_double(val[1]) : 1.0,
+               f = w * rank__in_order(api, fts, q->nphrase, 0);
         score += q->idf_ordered * f * (RANK_K1 + 1) / (f + norm);
     }
     sqlite3_result_double(ctx, score);
@@ -254,7 +256,8 @@ static void rank__users(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     (void)argc;
     double relevance = sqlite3_value_double(argv[0]);
     double followers = fmax(0, sqlite3_value_double(argv[1]));
-    sqlite3_result_double(ctx, relevance * (1 + 0.25 * log1p(followers)) * (sqlite3_value_int(argv[2]) ? 10 : 1));
+    sqlite3_result_double(ctx,
+                          relevance * (1 + 0.25 * log1p(followers)) * (sqlite3_value_int(argv[2]) ? 10 : 1));
 }
 
 /* FTS5's API of db (NULL when FTS5 is missing). */
@@ -277,7 +280,8 @@ int rank_register(sqlite3 *db)
     if (fts5 == NULL || fts5->iVersion < 2 ||
         fts5->xCreateFunction(fts5, "search_bm25", NULL, rank__bm25, NULL) != SQLITE_OK ||
         sqlite3_create_function(db, "search_rank", 5, flags, NULL, rank__posts, NULL, NULL) != SQLITE_OK ||
-        sqlite3_create_function(db, "search_rank_user", 3, flags, NULL, rank__users, NULL, NULL) != SQLITE_OK) {
+        sqlite3_create_function(db, "search_rank_user", 3, flags, NULL, rank__users, NULL, NULL) !=
+            SQLITE_OK) {
         log_error(NULL, "search: the ranking functions could not be registered: %s", sqlite3_errmsg(db));
         return -1;
     }

@@ -20,9 +20,11 @@ static void setup(void)
     cr_assert_eq(rank_register(db), 0);
     /* as index.c makes them: the FTS table's content in posts */
     exec("CREATE TABLE posts(rid INTEGER PRIMARY KEY, caption TEXT, tags TEXT, username TEXT)");
-    exec("CREATE VIRTUAL TABLE posts_fts USING fts5(caption, tags, username, content='posts', content_rowid='rid',"
+    exec("CREATE VIRTUAL TABLE posts_fts USING fts5(caption, tags, username, content='posts', "
+         "content_rowid='rid',"
          " tokenize=\"" SEARCH_FTS_TOKENIZE "\")");
-    exec("CREATE TRIGGER posts_ai AFTER INSERT ON posts BEGIN INSERT INTO posts_fts(rowid, caption, tags, username)"
+    exec("CREATE TRIGGER posts_ai AFTER INSERT ON posts BEGIN INSERT INTO posts_fts(rowid, caption, tags, "
+         "username)"
          " VALUES (new.rid, new.caption, new.tags, new.username); END");
 }
 
@@ -34,8 +36,8 @@ static void teardown(void)
 static void post(sqlite3_int64 rowid, const char *caption, const char *tags)
 {
     sqlite3_stmt *st;
-    sqlite3_prepare_v2(db, "INSERT INTO posts(rid, caption, tags, username) VALUES (?1, ?2, ?3, 'someone')", -1,
-                       &st, NULL);
+    sqlite3_prepare_v2(db, "INSERT INTO posts(rid, caption, tags, username) VALUES (?1, ?2, ?3, 'someone')",
+                       -1, &st, NULL);
     sqlite3_bind_int64(st, 1, rowid);
     sqlite3_bind_text(st, 2, caption, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, tags, -1, SQLITE_STATIC);
