@@ -157,19 +157,11 @@ int list_run(queues_t *q, char *err, size_t errlen)
     cJSON *answer = NULL;
     list_row_t *rows = NULL;
     int rc;
-    int mrc = mgmt_request(q->mgmt, path, NULL, &answer, err, errlen);
-    if (mrc == MGMT_ENOTFOUND) {
+    int mrc = mgmt_list(q->mgmt, path, NULL, &answer, err, errlen);
+    if (mrc == MGMT_ENOTFOUND)
         snprintf(err, errlen, "QUEUES_VHOST: no vhost %s", q->vhost);
-        rc = QUEUES_EXIT_REFUSED;
-        goto out;
-    }
     if (mrc != MGMT_OK) {
-        rc = QUEUES_EXIT_FAILED;
-        goto out;
-    }
-    if (!cJSON_IsArray(answer)) {
-        snprintf(err, errlen, "management API: the answer to GET %s is not a list", path);
-        rc = QUEUES_EXIT_FAILED;
+        rc = mrc == MGMT_ENOTFOUND ? QUEUES_EXIT_REFUSED : QUEUES_EXIT_FAILED;
         goto out;
     }
     rows = xcalloc((size_t)cJSON_GetArraySize(answer) + 1, sizeof(*rows));

@@ -184,6 +184,19 @@ out:
     return rc;
 }
 
+int mgmt_list(mgmt_t *m, const char *path, const cJSON *body, cJSON **out, char *err, size_t errlen)
+{
+    int rc = mgmt_request(m, path, body, out, err, errlen);
+    if (rc == MGMT_OK && !cJSON_IsArray(*out)) {
+        mgmt__err(err, errlen, "management API: the answer to %s %s is not a list", body ? "POST" : "GET",
+                  path);
+        cJSON_Delete(*out);
+        *out = NULL;
+        rc = MGMT_EANSWER;
+    }
+    return rc;
+}
+
 int mgmt_queue(mgmt_t *m, const char *queue, cJSON **out, char *err, size_t errlen)
 {
     char *path = mgmt_path(m, "queues", queue, NULL);

@@ -222,19 +222,11 @@ int peek_run(queues_t *q, const char *dlq, long count, char *err, size_t errlen)
     cJSON_AddStringToObject(req, "ackmode", "ack_requeue_true");
     cJSON_AddStringToObject(req, "encoding", "base64");
     cJSON_AddNumberToObject(req, "truncate", q->json ? PEEK_BODY_JSON : PEEK_BODY_TEXT);
-    int mrc = mgmt_request(q->mgmt, path, req, &answer, err, errlen);
-    if (mrc == MGMT_ENOTFOUND) {
+    int mrc = mgmt_list(q->mgmt, path, req, &answer, err, errlen);
+    if (mrc == MGMT_ENOTFOUND)
         snprintf(err, errlen, "no queue %s in vhost %s", dlq, q->vhost);
-        rc = QUEUES_EXIT_REFUSED;
-        goto out;
-    }
     if (mrc != MGMT_OK) {
-        rc = QUEUES_EXIT_FAILED;
-        goto out;
-    }
-    if (!cJSON_IsArray(answer)) {
-        snprintf(err, errlen, "management API: the answer to POST %s is not a list", path);
-        rc = QUEUES_EXIT_FAILED;
+        rc = mrc == MGMT_ENOTFOUND ? QUEUES_EXIT_REFUSED : QUEUES_EXIT_FAILED;
         goto out;
     }
 

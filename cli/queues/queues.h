@@ -52,6 +52,9 @@ char *mgmt_path(mgmt_t *m, const char *collection, const char *name, const char 
  * answer), or a negative MGMT_E* with err filled: one line that names what failed and where. */
 int mgmt_request(mgmt_t *m, const char *path, const cJSON *body, cJSON **out, char *err, size_t errlen);
 
+/* mgmt_request whose answer must be a JSON list: MGMT_EANSWER (err filled, *out NULL) otherwise. */
+int mgmt_list(mgmt_t *m, const char *path, const cJSON *body, cJSON **out, char *err, size_t errlen);
+
 /* GET /queues/{vhost}/{queue} (404: MGMT_ENOTFOUND with "no queue X in vhost V"). */
 int mgmt_queue(mgmt_t *m, const char *queue, cJSON **out, char *err, size_t errlen);
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "core/core.h"
 #include "log/log.h"
@@ -434,6 +435,31 @@ fail:
 const char *mq_last_error(const mq_t *mq)
 {
     return mq->last_error[0] != '\0' ? mq->last_error : "no error recorded";
+}
+
+int mq_wait_for_broker(const mq_conf_t *conf, long timeout_ms, const sigset_t *stop, char *err, size_t errlen)
+{
+    mq_t *probe = mq_new(conf);
+    if (probe == NULL) {
+        snprintf(err, errlen, "does not parse (amqp://user:password@host:port/vhost expected)");
+        return -1;
+    }
+    uint64_t deadline = core_now_ms() + (uint64_t)timeout_ms;
+    int rc;
+    while ((rc = mq_connect(probe)) != 0 && core_now_ms() < deadline) {
+        struct timespec pause = {.tv_sec = 1};
+        if (stop == NULL) {
+            nanosleep(&pause, NULL);
+        } else if (sigtimedwait(stop, NULL, &pause) > 0) {
+            snprintf(err, errlen, "a signal came while waiting for the broker");
+            break;
+        }
+    }
+    if (rc != 0 && core_now_ms() >= deadline)
+        snprintf(err, errlen, "no broker accepted a connection in %ld s: %s", timeout_ms / 1000,
+                 mq_last_error(probe));
+    mq_free(probe);
+    return rc == 0 ? 0 : -1;
 }
 
 int mq_connect(mq_t *mq)

@@ -11,6 +11,7 @@
 #define MQ_H
 
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 
 /* Exchanges of DESIGN.md. */
@@ -87,6 +88,12 @@ int mq_connected(const mq_t *mq);
 /* Why the last connection attempt failed ("connect to host:port: ...", "login to ... as user: ...";
  * never the password), borrowed until the next attempt. */
 const char *mq_last_error(const mq_t *mq);
+/* A daemon's start: tries conf's broker once a second until it accepts a connection, at most
+ * timeout_ms, or until one of stop (blocked signals; NULL for none) arrives. 0 once connected (the
+ * probe connection is closed again); -1 with err filled: the URL does not parse, a signal, or
+ * "no broker accepted a connection in N s: <mq_last_error>" (never the password). */
+int mq_wait_for_broker(const mq_conf_t *conf, long timeout_ms, const sigset_t *stop, char *err,
+                       size_t errlen);
 
 /* Topology, remembered and declared on every (re)connect. The exchanges rpc and events are
  * always declared. Names and keys are copied. */

@@ -126,33 +126,6 @@ static int svc__ready(void *ud, cJSON *checks)
 
 /* ================================================================ main */
 
-/* Waits for the broker of conf->amqp_url to accept a connection, at most STARTUP_TIMEOUT, while
- * SIGTERM and SIGINT (blocked, in sigs) may end the wait: a daemon pointed at no broker says so in
- * one line and exits, rather than looking alive while it retries. 0, or -1 after logging why. */
-static int svc__wait_for_broker(const svc_def_t *def, const svc_conf_t *conf, const sigset_t *sigs)
-{
-    mq_conf_t mc = {.url = conf->amqp_url, .app_id = def->name};
-    mq_t *probe = mq_new(&mc);
-    if (probe == NULL) {
-        log_error(NULL, "AMQP_URL does not parse (amqp://user:password@host:port/vhost expected)");
-        return -1;
-    }
-    uint64_t deadline = core_now_ms() + (uint64_t)conf->startup_timeout_ms;
-    int rc;
-    while ((rc = mq_connect(probe)) != 0 && core_now_ms() < deadline) {
-        struct timespec pause = {.tv_sec = 1};
-        if (sigtimedwait(sigs, NULL, &pause) > 0) {
-            log_info(NULL, "signal while waiting for the broker: stopping");
-            break;
-        }
-    }
-    if (rc != 0 && core_now_ms() >= deadline)
-        log_error(NULL, "AMQP_URL: no broker accepted a connection in %ld s (STARTUP_TIMEOUT): %s",
-                  conf->startup_timeout_ms / 1000, mq_last_error(probe));
-    mq_free(probe);
-    return rc == 0 ? 0 : -1;
-}
-
 int svc_main(int argc, char **argv, const svc_def_t *def, const cfg_var_t *table, const svc_conf_t *conf)
 {
     cfg_main(argc, argv, def->summary, table);
@@ -198,8 +171,13 @@ int svc_main(int argc, char **argv, const svc_def_t *def, const cfg_var_t *table
         log_error(NULL, "%s", err);
         goto out;
     }
-    if (svc__wait_for_broker(def, conf, &sigs) != 0)
+    /* a daemon pointed at no broker says so in one line and exits, rather than look alive while
+     * it retries */
+    mq_conf_t probe = {.url = conf->amqp_url, .app_id = def->name};
+    if (mq_wait_for_broker(&probe, conf->startup_timeout_ms, &sigs, err, sizeof(err)) != 0) {
+        log_error(NULL, "AMQP_URL (STARTUP_TIMEOUT %ld s): %s", conf->startup_timeout_ms / 1000, err);
         goto out;
+    }
     if (def->start != NULL && def->start(&svc, def->ud) != 0)
         goto out;
     started_hook = 1;

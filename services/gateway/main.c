@@ -243,20 +243,10 @@ int main(int argc, char **argv)
         return 1;
     }
     /* A gateway pointed at no broker says so and exits, rather than answering 503 to everything. */
-    uint64_t broker_deadline = core_now_ms() + (uint64_t)gw.conf.startup_timeout_ms;
-    while (!mq_rpc_client_connected(gw.rpc) && core_now_ms() < broker_deadline)
-        core_sleep_ms(100, NULL);
-    if (!mq_rpc_client_connected(gw.rpc)) {
-        mq_t *probe = mq_new(&mc); /* one more attempt of its own, for the reason */
-        if (probe != NULL && mq_connect(probe) != 0)
-            log_error(NULL, "AMQP_URL: no broker accepted a connection in %ld s (STARTUP_TIMEOUT): %s",
-                      gw.conf.startup_timeout_ms / 1000, mq_last_error(probe));
-        int late = probe != NULL && mq_connected(probe);
-        mq_free(probe);
-        if (!late) {
-            mq_rpc_client_stop(gw.rpc);
-            return 1;
-        }
+    if (mq_wait_for_broker(&mc, gw.conf.startup_timeout_ms, NULL, err, sizeof(err)) != 0) {
+        log_error(NULL, "AMQP_URL (STARTUP_TIMEOUT %ld s): %s", gw.conf.startup_timeout_ms / 1000, err);
+        mq_rpc_client_stop(gw.rpc);
+        return 1;
     }
 
     h2o_config_init(&gw.globalconf);
